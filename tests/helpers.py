@@ -1,0 +1,157 @@
+"""Shared test helpers: an in-process server on a real event loop, and a raw HTTP client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httptools
+
+from uvicorn.config import Config
+from uvicorn.worker.server import Server
+
+# Every timeout in the tests is a multiple of this; raise it on a slow machine.
+UNIT = float(os.environ.get("UVICORN_TEST_UNIT", "1"))
+
+
+def listen(host: str = "127.0.0.1") -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    sock.listen(128)
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def running_server(app: Any, **options: Any) -> AsyncIterator[RunningServer]:
+    """Serve ``app`` on 127.0.0.1 (a free port) in this event loop."""
+    options.setdefault("access_log", False)
+    config = Config(app=app, **options)
+    sock = listen()
+    server = Server(config, [sock])
+    await server.start()
+    try:
+        yield RunningServer(server, sock.getsockname()[1])
+    finally:
+        server.stop(force=True)
+        await server.shutdown()
+        sock.close()
+
+
+class RunningServer:
+    def __init__(self, server: Server, port: int) -> None:
+        self.server = server
+        self.port = port
+
+    async def connect(self) -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        return RawClient(reader, writer)
+
+    async def request(self, data: bytes) -> Response:
+        """Send ``data`` on a new connection and read one response."""
+        client = await self.connect()
+        try:
+            await client.send(data)
+            return await client.read_response()
+        finally:
+            client.close()
+
+
+class Response:
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = b""
+        self.chunked = False
+        self.complete = False
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.headers} {self.body[:100]!r}>"
+
+
+class _ResponseParser:
+    def __init__(self, head_request: bool) -> None:
+        self.responses: list[Response] = []
+        self.current = Response()
+        self.parser = httptools.HttpResponseParser(self)
+        self.head_request = head_request
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.current.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.current.status = self.parser.get_status_code()
+        self.current.chunked = self.current.header(b"transfer-encoding") == b"chunked"
+
+    def on_body(self, body: bytes) -> None:
+        self.current.body += body
+
+    def on_message_complete(self) -> None:
+        self.current.complete = True
+        self.responses.append(self.current)
+        self.current = Response()
+
+
+class RawClient:
+    """A client that writes raw bytes and parses responses with httptools."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.raw = b""  # every byte received
+        self._parser: _ResponseParser | None = None
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def read_response(self, head: bool = False) -> Response:
+        """The next complete response (``head``: it answers a HEAD request, so has no body)."""
+        if self._parser is None:
+            self._parser = _ResponseParser(head)
+        parser = self._parser
+        while not parser.responses:
+            if head and parser.current.status and b"\r\n\r\n" in self.raw:
+                parser.current.complete = True
+                parser.responses.append(parser.current)
+                break
+            data = await asyncio.wait_for(self.reader.read(65536), 5 * UNIT)
+            if not data:
+                if parser.current.status:  # close-delimited body
+                    parser.parser.feed_data(b"")
+                    parser.current.complete = True
+                    parser.responses.append(parser.current)
+                    break
+                raise ConnectionError(f"connection closed; received {self.raw!r}")
+            self.raw += data
+            parser.parser.feed_data(data)
+        response = parser.responses.pop(0)
+        if head:
+            self._parser = None
+        return response
+
+    async def read_until_closed(self) -> bytes:
+        """Everything until the server closes the connection."""
+        while True:
+            data = await asyncio.wait_for(self.reader.read(65536), 5 * UNIT)
+            if not data:
+                return self.raw
+            self.raw += data
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def get(path: str = "/", *headers: str, method: str = "GET", version: str = "1.1") -> bytes:
+    lines = [f"{method} {path} HTTP/{version}", "host: test", *list(headers)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

@@ -1,0 +1,5 @@
+import sys
+
+from uvicorn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,87 @@
+"""The command line, generated from ``Config``'s fields: each setting is written once."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, NoReturn
+
+from uvicorn.config import fields
+from uvicorn.exceptions import ConfigError, UvicornError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from uvicorn import __version__
+
+    parser = _Parser(
+        prog="uvicorn",
+        description="A lightning-fast asyncio server for Python 3.",
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "app", metavar="MODULE:ATTR", help="The app to serve, e.g. app:hello_world."
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"uvicorn {__version__} (Python {sys.version.split()[0]})",
+    )
+    for field in fields():
+        meta = field.metadata
+        flag = "--" + field.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"dest": field.name, "help": meta["help"], "default": None}
+        if field.type in ("bool", bool):
+            kwargs["action"] = argparse.BooleanOptionalAction if meta["negatable"] else "store_true"
+        else:
+            kwargs["metavar"] = meta["metavar"] or field.name.upper()
+            if meta["choices"]:
+                kwargs["choices"] = meta["choices"]
+                kwargs["metavar"] = "{" + ",".join(meta["choices"]) + "}"
+            if meta["repeatable"]:
+                kwargs["action"] = "append"
+        parser.add_argument(flag, **kwargs)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
+    """The options given on the command line, as ``uvicorn.run()`` keywords."""
+    namespace = build_parser().parse_args(argv)
+    options: dict[str, Any] = {"app": namespace.app}
+    for field in fields():
+        raw = getattr(namespace, field.name)
+        env = field.metadata["env"]
+        if raw is None and env and env in os.environ:
+            raw = os.environ[env]
+        if raw is None:
+            continue
+        parse = field.metadata["parse"]
+        if parse is not None:
+            flag = "--" + field.name.replace("_", "-")
+            try:
+                raw = [parse(item) for item in raw] if field.metadata["repeatable"] else parse(raw)
+            except ConfigError:
+                raise
+            except (TypeError, ValueError):
+                raise ConfigError(f"invalid {flag} value {raw!r}") from None
+        options[field.name] = raw
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        options = parse_args(argv)
+        from uvicorn.main import run
+
+        run(**options)
+    except UvicornError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

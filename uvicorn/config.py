@@ -1,0 +1,317 @@
+"""Every setting, written once: a frozen dataclass of plain values.
+
+The command line (``cli.py``) is generated from these fields, and ``uvicorn.run(app, **options)``
+takes the same names, so a setting is added in exactly one place. Validation raises
+``ConfigError`` naming the flag and the bad value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from uvicorn.exceptions import ConfigError
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+INTERFACES = ("auto", "messaging", "asgi3", "asgi2")
+LIFESPAN_MODES = ("auto", "on", "off")
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def option(
+    default: Any = None,
+    *,
+    help: str,
+    metavar: str | None = None,
+    choices: tuple[str, ...] | None = None,
+    parse: Callable[[str], Any] | None = None,
+    repeatable: bool = False,
+    negatable: bool = False,
+    env: str | None = None,
+) -> Any:
+    """Declare a setting; the metadata is what ``cli.py`` turns into a flag."""
+    metadata = {
+        "help": help,
+        "metavar": metavar,
+        "choices": choices,
+        "parse": parse,
+        "repeatable": repeatable,
+        "negatable": negatable,
+        "env": env,
+    }
+    if repeatable:
+        return field(default_factory=list, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class BindSpec:
+    """One listening address: ``tcp`` (host, port), ``unix`` (path) or ``fd`` (an open socket)."""
+
+    kind: str
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    fd: int = -1
+
+    def __str__(self) -> str:
+        if self.kind == "unix":
+            return f"unix:{self.path}"
+        if self.kind == "fd":
+            return f"fd://{self.fd}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_bind(address: str) -> BindSpec:
+    """Parse ``HOST:PORT``, ``[IPV6]:PORT``, ``unix:PATH`` or ``fd://N``."""
+    problem = (
+        f"invalid bind address {address!r}: expected HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N"
+    )
+    if address.startswith("unix:"):
+        path = address[len("unix:") :]
+        if not path:
+            raise ConfigError(problem)
+        return BindSpec("unix", path=path)
+    if address.startswith("fd://"):
+        text = address[len("fd://") :]
+        if not text.isdigit():
+            raise ConfigError(problem)
+        return BindSpec("fd", fd=int(text))
+    match = re.fullmatch(
+        r"\[([0-9A-Fa-f:.%a-zA-Z]+)\]:(\d+)|([^:\[\]]*):(\d+)|([^:\[\]]+)", address
+    )
+    if match is None:
+        raise ConfigError(problem)
+    if match.group(1) is not None:
+        host, port_text = match.group(1), match.group(2)
+        try:
+            ipaddress.IPv6Address(host.split("%")[0])
+        except ValueError:
+            raise ConfigError(problem) from None
+    elif match.group(3) is not None:
+        host, port_text = match.group(3) or "0.0.0.0", match.group(4)
+    else:
+        host, port_text = match.group(5), str(DEFAULT_PORT)
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"invalid port in bind address {address!r}: {port} is not in 0-65535")
+    return BindSpec("tcp", host=host, port=port)
+
+
+def _header(text: str) -> str:
+    if ":" not in text or not text.split(":", 1)[0].strip():
+        raise ConfigError(f"invalid --header {text!r}: expected NAME:VALUE")
+    return text
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError
+    return value
+
+
+def _cert_reqs(text: str) -> int:
+    names = {"none": 0, "optional": 1, "required": 2}
+    if text.lower() in names:
+        return names[text.lower()]
+    value = int(text)
+    if value not in (0, 1, 2):
+        raise ValueError
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """The server's settings. Field names are the keywords of ``uvicorn.run()``."""
+
+    app: Any = None
+    bind: list[str] = option(
+        help="Address to listen on: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N. Repeatable. "
+        f"Default: {DEFAULT_HOST}:{DEFAULT_PORT}.",
+        metavar="ADDRESS",
+        repeatable=True,
+    )
+    host: str | None = option(help=f"Bind to this host (default {DEFAULT_HOST}).", metavar="HOST")
+    port: int | None = option(help=f"Bind to this port (default {DEFAULT_PORT}).", parse=int)
+    uds: str | None = option(help="Bind to this Unix domain socket.", metavar="PATH")
+    fd: int | None = option(help="Serve on this already open socket file descriptor.", parse=int)
+    app_dir: str = option(".", help="Look for the app's module in this directory.", metavar="DIR")
+    factory: bool = option(False, help="Treat MODULE:ATTR as a factory that returns the app.")
+    interface: str = option(
+        "auto",
+        help="Application interface; 'auto' tells from the app's signature.",
+        choices=INTERFACES,
+    )
+    lifespan: str = option(
+        "auto", help="Run the ASGI lifespan protocol (ASGI apps only).", choices=LIFESPAN_MODES
+    )
+    root_path: str = option(
+        "", help="The path prefix the app is mounted at, behind a proxy.", metavar="PATH"
+    )
+    log_level: str | None = option(
+        help="Log level (default info, or what --log-config sets).", choices=LOG_LEVELS
+    )
+    access_log: bool = option(True, help="Log each request on 'uvicorn.access'.", negatable=True)
+    log_config: str | None = option(
+        help="Logging configuration: .json or .yaml (dictConfig), otherwise .ini (fileConfig).",
+        metavar="FILE",
+    )
+    timeout_keep_alive: float = option(
+        5.0,
+        help="Close idle keep-alive connections after this many seconds.",
+        parse=_non_negative_float,
+        metavar="SECONDS",
+    )
+    timeout_request_head: float = option(
+        30.0,
+        help="Answer 408 and close when a request head takes longer than this to arrive.",
+        parse=_non_negative_float,
+        metavar="SECONDS",
+    )
+    limit_concurrency: int | None = option(
+        help="Answer 503 to requests beyond this many in flight.", parse=_positive_int, metavar="N"
+    )
+    backlog: int = option(2048, help="Listen backlog.", parse=_positive_int, metavar="N")
+    limit_request_line: int = option(
+        8190, help="Longest request line, in bytes (414 beyond).", parse=_positive_int, metavar="N"
+    )
+    limit_request_fields: int = option(
+        100, help="Most header fields in a request (431 beyond).", parse=_positive_int, metavar="N"
+    )
+    limit_request_field_size: int = option(
+        8190, help="Longest header field, in bytes (431 beyond).", parse=_positive_int, metavar="N"
+    )
+    proxy_headers: bool = option(
+        True,
+        help="Trust X-Forwarded-For/-Proto and Forwarded from --forwarded-allow-ips.",
+        negatable=True,
+    )
+    forwarded_allow_ips: str = option(
+        "127.0.0.1",
+        help="Comma-separated addresses or networks whose proxy headers are trusted; '*' for all.",
+        metavar="IPS",
+        env="FORWARDED_ALLOW_IPS",
+    )
+    ssl_keyfile: str | None = option(help="TLS private key file.", metavar="FILE")
+    ssl_certfile: str | None = option(help="TLS certificate (chain) file.", metavar="FILE")
+    ssl_keyfile_password: str | None = option(help="Password of the TLS key.", metavar="PASSWORD")
+    ssl_ca_certs: str | None = option(
+        help="CA certificates to verify clients with.", metavar="FILE"
+    )
+    ssl_cert_reqs: int = option(
+        0,
+        help="Client certificates: none (0), optional (1) or required (2).",
+        parse=_cert_reqs,
+        metavar="MODE",
+    )
+    server_header: bool = option(True, help="Send 'server: uvicorn'.", negatable=True)
+    date_header: bool = option(True, help="Send a 'date' header.", negatable=True)
+    headers: list[str] = option(
+        help="Add this header to every response. Repeatable.",
+        metavar="NAME:VALUE",
+        parse=_header,
+        repeatable=True,
+    )
+    graceful_timeout: float = option(
+        30.0,
+        help="On SIGTERM/SIGINT, wait this long for in-flight requests before closing them.",
+        parse=_non_negative_float,
+        metavar="SECONDS",
+    )
+
+    def __post_init__(self) -> None:
+        if self.port is not None and not 0 <= self.port <= 65535:
+            raise ConfigError(f"invalid --port {self.port}: not in 0-65535")
+        for name, choices in (
+            ("interface", INTERFACES),
+            ("lifespan", LIFESPAN_MODES),
+            ("log_level", LOG_LEVELS),
+        ):
+            value = getattr(self, name)
+            if value is not None and value not in choices:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"invalid {flag} {value!r}: choose from {', '.join(choices)}")
+        for address in self.bind:
+            parse_bind(address)
+        for text in self.headers:
+            _header(text)
+        parse_allowed_ips(self.forwarded_allow_ips)
+        if bool(self.ssl_keyfile) != bool(self.ssl_certfile):
+            raise ConfigError("--ssl-keyfile and --ssl-certfile must be given together")
+        if self.limit_concurrency is not None and self.limit_concurrency <= 0:
+            raise ConfigError(f"invalid --limit-concurrency {self.limit_concurrency}: must be > 0")
+
+    def binds(self) -> list[BindSpec]:
+        """Every address to listen on, from --bind, --uds, --fd, --host and --port."""
+        specs = [parse_bind(address) for address in self.bind]
+        if self.uds:
+            specs.append(BindSpec("unix", path=self.uds))
+        if self.fd is not None:
+            specs.append(BindSpec("fd", fd=self.fd))
+        if self.host is not None or self.port is not None or not specs:
+            host = DEFAULT_HOST if self.host is None else self.host
+            port = DEFAULT_PORT if self.port is None else self.port
+            specs.append(BindSpec("tcp", host=host.strip("[]"), port=port))
+        return specs
+
+    @property
+    def is_ssl(self) -> bool:
+        return bool(self.ssl_certfile)
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def encoded_headers(self) -> list[tuple[bytes, bytes]]:
+        """The ``--header`` values as (lower-case name, value) byte pairs."""
+        pairs = []
+        for text in self.headers:
+            name, value = text.split(":", 1)
+            pairs.append((name.strip().lower().encode("latin-1"), value.strip().encode("latin-1")))
+        return pairs
+
+
+def parse_allowed_ips(text: str) -> list[Any]:
+    """``--forwarded-allow-ips``: addresses, networks (CIDR), '*' or Unix socket literals."""
+    entries: list[Any] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        if item == "*":
+            entries.append("*")
+            continue
+        try:
+            entries.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            if item.startswith("unix:"):
+                entries.append(item)
+            else:
+                raise ConfigError(
+                    f"invalid --forwarded-allow-ips entry {item!r}: not an address or network"
+                ) from None
+    return entries
+
+
+def fields() -> list[dataclasses.Field[Any]]:
+    """The settings that are flags (every field but ``app``)."""
+    return [f for f in dataclasses.fields(Config) if f.name != "app"]
+
+
+def env_default(f: dataclasses.Field[Any]) -> Any:
+    env = f.metadata.get("env")
+    if env and env in os.environ:
+        return os.environ[env]
+    return f.default

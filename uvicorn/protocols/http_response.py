@@ -1,0 +1,318 @@
+"""HTTP/1.1 response framing, sans I/O: the response state machine and the bytes it produces.
+
+One ``Response`` per request. ``start()`` and ``body()`` return the bytes to write, or raise:
+``TypeError``/``ValueError`` for a malformed message and ``RuntimeError`` for one sent in the
+wrong state. Both application interfaces drive this one object, so framing (RFC 9112 section 6),
+keep-alive and header validation are written once.
+"""
+
+from __future__ import annotations
+
+import enum
+import http
+import re
+from collections.abc import Iterable
+from typing import Any
+
+_STATUS_LINES = {
+    int(s): b"HTTP/1.1 %d %s\r\n" % (s, s.phrase.encode("ascii")) for s in http.HTTPStatus
+}
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(rb"[\r\n\0]")
+
+# Header names an app used before, mapped to their lower-case form: names are nearly always
+# constants, so each is validated once rather than once per response.
+_KNOWN_NAMES: dict[bytes, bytes] = {}
+_KNOWN_NAMES_MAX = 4096
+
+_CONTENT_LENGTH, _CONNECTION, _TRANSFER_ENCODING, _DATE, _SERVER = range(5)
+_SPECIAL = {
+    b"content-length": _CONTENT_LENGTH,
+    b"connection": _CONNECTION,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"date": _DATE,
+    b"server": _SERVER,
+}
+
+
+class HeaderDefaults:
+    """The headers the server adds to every response, encoded once.
+
+    The worker calls ``set_date()`` once a second; ``block`` is what most responses use whole.
+    """
+
+    __slots__ = ("server", "date", "extra", "block")
+
+    def __init__(
+        self,
+        server_header: bool = True,
+        date_header: bool = True,
+        extra: Iterable[tuple[bytes, bytes]] = (),
+    ) -> None:
+        self.server = b"server: uvicorn\r\n" if server_header else b""
+        self.date = b"" if date_header else None
+        self.extra = b"".join(b"%s: %s\r\n" % pair for pair in extra)
+        self.block = self.server + self.extra
+
+    def set_date(self, date: bytes) -> None:
+        """``date`` is an IMF-fixdate (RFC 9110 section 5.6.7)."""
+        if self.date is not None:
+            self.date = b"date: " + date + b"\r\n"
+            self.block = self.date + self.server + self.extra
+
+    def without(self, date: bool, server: bool) -> bytes:
+        """The defaults minus what the app set itself."""
+        return (
+            (b"" if date or self.date is None else self.date)
+            + (b"" if server else self.server)
+            + self.extra
+        )
+
+
+class ResponseState(enum.Enum):
+    IDLE = "idle"  # nothing sent yet (1xx interim responses leave it here)
+    STREAMING = "streaming"  # head sent, more body to come
+    DONE = "done"  # complete, or abandoned after an error
+
+
+class Response:
+    """Frames one response. ``keep_alive`` says, once done, whether the connection may be
+    reused: the request allowed it, the app did not ask to close, and the framing was kept."""
+
+    __slots__ = (
+        "state",
+        "keep_alive",
+        "status",
+        "_is_head",
+        "_http10",
+        "_chunked",
+        "_remaining",
+        "_no_body",
+        "_defaults",
+    )
+
+    def __init__(
+        self, defaults: HeaderDefaults, is_head: bool, http_version: str, keep_alive: bool
+    ) -> None:
+        self.state = ResponseState.IDLE
+        self.keep_alive = keep_alive
+        self.status = 0
+        self._is_head = is_head
+        self._http10 = http_version == "1.0"
+        self._chunked = False
+        self._remaining = -1  # bytes still owed under the app's content-length, -1 if none
+        self._no_body = is_head
+        self._defaults = defaults
+
+    def start(self, status: Any, headers: Any, content: bytes, more: bool) -> bytes:
+        """The head (and first body bytes) of the response."""
+        if self.state is not ResponseState.IDLE:
+            raise RuntimeError(
+                f"response already started (state {self.state.value}): "
+                "only 'content' and 'more_content' may follow"
+            )
+        if type(status) is not int:
+            status = _check_status_type(status)
+        if status < 200 or status > 599:
+            if status < 100 or status > 599 or status == 101:
+                raise ValueError(f"invalid status {status!r}: must be 100-599, other than 101")
+            return self._interim(status, headers)
+        block, content_length, has_date, close = _encode_headers(headers)
+        no_body = self._no_body = self._is_head or status == 204 or status == 304
+        keep_alive = self.keep_alive and not close
+        if content_length >= 0:
+            if not no_body:
+                if len(content) > content_length or (not more and len(content) < content_length):
+                    raise ValueError(
+                        f"content-length is {content_length} but the response "
+                        f"{'has' if not more else 'starts with'} {len(content)} bytes"
+                    )
+                self._remaining = content_length - len(content)
+            framing = b""
+        elif not more:
+            if status == 204 or status == 304 or (no_body and not content):
+                framing = b""  # a HEAD answered without its body: the length is unknown
+            else:
+                framing = b"content-length: %d\r\n" % len(content)
+        elif self._http10:
+            framing = b""  # close-delimited (RFC 9112 section 6.3, rule 8)
+            keep_alive = False
+        else:
+            framing = b"" if status == 204 or status == 304 else b"transfer-encoding: chunked\r\n"
+            self._chunked = not no_body
+        if not keep_alive:
+            if not close:
+                framing += b"connection: close\r\n"
+        elif self._http10:
+            framing += b"connection: keep-alive\r\n"
+        self.keep_alive = keep_alive
+        self.status = status
+        self.state = ResponseState.STREAMING if more else ResponseState.DONE
+        defaults = self._defaults
+        if has_date:
+            prefix = defaults.without(date=bool(has_date & 1), server=bool(has_date & 2))
+        else:
+            prefix = defaults.block
+        line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
+        head = line + prefix + block + framing + b"\r\n"
+        if no_body or not content:
+            if self._chunked and not more:
+                return head + b"0\r\n\r\n"
+            return head
+        if self._chunked:
+            return (
+                head + b"%x\r\n" % len(content) + content + (b"\r\n" if more else b"\r\n0\r\n\r\n")
+            )
+        return head + content
+
+    def body(self, content: bytes, more: bool) -> bytes:
+        """The next piece of the body."""
+        state = self.state
+        if state is not ResponseState.STREAMING:
+            if state is ResponseState.IDLE:
+                raise RuntimeError(
+                    "response body sent before the response started "
+                    "(the first message needs a 'status')"
+                )
+            raise RuntimeError("response already completed: nothing more can be sent")
+        if not more:
+            self.state = ResponseState.DONE
+        if self._no_body:
+            return b""
+        if self._remaining >= 0:
+            remaining = self._remaining - len(content)
+            if remaining < 0 or (not more and remaining > 0):
+                self.state = ResponseState.DONE
+                self.keep_alive = False
+                sent = self._remaining
+                raise RuntimeError(
+                    f"response body does not match its content-length: "
+                    f"{sent} bytes were still owed, {len(content)} sent"
+                    + ("" if remaining < 0 else " in the last message")
+                )
+            self._remaining = remaining
+            return content
+        if self._chunked:
+            if not content:
+                return b"" if more else b"0\r\n\r\n"
+            return b"%x\r\n" % len(content) + content + (b"\r\n" if more else b"\r\n0\r\n\r\n")
+        return content
+
+    def abandon(self) -> None:
+        """The response cannot be completed: the connection must be closed."""
+        self.state = ResponseState.DONE
+        self.keep_alive = False
+
+    def _interim(self, status: int, headers: Any) -> bytes:
+        # RFC 9110 section 15.2: a server MUST NOT send a 1xx response to an HTTP/1.0 client.
+        block, _, _, _ = _encode_headers(headers)
+        if self._http10:
+            return b""
+        line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
+        return line + block + b"\r\n"
+
+
+def simple_response(
+    defaults: HeaderDefaults, status: int, text: str = "", head: bool = False
+) -> bytes:
+    """A complete plain-text response that closes the connection (errors, 503s); ``head``
+    leaves out the body, as the answer to a HEAD request must."""
+    body = (text or http.HTTPStatus(status).phrase).encode("utf-8") + b"\n"
+    return (
+        _STATUS_LINES[status]
+        + defaults.block
+        + b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+        + b"content-length: %d\r\n\r\n" % len(body)
+        + (b"" if head else body)
+    )
+
+
+def _check_status_type(status: Any) -> int:
+    if isinstance(status, int) and not isinstance(status, bool):
+        return int(status)
+    raise TypeError(f"invalid status {status!r}: must be an int, got {type(status).__name__}")
+
+
+def _encode_headers(headers: Any) -> tuple[bytes, int, int, bool]:
+    """Encode the app's headers; return (block, content-length or -1, date/server flags, close).
+
+    The fast path trusts the shape and checks the whole block at once: one CR and one LF per
+    line and no NUL means no header smuggled a line break. Anything odd is diagnosed slowly.
+    """
+    lines = []
+    content_length = -1
+    has = 0  # 1: the app set 'date'; 2: the app set 'server'
+    close = False
+    try:
+        for name, value in headers:
+            lower = _KNOWN_NAMES.get(name)
+            if lower is None:
+                lower = _learn_name(name)
+            special = _SPECIAL.get(lower)
+            if special is not None:
+                if special == _CONTENT_LENGTH:
+                    length = _parse_content_length(value)
+                    if content_length >= 0 and length != content_length:
+                        raise ValueError(
+                            f"conflicting content-length headers: {content_length} and {length}"
+                        )
+                    content_length = length
+                elif special == _CONNECTION:
+                    close = close or b"close" in bytes(value).lower()
+                elif special == _TRANSFER_ENCODING:
+                    continue  # framing is the server's job (RFC 9112 section 6.1)
+                elif special == _DATE:
+                    has |= 1
+                else:
+                    has |= 2
+            lines.append(b"%b: %b\r\n" % (name, value))
+    except (TypeError, ValueError) as exc:
+        raise _diagnose(headers) or exc from None
+    block = b"".join(lines)
+    count = len(lines)
+    if block.count(b"\n") != count or block.count(b"\r") != count or b"\0" in block:
+        raise _diagnose(headers) or ValueError("invalid header value")
+    return block, content_length, has, close
+
+
+def _learn_name(name: Any) -> bytes:
+    if not isinstance(name, bytes):
+        raise TypeError(f"invalid header name {name!r}: must be bytes, got {type(name).__name__}")
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"invalid header name {name!r}: not an HTTP token (RFC 9110 5.1)")
+    lower = name.lower()
+    if len(_KNOWN_NAMES) < _KNOWN_NAMES_MAX:
+        _KNOWN_NAMES[name] = lower
+    return lower
+
+
+def _parse_content_length(value: Any) -> int:
+    text = bytes(value)
+    if not text.isdigit():
+        raise ValueError(f"invalid content-length header {value!r}: must be digits")
+    return int(text)
+
+
+def _diagnose(headers: Any) -> Exception | None:
+    """A precise error for headers that failed the fast path, naming the bad item."""
+    if not isinstance(headers, (list, tuple)):
+        return TypeError(f"invalid headers {headers!r}: must be a list of [name, value] pairs")
+    for item in headers:
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            return TypeError(f"invalid header {item!r}: must be a [name, value] pair")
+        name, value = item
+        try:
+            _learn_name(name)
+        except (TypeError, ValueError) as exc:
+            return exc
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            return TypeError(
+                f"invalid value {value!r} for header {name!r}: must be bytes, "
+                f"got {type(value).__name__}"
+            )
+        if _BAD_VALUE.search(bytes(value)):
+            return ValueError(
+                f"invalid value {bytes(value)!r} for header {name!r}: CR, LF and NUL are not "
+                "allowed"
+            )
+    return None

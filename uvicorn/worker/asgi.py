@@ -1,0 +1,107 @@
+"""ASGI 3 (and ASGI 2, wrapped) on the same request cycle as the messaging interface.
+
+Only the translation lives here: the ``http`` scope, ``receive()`` events and ``send()`` messages
+per the ASGI HTTP spec (2.4). Framing, flow control and failures are ``RequestCycle``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from uvicorn.protocols.http_response import ResponseState
+from uvicorn.types import ASGIApp, ASGIReceive, ASGISend, Scope
+from uvicorn.worker.cycle import RequestCycle, decode_path
+from uvicorn.worker.messaging import check_bytes
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+_DISCONNECT = {"type": "http.disconnect"}
+_IDLE = ResponseState.IDLE
+
+
+class ASGICycle(RequestCycle):
+    __slots__ = ("_start", "_request_done")
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        # http.response.start is held until the first body message, so that a response
+        # complete in one body message gets a content-length and goes out in one write.
+        self._start: tuple[Any, Any] | None = None
+        self._request_done = False
+
+    async def call_app(self) -> None:
+        head = self.head
+        conn = self.conn
+        state = conn.state
+        root_path = state.root_path
+        path = decode_path(head.raw_path)
+        scope = {
+            "type": "http",
+            "asgi": ASGI_VERSION,
+            "http_version": head.http_version,
+            "method": head.method,
+            "scheme": self.scheme,
+            # ASGI: 'path' includes root_path, 'raw_path' is as received.
+            "path": root_path + path if root_path else path,
+            "raw_path": head.raw_path,
+            "query_string": head.query_string,
+            "root_path": root_path,
+            "headers": head.headers,
+            "client": self.client,
+            "server": conn.server,
+        }
+        if state.lifespan_state is not None:
+            scope["state"] = state.lifespan_state.copy()
+        await state.app(scope, self.receive, self.send)
+
+    async def receive(self) -> dict[str, Any]:
+        if self._request_done or self.disconnected:
+            # ASGI: after the whole body, receive() waits for the client to leave or the
+            # response to end, then says http.disconnect.
+            await self.wait_disconnect()
+            return dict(_DISCONNECT)
+        data, more, closed = await self.read_body()
+        if closed:
+            return dict(_DISCONNECT)
+        if not more:
+            self._request_done = True
+        return {"type": "http.request", "body": data, "more_body": more}
+
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        try:
+            kind = message["type"]
+        except (KeyError, TypeError):
+            raise TypeError(f"invalid ASGI message {message!r}: needs a 'type'") from None
+        if kind == "http.response.body":
+            body = message.get("body", b"")
+            if type(body) is not bytes:
+                body = check_bytes(body, "body")
+            more = bool(message.get("more_body", False))
+            start = self._start
+            if start is not None:
+                self._start = None
+                self.write_start(start[0], start[1], body, more)
+            else:
+                self.write_body(body, more)
+        elif kind == "http.response.start":
+            if self._start is not None or self.response.state is not _IDLE:
+                raise RuntimeError("http.response.start sent twice")
+            if "status" not in message:
+                raise ValueError("http.response.start needs a 'status'")
+            self._start = (message["status"], message.get("headers", ()))
+            return
+        else:
+            raise ValueError(f"unexpected ASGI message type {kind!r} for an http scope")
+        conn = self.conn
+        if conn.write_paused:
+            await conn.drain()
+
+
+def asgi2_to_asgi3(app: Any) -> ASGIApp:
+    """ASGI 2 (``app(scope)`` returns ``instance(receive, send)``) as an ASGI 3 callable."""
+
+    async def asgi3(scope: Scope, receive: ASGIReceive, send: ASGISend) -> None:
+        instance = app(scope)
+        await instance(receive, send)
+
+    return asgi3

@@ -1,0 +1,160 @@
+"""One worker: load the app, run lifespan, serve the listeners, drain and shut down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import ssl
+
+from uvicorn.config import Config
+from uvicorn.exceptions import StartupError
+from uvicorn.worker.asgi import ASGICycle, asgi2_to_asgi3
+from uvicorn.worker.connection import HTTPConnection
+from uvicorn.worker.lifespan import Lifespan
+from uvicorn.worker.loading import load_app
+from uvicorn.worker.messaging import MessagingCycle
+from uvicorn.worker.state import ServerState
+
+logger = logging.getLogger("uvicorn.error")
+
+
+class Server:
+    """``start()``, then ``wait()`` until ``stop()`` (or a signal), then ``shutdown()``."""
+
+    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
+        self.config = config
+        self.sockets = sockets
+        self.state: ServerState | None = None
+        self.lifespan: Lifespan | None = None
+        self._listeners: list[asyncio.AbstractServer] = []
+        self._stop = asyncio.Event()
+        self._forced = asyncio.Event()
+        self._date_timer: asyncio.TimerHandle | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        app, interface = load_app(config)
+        if interface == "asgi2":
+            app = asgi2_to_asgi3(app)
+        cycle_class = MessagingCycle if interface == "messaging" else ASGICycle
+        state = self.state = ServerState(config, app, cycle_class, loop)
+        if interface != "messaging" and config.lifespan != "off":
+            self.lifespan = Lifespan(app, config.lifespan)
+            await self.lifespan.startup()
+            if self.lifespan.supported:
+                state.lifespan_state = self.lifespan.state
+        context = make_ssl_context(config) if config.is_ssl else None
+        for sock in self.sockets:
+            listener = await loop.create_server(
+                lambda: HTTPConnection(state), sock=sock, ssl=context, backlog=config.backlog
+            )
+            self._listeners.append(listener)
+        self._tick_date()
+        scheme = "https" if context else "http"
+        for sock in self.sockets:
+            logger.info("Uvicorn running on %s (Press CTRL+C to quit)", _describe(sock, scheme))
+
+    def _tick_date(self) -> None:
+        # The date header changes once a second: encode it once a second, not per response.
+        assert self.state is not None
+        self.state.refresh_date()
+        self._date_timer = self.state.loop.call_later(1.0, self._tick_date)
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    def stop(self, force: bool = False) -> None:
+        """Begin a graceful shutdown; a second call (a second Ctrl-C) makes it immediate."""
+        if force or self._stop.is_set():
+            self._forced.set()
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.stop)
+        loop.add_signal_handler(signal.SIGQUIT, self.stop, True)
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let in-flight requests finish (up to --graceful-timeout), close."""
+        state = self.state
+        if state is None:
+            return
+        logger.info("Shutting down")
+        state.shutting_down = True
+        for listener in self._listeners:
+            listener.close()
+        for conn in list(state.connections):
+            conn.shutdown()
+        if state.active and not self._forced.is_set():
+            logger.info("Waiting for %d request(s) to finish", state.active)
+            drained = asyncio.ensure_future(state.wait_drained())
+            stopped = asyncio.ensure_future(self._forced.wait())
+            await asyncio.wait(
+                [drained, stopped],
+                timeout=self.config.graceful_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            drained.cancel()
+            stopped.cancel()
+        for conn in list(state.connections):
+            if conn.cycle is not None and conn.cycle.task is not None:
+                conn.cycle.task.cancel()
+            conn.close()
+        if self._date_timer is not None:
+            self._date_timer.cancel()
+        if self.lifespan is not None:
+            await self.lifespan.shutdown()
+        for listener in self._listeners:
+            await listener.wait_closed()
+        logger.info("Finished server process [%d]", os.getpid())
+
+
+async def serve(config: Config, sockets: list[socket.socket]) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+    server = Server(config, sockets)
+    server.install_signal_handlers()
+    try:
+        await server.start()
+        await server.wait()
+    finally:
+        await server.shutdown()
+
+
+def make_ssl_context(config: Config) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(
+            config.ssl_certfile,  # type: ignore[arg-type]
+            config.ssl_keyfile,
+            config.ssl_keyfile_password,
+        )
+        if config.ssl_ca_certs:
+            context.load_verify_locations(config.ssl_ca_certs)
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(f"cannot load TLS certificate or key: {exc}") from None
+    context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def _describe(sock: socket.socket, scheme: str) -> str:
+    if sock.family == socket.AF_UNIX:
+        return f"{scheme}+unix:{sock.getsockname()}"
+    host, port = sock.getsockname()[:2]
+    return (
+        f"{scheme}://[{host}]:{port}"
+        if sock.family == socket.AF_INET6
+        else (f"{scheme}://{host}:{port}")
+    )
+
+
+def run_worker(config: Config, sockets: list[socket.socket]) -> None:
+    """Run one worker's event loop (uvloop) until it is told to stop."""
+    import uvloop
+
+    uvloop.run(serve(config, sockets))

@@ -1,0 +1,100 @@
+"""What every connection of one worker shares: settings in hot-path form, and bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.http_parser import Limits, Upgrade
+from uvicorn.protocols.http_response import HeaderDefaults
+from uvicorn.worker.proxy import ProxyHeaders
+
+if TYPE_CHECKING:
+    from uvicorn.worker.connection import HTTPConnection
+    from uvicorn.worker.cycle import RequestCycle
+
+access_logger = logging.getLogger("uvicorn.access")
+
+
+class ServerState:
+    def __init__(
+        self,
+        config: Config,
+        app: Any,
+        cycle_class: Callable[[HTTPConnection, Any], RequestCycle],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.loop = loop
+        self.app = app
+        self.cycle_class = cycle_class
+        self.defaults = HeaderDefaults(
+            config.server_header, config.date_header, config.encoded_headers()
+        )
+        self.limits = Limits(
+            config.limit_request_line, config.limit_request_fields, config.limit_request_field_size
+        )
+        self.upgrades: frozenset[bytes] = frozenset()
+        self.scheme = "https" if config.is_ssl else "http"
+        self.root_path = config.root_path
+        self.timeout_keep_alive = config.timeout_keep_alive
+        self.timeout_request_head = config.timeout_request_head
+        self.limit_concurrency = config.limit_concurrency
+        self.proxy = ProxyHeaders(config.forwarded_allow_ips) if config.proxy_headers else None
+        self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
+        self.lifespan_state: dict[str, Any] | None = None
+        self.connections: set[HTTPConnection] = set()
+        self.active = 0  # app calls in flight
+        self.shutting_down = False
+        self._drained: asyncio.Event = asyncio.Event()
+        self.refresh_date()
+
+    def refresh_date(self) -> None:
+        self.defaults.set_date(formatdate(usegmt=True).encode("ascii"))
+
+    @staticmethod
+    def addresses(transport: asyncio.BaseTransport) -> tuple[list[Any] | None, list[Any] | None]:
+        """(client, server) as SPEC.md spells them: ``[host, port]``, or for a Unix socket
+        ``None`` and ``[path, None]``."""
+        sock = transport.get_extra_info("socket")
+        family = getattr(sock, "family", socket.AF_INET)
+        if family == socket.AF_UNIX:
+            return None, [transport.get_extra_info("sockname") or "", None]
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        client = [peer[0], peer[1]] if peer else None
+        server = [local[0], local[1]] if local else None
+        return client, server
+
+    def log_access(self, cycle: RequestCycle) -> None:
+        head = cycle.head
+        client = cycle.client
+        target = head.raw_path.decode("latin-1")
+        if head.query_string:
+            target += "?" + head.query_string.decode("latin-1")
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            f"{client[0]}:{client[1]}" if client else "unix",
+            head.method,
+            target,
+            head.http_version,
+            cycle.response.status,
+        )
+
+    def upgrade(self, conn: HTTPConnection, event: Upgrade) -> None:
+        """Hand the connection to another protocol (none is registered yet)."""
+        conn.close()
+
+    # Graceful shutdown.
+
+    def drained(self) -> None:
+        self._drained.set()
+
+    async def wait_drained(self) -> None:
+        if self.active:
+            self._drained.clear()
+            await self._drained.wait()
