@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any, NoReturn
 
-from uvicorn.config import fields
+from uvicorn.config import fields, flag_of
 from uvicorn.exceptions import ConfigError, UvicornError
 
 
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for field in fields():
         meta = field.metadata
-        flag = "--" + field.name.replace("_", "-")
+        flag = flag_of(field)
         kwargs: dict[str, Any] = {"dest": field.name, "help": meta["help"], "default": None}
         if field.type in ("bool", bool):
             kwargs["action"] = argparse.BooleanOptionalAction if meta["negatable"] else "store_true"
@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
             continue
         parse = field.metadata["parse"]
         if parse is not None:
-            flag = "--" + field.name.replace("_", "-")
+            flag = flag_of(field)
             try:
                 raw = [parse(item) for item in raw] if field.metadata["repeatable"] else parse(raw)
             except ConfigError:

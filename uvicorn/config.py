@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ def option(
     repeatable: bool = False,
     negatable: bool = False,
     env: str | None = None,
+    flag: str | None = None,
 ) -> Any:
     """Declare a setting; the metadata is what ``cli.py`` turns into a flag."""
     metadata = {
@@ -44,6 +44,7 @@ def option(
         "repeatable": repeatable,
         "negatable": negatable,
         "env": env,
+        "flag": flag,
     }
     if repeatable:
         return field(default_factory=list, metadata=metadata)
@@ -225,6 +226,7 @@ class Config:
         metavar="NAME:VALUE",
         parse=_header,
         repeatable=True,
+        flag="--header",
     )
     graceful_timeout: float = option(
         30.0,
@@ -310,8 +312,6 @@ def fields() -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(Config) if f.name != "app"]
 
 
-def env_default(f: dataclasses.Field[Any]) -> Any:
-    env = f.metadata.get("env")
-    if env and env in os.environ:
-        return os.environ[env]
-    return f.default
+def flag_of(f: dataclasses.Field[Any]) -> str:
+    """The command-line flag of a setting: ``--root-path`` for ``root_path``."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")

@@ -20,20 +20,19 @@ def run(app: Any, **options: Any) -> None:
     config = Config(app=app, **options)
     configure_logging(config.log_level, config.log_config)
     sockets: list[socket.socket] = []
+    unix_paths: list[str] = []  # socket files this process created, removed on exit
     try:
         for spec in config.binds():
             sockets.append(bind(spec, config.backlog))
+            if spec.kind == "unix":
+                unix_paths.append(spec.path)
         error_logger.info("Started server process [%d]", os.getpid())
         from uvicorn.worker.server import run_worker
 
         run_worker(config, sockets)
     finally:
         for sock in sockets:
-            _close_listener(sock)
-
-
-def _close_listener(sock: socket.socket) -> None:
-    path = sock.getsockname() if sock.family == socket.AF_UNIX else None
-    sock.close()
-    if path and isinstance(path, str) and os.path.exists(path):
-        os.unlink(path)
+            sock.close()  # the event loop may have closed it already: that is fine
+        for path in unix_paths:
+            if os.path.exists(path):
+                os.unlink(path)

@@ -1,0 +1,39 @@
+"""Apps the end-to-end tests serve through the real command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+logger = logging.getLogger("uvicorn.error")
+not_callable = 42
+
+
+async def slow(message: dict[str, Any], channels: dict[str, Any]) -> None:
+    """Answers after a pause: the request in flight during a graceful shutdown."""
+    logger.info("slow request started")
+    await asyncio.sleep(0.5)
+    await channels["reply"].send({"status": 200, "content": b"finished"})
+
+
+async def describe(message: dict[str, Any], channels: dict[str, Any]) -> None:
+    """Answers with the request message's scheme, client, server and root_path."""
+    text = repr(
+        {k: message[k] for k in ("scheme", "client", "server", "root_path", "path", "headers")}
+    )
+    await channels["reply"].send({"status": 200, "content": text.encode()})
+
+
+async def lifespan_fails(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
+        return
+
+
+def factory() -> Any:
+    async def app(message: dict[str, Any], channels: dict[str, Any]) -> None:
+        await channels["reply"].send({"status": 200, "content": b"from factory"})
+
+    return app

@@ -1,0 +1,137 @@
+"""Start the real command line as a subprocess and talk to it."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.helpers import UNIT
+
+REPO = Path(__file__).resolve().parents[2]
+_RUNNING = re.compile(r"Uvicorn running on (https?)://(\[[^\]]+\]|[^:]+):(\d+)")
+
+
+class CLIProcess:
+    """``python -m uvicorn ARGS`` with its stderr collected line by line."""
+
+    def __init__(self, *args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> None:
+        environment = dict(os.environ, PYTHONUNBUFFERED="1")
+        environment.update(env or {})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", *args],
+            cwd=cwd,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for_line(self, pattern: str, timeout: float = 10) -> re.Match[str]:
+        """The first output line (seen so far or to come) that matches ``pattern``."""
+        regex = re.compile(pattern)
+        for line in self.lines:
+            match = regex.search(line)
+            if match:
+                return match
+        deadline = time.monotonic() + timeout * UNIT
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = self._queue.get(timeout=max(remaining, 0.01))
+            except queue.Empty:
+                raise AssertionError(
+                    f"no line matching {pattern!r} within {timeout * UNIT}s; output:\n"
+                    + "\n".join(self.lines)
+                ) from None
+            if line is None:
+                self._queue.put(None)
+                raise AssertionError(
+                    f"process exited ({self.proc.wait()}) before printing {pattern!r}; output:\n"
+                    + "\n".join(self.lines)
+                )
+            self.lines.append(line)
+            match = regex.search(line)
+            if match:
+                return match
+
+    def wait_ready(self) -> int:
+        """The port of the first listener, once the server says it is running."""
+        return int(self.wait_for_line(_RUNNING.pattern).group(3))
+
+    def output(self) -> str:
+        """Everything printed, once the process has exited."""
+        self.proc.wait(timeout=10 * UNIT)
+        while True:
+            line = self._queue.get(timeout=5 * UNIT)
+            if line is None:
+                self._queue.put(None)
+                return "\n".join(self.lines)
+            self.lines.append(line)
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10 * UNIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.wait()
+
+    def __enter__(self) -> CLIProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    """Run the CLI to completion (for errors, --help, --version)."""
+    return subprocess.run(
+        [sys.executable, "-m", "uvicorn", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout * UNIT,
+    )
+
+
+def http_get(port: int, path: str = "/", host: str = "127.0.0.1", extra: bytes = b"") -> bytes:
+    """One request on a new connection with ``Connection: close``; the raw response."""
+    with socket.create_connection((host, port), timeout=10 * UNIT) as sock:
+        sock.sendall(
+            b"GET %s HTTP/1.1\r\nhost: test\r\nconnection: close\r\n%s\r\n" % (path.encode(), extra)
+        )
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

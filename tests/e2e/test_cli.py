@@ -1,0 +1,135 @@
+"""The real command line, as a subprocess: serving, user errors, signals."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.process import CLIProcess, http_get, run_cli
+
+
+@pytest.mark.parametrize(
+    ("target", "body"),
+    [
+        ("examples.hello_world:hello_world", b"Hello, world"),
+        ("examples.stream_response:stream_response", b"5\r\nHello\r\n2\r\n, \r\n5\r\nworld\r\n0"),
+        ("examples.asgi_hello:app", b"Hello from ASGI 3: GET /x"),
+        ("tests.e2e.apps:factory --factory", b"from factory"),
+    ],
+)
+def test_serves_examples(target: str, body: bytes) -> None:
+    with CLIProcess(*target.split(), "--port", "0") as server:
+        port = server.wait_ready()
+        response = http_get(port, "/x")
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert body in response
+        assert server.stop() == 0
+        assert "Traceback" not in server.output()
+
+
+def test_echo_body_example() -> None:
+    with CLIProcess("examples.echo_body:echo_body", "--port", "0") as server:
+        port = server.wait_ready()
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(
+                b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 9\r\nconnection: close\r\n\r\n"
+                b"some data"
+            )
+            response = b""
+            while data := sock.recv(65536):
+                response += data
+        assert response.endswith(b"\r\n\r\nsome data")
+        assert server.stop() == 0
+
+
+def test_access_log_line() -> None:
+    with CLIProcess("examples.hello_world:hello_world", "--port", "0") as server:
+        port = server.wait_ready()
+        http_get(port, "/path?q=1")
+        server.wait_for_line(r'INFO: +127\.0\.0\.1:\d+ - "GET /path\?q=1 HTTP/1\.1" 200')
+        server.stop()
+
+
+def test_no_access_log() -> None:
+    with CLIProcess("examples.hello_world:hello_world", "--port", "0", "--no-access-log") as server:
+        port = server.wait_ready()
+        http_get(port)
+        server.stop()
+        assert '"GET / HTTP/1.1"' not in server.output()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["examples.hello_world:hello_world", "--nope"], "unrecognized arguments: --nope"),
+        (["examples.hello_world:hello_world", "--bind", "a:b:c"], "invalid bind address 'a:b:c'"),
+        (["examples.hello_world:hello_world", "--port", "http"], "invalid --port value 'http'"),
+        (["examples.hello_world:hello_world", "--port", "70000"], "invalid --port 70000"),
+        (["examples.hello_world:hello_world", "--lifespan", "maybe"], "invalid choice: 'maybe'"),
+        (["no_such_module:app"], "could not import module 'no_such_module'"),
+        (["examples.hello_world:nope"], "attribute 'nope' not found in module"),
+        (["examples.hello_world"], "expected MODULE:ATTR"),
+        (["tests.e2e.apps:not_callable"], "is not callable"),
+        (["tests.e2e.apps:lifespan_fails"], "lifespan startup failed: database unreachable"),
+        (["examples.hello_world:hello_world", "--header", "novalue"], "invalid --header"),
+        ([], "the following arguments are required: MODULE:ATTR"),
+    ],
+)
+def test_user_errors_print_one_line(args: list[str], message: str) -> None:
+    result = run_cli("--port", "0", *args)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    assert message in errors[0]
+
+
+def test_port_in_use() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("examples.hello_world:hello_world", "--port", str(port))
+    assert result.returncode != 0
+    assert f"Error: cannot listen on 127.0.0.1:{port}: address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_version_and_help() -> None:
+    from uvicorn import __version__
+
+    version = run_cli("--version")
+    assert version.returncode == 0
+    assert version.stdout.startswith(f"uvicorn {__version__}")
+    usage = run_cli("--help")
+    assert usage.returncode == 0
+    for flag in ("--bind", "--graceful-timeout", "--ssl-certfile", "--no-server-header"):
+        assert flag in usage.stdout
+
+
+def test_console_script() -> None:
+    script = Path(sys.executable).parent / "uvicorn"
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("uvicorn ")
+
+
+def test_sigterm_lets_the_request_in_flight_finish() -> None:
+    with CLIProcess("tests.e2e.apps:slow", "--port", "0") as server:
+        port = server.wait_ready()
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            server.wait_for_line("slow request started")
+            server.signal(signal.SIGTERM)
+            server.wait_for_line("Waiting for 1 request")
+            response = b""
+            while data := sock.recv(65536):
+                response += data
+        assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"connection: close" in response
+        assert response.endswith(b"finished")
+        assert server.stop() == 0
