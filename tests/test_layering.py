@@ -1,0 +1,61 @@
+"""The layering rule, read from the imports (docs/architecture.md):
+
+base modules import nothing above them; protocols/ only the base; worker/ the base and
+protocols/; supervisor/ only the base; main.py and cli.py wire everything.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "uvicorn"
+BASE = {"uvicorn", "uvicorn.types", "uvicorn.exceptions", "uvicorn.config", "uvicorn.importer",
+        "uvicorn.logging"}  # fmt: skip
+ALLOWED = {
+    "protocols": BASE | {"uvicorn.protocols"},
+    "worker": BASE | {"uvicorn.protocols", "uvicorn.worker"},
+    "supervisor": BASE | {"uvicorn.supervisor"},
+}
+# Modules that are pure sans-I/O cores: no event loop, sockets, processes or signals.
+NO_IO = {"asyncio", "socket", "os", "signal", "selectors", "subprocess", "uvloop"}
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _allowed(module: str, allowed: set[str]) -> bool:
+    if not module.startswith("uvicorn"):
+        return True
+    if module == "uvicorn":
+        return True
+    return any(module == a or module.startswith(a + ".") for a in allowed - {"uvicorn"})
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_layer_imports(layer: str) -> None:
+    for path in sorted((PACKAGE / layer).rglob("*.py")):
+        for module in _imports(path):
+            assert _allowed(module, ALLOWED[layer]), f"{path.name} imports {module}"
+
+
+def test_base_modules_import_only_base() -> None:
+    for name in BASE - {"uvicorn"}:
+        path = PACKAGE / (name.split(".")[1] + ".py")
+        for module in _imports(path):
+            assert _allowed(module, BASE), f"{path.name} imports {module}"
+
+
+def test_protocol_cores_do_no_io() -> None:
+    for path in sorted((PACKAGE / "protocols").rglob("*.py")):
+        imported = {module.split(".")[0] for module in _imports(path)}
+        assert not imported & NO_IO, f"{path.name} imports {imported & NO_IO}"
