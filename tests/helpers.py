@@ -68,6 +68,11 @@ class Response:
         self.body = b""
         self.chunked = False
         self.complete = False
+        self.parts: list[bytes] = []  # joined into ``body`` once complete
+
+    def finish(self) -> None:
+        self.body = b"".join(self.parts)
+        self.complete = True
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:
@@ -94,10 +99,10 @@ class _ResponseParser:
         self.current.chunked = self.current.header(b"transfer-encoding") == b"chunked"
 
     def on_body(self, body: bytes) -> None:
-        self.current.body += body
+        self.current.parts.append(body)
 
     def on_message_complete(self) -> None:
-        self.current.complete = True
+        self.current.finish()
         self.responses.append(self.current)
         self.current = Response()
 
@@ -108,8 +113,13 @@ class RawClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.raw = b""  # every byte received
+        self._raw = bytearray()
         self._parser: _ResponseParser | None = None
+
+    @property
+    def raw(self) -> bytes:
+        """Every byte received."""
+        return bytes(self._raw)
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -121,19 +131,19 @@ class RawClient:
             self._parser = _ResponseParser(head)
         parser = self._parser
         while not parser.responses:
-            if head and parser.current.status and b"\r\n\r\n" in self.raw:
-                parser.current.complete = True
+            if head and parser.current.status and b"\r\n\r\n" in self._raw:
+                parser.current.finish()
                 parser.responses.append(parser.current)
                 break
             data = await asyncio.wait_for(self.reader.read(65536), 5 * UNIT)
             if not data:
                 if parser.current.status:  # close-delimited body
                     parser.parser.feed_data(b"")
-                    parser.current.complete = True
+                    parser.current.finish()
                     parser.responses.append(parser.current)
                     break
                 raise ConnectionError(f"connection closed; received {self.raw!r}")
-            self.raw += data
+            self._raw += data
             parser.parser.feed_data(data)
         response = parser.responses.pop(0)
         if head:
@@ -146,7 +156,7 @@ class RawClient:
             data = await asyncio.wait_for(self.reader.read(65536), 5 * UNIT)
             if not data:
                 return self.raw
-            self.raw += data
+            self._raw += data
 
     def close(self) -> None:
         self.writer.close()
@@ -155,3 +165,42 @@ class RawClient:
 def get(path: str = "/", *headers: str, method: str = "GET", version: str = "1.1") -> bytes:
     lines = [f"{method} {path} HTTP/{version}", "host: test", *list(headers)]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class Watch:
+    """Wakes waiters each time one of the patched methods ran, so a test can wait for a state
+    change (``await watch.until(lambda: conn.read_paused)``) instead of sleeping.
+
+    ``targets`` are (class, method name) pairs; patch them before the server starts, since
+    transports may keep bound methods of their protocol."""
+
+    def __init__(self, monkeypatch: Any, *targets: tuple[type, str]) -> None:
+        self._event: asyncio.Event | None = None
+        for cls, name in targets:
+            monkeypatch.setattr(cls, name, self._wrap(getattr(cls, name)))
+
+    def _wrap(self, original: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return original(*args, **kwargs)
+            finally:
+                if self._event is not None:
+                    self._event.set()
+
+        return wrapper
+
+    async def until(self, predicate: Any, timeout: float = 5 * UNIT) -> None:
+        async def wait() -> None:
+            while not predicate():
+                self._event = asyncio.Event()
+                await self._event.wait()
+
+        await asyncio.wait_for(wait(), timeout)
+
+
+def only_connection(server: RunningServer) -> Any:
+    """The server side (``HTTPConnection``) of the one open connection."""
+    state = server.server.state
+    assert state is not None
+    (conn,) = state.connections
+    return conn

@@ -53,6 +53,7 @@ class HTTPConnection(asyncio.Protocol):
         self.pipeline: deque[RequestCycle | BadRequest] = deque()
         self.closing = state.shutting_down  # answer what is in flight, then close
         self.closed = False
+        self.peer_eof = False  # the client shut down its sending side
         self.read_paused = False
         self.write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -86,8 +87,10 @@ class HTTPConnection(asyncio.Protocol):
             elif kind is RequestHead:
                 cycle = self.state.cycle_class(self, event)
                 self.reading = cycle
-                if self.cycle is None and start is None:
-                    start = cycle
+                if self.cycle is None:
+                    # The current request from now on (it starts after this loop), so that a
+                    # bad request later in the same data waits its turn behind it.
+                    self.cycle = start = cycle
                 else:
                     self.pipeline.append(cycle)
                     queued = True
@@ -101,14 +104,15 @@ class HTTPConnection(asyncio.Protocol):
             elif kind is Upgrade:
                 self.state.upgrade(self, event)  # type: ignore[arg-type]
         if start is not None:
-            self.cycle = start
-            self._start_cycle(start)
+            if not self.closed:  # a broken body in the same data may have closed it
+                self._start_cycle(start)
         elif (
-            self._head_started is None
-            and self.cycle is None
-            and self.parser.state is _PARSER_HEAD
+            self._head_started is None and self.cycle is None and self.parser.state is _PARSER_HEAD
         ):
-            self._head_started = self.loop.time()
+            now = self._head_started = self.loop.time()
+            # The timer may be armed for the (later) keep-alive deadline: bring it forward,
+            # or a head trickled slowly would be given the keep-alive timeout instead.
+            self._arm(now + self.state.timeout_request_head)
         if queued:
             self.update_reading()
 
@@ -117,6 +121,8 @@ class HTTPConnection(asyncio.Protocol):
         if self.reading is not None or self.cycle is None:
             return None  # nothing to answer, or a body that will never complete: close
         self.closing = True
+        self.peer_eof = True
+        self.cycle.client_eof()
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -177,7 +183,9 @@ class HTTPConnection(asyncio.Protocol):
             waiter = self._drain_waiter
             if waiter is None:
                 waiter = self._drain_waiter = self.loop.create_future()
-            await waiter
+            # Shielded: the waiter is shared by every task sending on this connection, and
+            # one of them being cancelled must not cancel the others' wait.
+            await asyncio.shield(waiter)
             if self.closed:
                 raise ClientDisconnected()
 
@@ -298,7 +306,15 @@ class HTTPConnection(asyncio.Protocol):
         if self.closing:
             self.close()
             return
-        deadline = now + self.state.timeout_keep_alive
+        state = self.state
+        deadline = now + state.timeout_keep_alive
+        if self.parser.state is not _PARSER_IDLE:
+            # Part of a pipelined head already arrived: its clock starts now.
+            deadline = min(deadline, now + state.timeout_request_head)
+        self._arm(deadline)
+
+    def _arm(self, deadline: float) -> None:
+        """Make the timer fire at ``deadline`` at the latest."""
         timer = self._timer
         if timer is None:
             self._timer = self.loop.call_at(deadline, self._on_timer)

@@ -143,6 +143,9 @@ class RequestCycle:
         self.disconnected = True
         self._wake()
 
+    def client_eof(self) -> None:
+        self._wake()  # see wait_disconnect()
+
     def _wake(self) -> None:
         waiter = self.waiter
         if waiter is not None:
@@ -185,13 +188,32 @@ class RequestCycle:
         return self.take_body(), not self.body_complete, False
 
     async def wait_disconnect(self) -> None:
-        """Wait until the client is gone or the response is complete (ASGI's http.disconnect)."""
-        while not self.disconnected and self.response.state is not _DONE:
+        """Wait until the client is gone or the response is complete (ASGI's http.disconnect).
+
+        A client that shut down its sending side (EOF) counts as gone here: the connection
+        stays half open so that such a client can still read its answer, but an app waiting
+        for a disconnect (a long poll) must not wait for a close that only its own response
+        would bring."""
+        conn = self.conn
+        while not self.disconnected and not conn.peer_eof and self.response.state is not _DONE:
             await self._wait()
 
-    def write_start(self, status: Any, headers: Any, content: bytes, more: bool) -> None:
+    def _check_connected(self) -> None:
         if self.disconnected:
             raise ClientDisconnected()
+        if self.conn.transport.is_closing():
+            # A write failed (the client reset the connection) and connection_lost() is only
+            # scheduled: an app streaming in a loop that yields nowhere but in send() would
+            # otherwise write into the void forever, never letting that callback run.
+            self.connection_lost()
+            raise ClientDisconnected()
+
+    def write_start(self, status: Any, headers: Any, content: bytes, more: bool) -> None:
+        self._check_connected()
+        if self.expect_continue and not self.body_complete:
+            # A final answer before 100 Continue: the client will not send its body, so the
+            # connection closes after it. RFC 9110 section 10.1.1 asks to say so in advance.
+            self.response.keep_alive = False
         data = self.response.start(status, headers, content, more)
         if data:
             self.conn.write(data, not more)
@@ -199,8 +221,7 @@ class RequestCycle:
             self._wake()
 
     def write_body(self, content: bytes, more: bool) -> None:
-        if self.disconnected:
-            raise ClientDisconnected()
+        self._check_connected()
         try:
             data = self.response.body(content, more)
         except RuntimeError:

@@ -61,6 +61,12 @@ def detect_interface(app: Any, name: str = "app") -> str:
         return "asgi3"
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     count = len(positional)
+    # Parameters with defaults are options the server never passes
+    # (``async def app(scope, receive, send, debug=False)``): count the required ones when
+    # they name an interface.
+    required = sum(1 for p in positional if p.default is p.empty)
+    if required != count and 1 <= required <= 3:
+        count = required
     if count == 2:
         return "messaging"
     if count == 3:

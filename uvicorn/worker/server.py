@@ -101,9 +101,19 @@ class Server:
             )
             drained.cancel()
             stopped.cancel()
+        tasks = [
+            conn.cycle.task
+            for conn in state.connections
+            if conn.cycle is not None and conn.cycle.task is not None
+        ]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Let the cancelled calls unwind before closing, so that a client whose response
+            # had not started gets its 500 rather than a bare close. Bounded: an app that
+            # ignores cancellation does not hold the shutdown.
+            await asyncio.wait(tasks, timeout=1.0)
         for conn in list(state.connections):
-            if conn.cycle is not None and conn.cycle.task is not None:
-                conn.cycle.task.cancel()
             conn.close()
         if self._date_timer is not None:
             self._date_timer.cancel()
