@@ -179,9 +179,14 @@ async def test_limit_concurrency_answers_503() -> None:
         rejected = await busy.read_response()
         await busy.read_until_closed()
         busy.close()
+        head = await server.connect()
+        await head.send(get("/other", method="HEAD"))
+        head_raw = await head.read_until_closed()
+        head.close()
         release.set()
         assert (await held.read_response()).body == b"done"
         held.close()
         assert (await server.request(get("/after"))).status == 200
     assert rejected.status == 503
     assert rejected.header(b"connection") == b"close"
+    assert head_raw.startswith(b"HTTP/1.1 503 ") and head_raw.endswith(b"\r\n\r\n")

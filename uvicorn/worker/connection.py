@@ -224,7 +224,8 @@ class HTTPConnection(asyncio.Protocol):
             logger.warning(
                 "Too many requests in flight (--limit-concurrency %d): 503", state.limit_concurrency
             )
-            self.write(simple_response(state.defaults, 503), True)
+            head = cycle.head.method == "HEAD"
+            self.write(simple_response(state.defaults, 503, head=head), True)
             self.close()
             return
         state.active += 1
