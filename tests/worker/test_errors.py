@@ -85,7 +85,8 @@ async def test_app_returning_mid_stream_closes(caplog: pytest.LogCaptureFixture)
 
 
 BAD_FIRST_MESSAGES = [
-    ({"content": b"x"}, ValueError, "status"),
+    ({"content": b"x"}, RuntimeError, "before the response started"),
+    ({"headers": [], "content": b"x"}, ValueError, "missing 'status'"),
     ({"status": "200"}, TypeError, "status"),
     ({"status": 200.0}, TypeError, "status"),
     ({"status": True}, TypeError, "status"),

@@ -70,7 +70,12 @@ class ReplyChannel:
             content = check_bytes(content, "content")
         if "status" in message or cycle.response.state is _IDLE:
             if "status" not in message:
-                raise ValueError("the first message of a response needs a 'status'")
+                if "headers" in message:
+                    raise ValueError(f"missing 'status' in the response start {message!r}")
+                raise RuntimeError(
+                    "a response chunk was sent before the response started: the first message "
+                    "needs a 'status'"
+                )
             cycle.write_start(message["status"], message.get("headers", ()), content, bool(more))
         else:
             cycle.write_body(content, bool(more))
