@@ -9,11 +9,16 @@ llhttp is strict by default and already rejects what request smuggling relies on
 invalid Content-Length, Content-Length with Transfer-Encoding, bare CR or LF, obs-fold, invalid
 characters). This module adds what llhttp leaves to the server: size limits, the Host rules, the
 HTTP versions we serve, and trailers that never reach the request headers.
+
+Bytes received after the last request of a connection (one that is not keep-alive) are ignored,
+and after an ``Upgrade`` event the parser takes nothing more: the caller hands what follows to
+the new protocol.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 import httptools
@@ -23,6 +28,18 @@ _NOT_IMPLEMENTED = ("Request has invalid `Transfer-Encoding`",)
 _VERSION_ERRORS = ("Invalid HTTP version", "Pause on PRI/Upgrade")
 
 _METHODS: dict[bytes, str] = {}  # bytes -> str, so a request's method is not decoded each time
+
+# RFC 9110 section 5.6.2: token = 1*tchar.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 section 7.2: Host = uri-host [ ":" port ], uri-host being an IP-literal or a reg-name
+# (RFC 3986 section 3.2.2; an IPv4 address is a valid reg-name). Empty is allowed.
+_HOST = re.compile(
+    rb"(?:\[[0-9A-Za-z:.\-_~!$&'()*+,;=%]+\]|[0-9A-Za-z.\-_~!$&'()*+,;=%]*)(?::[0-9]*)?"
+)
+_OWS = b" \t"
+_HOSTS: set[bytes] = set()  # Host values seen valid, so each is checked once
+_BODY_FIELD_TOO_LARGE = "chunk extension or trailer field too large"
+_METHOD_PEEK = 32  # bytes kept of each request's start, to tell a bad request line from a method
 
 
 @dataclass(frozen=True)
@@ -43,8 +60,18 @@ class ParserState(enum.Enum):
     IDLE = "idle"  # between requests: no byte of the next one received
     HEAD = "head"  # part of a request head received
     BODY = "body"  # head complete, body (or trailers) arriving
+    CLOSED = "closed"  # the last request (not keep-alive) is complete; later bytes are ignored
     UPGRADED = "upgraded"  # the connection now speaks another protocol
     FAILED = "failed"  # the peer broke the protocol; nothing more is parsed
+
+
+# Module globals are found faster than enum attributes, on the path of every request.
+_IDLE, _HEAD, _BODY, _CLOSED = (
+    ParserState.IDLE,
+    ParserState.HEAD,
+    ParserState.BODY,
+    ParserState.CLOSED,
+)
 
 
 class RequestHead:
@@ -142,76 +169,133 @@ class RequestParser:
     def __init__(self, limits: Limits = Limits(), upgrades: frozenset[bytes] = frozenset()) -> None:
         self.limits = limits
         self.upgrades = upgrades
-        self.state = ParserState.IDLE
+        self._request_line = limits.request_line
+        self._field_size = limits.field_size
+        self._max_fields = limits.fields
+        self.state = _IDLE
         self._parser = httptools.HttpRequestParser(self)
         self._events: list[Event] = []
         self._url = b""
         self._headers: list[list[bytes]] = []
         self._head_bytes = 0  # bytes fed since the current head started
+        # Bytes fed since llhttp last handed us something (URL, field, body). httptools buffers a
+        # header or trailer field until it is complete, concatenating the pieces at quadratic
+        # cost: a field trickled in is refused once this passes what a field may be, rather than
+        # when it completes. (Chunk-size lines count too: one that long, fed in several reads,
+        # is refused the same way; in one read it is skipped by llhttp, costing nothing.)
+        self._pending = 0
+        self._pending_limit = limits.field_size + 64
+        self._start: bytes | None = b""  # the first bytes of this request, if it began a chunk
         self._hosts = 0
         self._expect_continue = False
         self._upgrade: bytes | None = None
+        self._transfer_encoding: bytes | None = None
+        self._keep_alive = True
 
     # The caller's side.
 
     def receive_data(self, data: bytes) -> list[Event]:
-        """Parse ``data``; return the events it completed, in order."""
-        state = self.state
-        if state is ParserState.FAILED or state is ParserState.UPGRADED:
-            return []
-        if state is not ParserState.BODY:
-            if state is ParserState.IDLE:
-                self.state = ParserState.HEAD
-            self._head_bytes += len(data)
+        """Parse ``data``; return the events it completed, in order. Once the parser is
+        CLOSED, UPGRADED or FAILED, it returns []."""
         events = self._events = []
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            self._on_upgrade(data[exc.args[0] :])
-        except httptools.HttpParserCallbackError as exc:
-            reject = exc.__context__
-            if not isinstance(reject, _Reject):
-                raise
-            self._fail(reject.status, reject.reason)
-        except httptools.HttpParserInvalidMethodError:
-            # RFC 9110 section 9.1: an unrecognized method gets 501 (Not Implemented).
-            self._fail(501, "unsupported or invalid method")
-        except httptools.HttpParserInvalidURLError:
-            self._fail(400, "invalid request target")
-        except httptools.HttpParserError as exc:
-            self._fail(*_status_for(str(exc)))
-        if self.state is ParserState.HEAD and self._head_bytes > self.limits.head_size:
-            self._fail(431, "request head too large")
+        while True:
+            state = self.state
+            if state is _IDLE:
+                if data[:1] <= b"\r":  # empty, or starting with CR, LF (or another CTL)
+                    # RFC 9112 section 2.2: a server SHOULD ignore at least one empty line (CRLF)
+                    # received prior to the request-line. Until a request begins, none has.
+                    data = data.lstrip(b"\r\n")
+                    if not data:
+                        break
+                self.state = _HEAD
+                self._start = data  # kept until the head completes; only its start is read
+                self._head_bytes = len(data)
+            elif state is _HEAD:
+                self._head_bytes += len(data)
+                start = self._start
+                if start is not None and len(start) < _METHOD_PEEK:
+                    self._start = start + data[: _METHOD_PEEK - len(start)]
+            elif state is not _BODY:
+                break  # CLOSED, UPGRADED or FAILED: nothing more is parsed
+            self._pending += len(data)
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:
+                data = data[exc.args[0] :]
+                if self._on_upgrade(data) and data:
+                    continue  # served as plain HTTP: parse what followed the request
+            except httptools.HttpParserCallbackError as exc:
+                reject = exc.__context__
+                if not isinstance(reject, _Reject):
+                    raise
+                self._fail(reject.status, reject.reason)
+            except httptools.HttpParserInvalidMethodError as exc:
+                self._fail(*_method_error(self._start, str(exc)))
+            except httptools.HttpParserInvalidURLError:
+                self._fail(400, "invalid request target")
+            except httptools.HttpParserError as exc:
+                self._fail(*_status_for(str(exc)))
+            break
+        state = self.state
+        if state is _HEAD:
+            if self._head_bytes > self.limits.head_size:
+                self._fail(431, "request head too large")
+            elif self._pending > self._pending_limit:
+                self._fail(431, "header field too large")
+        elif state is _BODY and self._pending > self._pending_limit:
+            # RFC 9112 section 7.1.1: a server ought to limit the length of chunk extensions
+            # "and generate an appropriate 4xx (Client Error) response if that amount is
+            # exceeded"; trailer fields are bounded the same way.
+            self._fail(400, _BODY_FIELD_TOO_LARGE)
         return events
 
     # httptools callbacks. They run inside feed_data().
 
     def on_message_begin(self) -> None:
-        # A pipelined request can begin in the same chunk that ended the previous one.
-        self.state = ParserState.HEAD
+        # A pipelined request can begin in the same chunk that ended the previous one (where in
+        # the chunk is unknown: ``_start`` stays None).
+        self.state = _HEAD
 
     def on_url(self, url: bytes) -> None:
+        self._pending = 0
         self._url += url
-        if len(self._url) > self.limits.request_line:
+        if len(self._url) > self._request_line:
             # RFC 9112 section 3: a server that receives a request-target longer than any URI
             # it wishes to parse MUST respond with a 414 (URI Too Long).
             raise _Reject(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) + len(value) > self.limits.field_size:
+        self._pending = 0
+        if value[-1:] <= b" ":  # empty, or ending with SP or HTAB (llhttp rejects other CTLs)
+            # RFC 9112 section 5: field-line = field-name ":" OWS field-value OWS; llhttp
+            # strips the leading OWS only.
+            value = value.rstrip(_OWS)
+        if len(name) + len(value) > self._field_size:
+            if self.state is _BODY:
+                raise _Reject(400, _BODY_FIELD_TOO_LARGE)
             raise _Reject(431, "header field too large")
-        if self.state is ParserState.BODY:
+        if self.state is _BODY:
             # A trailer section: never merged into the request headers (RFC 9112 section 7.1.2).
             return
-        if len(self._headers) >= self.limits.fields:
+        if len(self._headers) >= self._max_fields:
             raise _Reject(431, "too many header fields")
         name = name.lower()
         if name == b"host":
             self._hosts += 1
+            if value not in _HOSTS:
+                if not _HOST.fullmatch(value):
+                    # RFC 9112 section 3.2: a server MUST respond with 400 to any request
+                    # message that contains [...] a Host header field with an invalid value.
+                    raise _Reject(400, "invalid Host header")
+                if len(_HOSTS) < 64:
+                    _HOSTS.add(value)
         elif name == b"expect":
             self._expect_continue = value.lower() == b"100-continue"
         elif name == b"upgrade":
             self._upgrade = value.lower()
+        elif name == b"transfer-encoding":
+            te = self._transfer_encoding
+            self._transfer_encoding = value if te is None else te + b"," + value
         self._headers.append([name, value])
 
     def on_headers_complete(self) -> None:
@@ -219,8 +303,9 @@ class RequestParser:
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             raise _Reject(505, f"HTTP/{version} is not supported")
-        if version == "1.1" and self._hosts != 1:
-            # RFC 9112 section 3.2: 400 for an HTTP/1.1 request without exactly one Host.
+        if self._hosts != 1 and (self._hosts or version == "1.1"):
+            # RFC 9112 section 3.2: 400 for an HTTP/1.1 request without a Host header, and
+            # for any request with more than one.
             raise _Reject(
                 400, "missing Host header" if not self._hosts else "duplicate Host header"
             )
@@ -232,11 +317,20 @@ class RequestParser:
                 _METHODS[method_bytes] = method
         if method == "CONNECT":
             raise _Reject(501, "CONNECT is not supported")
-        if version == "1.0" and any(name == b"transfer-encoding" for name, _ in self._headers):
-            # RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
-            raise _Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
-        raw_path, query_string = _split_target(self._url)
-        keep_alive = parser.should_keep_alive()
+        te = self._transfer_encoding
+        if te is not None:
+            if version == "1.0":
+                # RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty
+                # framing.
+                raise _Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
+            if te.strip(_OWS).lower() != b"chunked":
+                # RFC 9112 section 6.1: "A server that receives a request message with a
+                # transfer coding it does not understand SHOULD respond with 501". llhttp
+                # accepts any coding before a final chunked one, which would hand the app a
+                # body still encoded; chunked alone is what we decode.
+                raise _Reject(501, "unsupported transfer coding")
+        raw_path, query_string = _split_target(self._url, method)
+        keep_alive = self._keep_alive = parser.should_keep_alive()
         self._events.append(
             RequestHead(
                 method,
@@ -249,43 +343,67 @@ class RequestParser:
                 self._upgrade if parser.should_upgrade() else None,
             )
         )
-        self.state = ParserState.BODY
+        self.state = _BODY
         self._url = b""
         self._headers = []
         self._hosts = 0
         self._head_bytes = 0
+        self._start = None
         self._expect_continue = False
         self._upgrade = None
+        self._transfer_encoding = None
 
     def on_body(self, body: bytes) -> None:
+        self._pending = 0
         self._events.append(Body(body))
 
     def on_message_complete(self) -> None:
+        self._pending = 0
         self._events.append(END_OF_REQUEST)
-        self.state = ParserState.IDLE
+        # RFC 9112 section 9.6: after a request with the "close" connection option (or an
+        # HTTP/1.0 one without keep-alive), the server "MUST NOT process any further requests
+        # received on that connection".
+        self.state = _IDLE if self._keep_alive else _CLOSED
 
     # Internals.
 
-    def _on_upgrade(self, rest: bytes) -> None:
-        """llhttp stops at a complete request that asked to upgrade, leaving ``rest`` unparsed."""
-        head = next((e for e in reversed(self._events) if isinstance(e, RequestHead)), None)
-        if head is not None and head.upgrade in self.upgrades:
+    def _on_upgrade(self, rest: bytes) -> bool:
+        """llhttp stopped after a complete request that asked to upgrade, leaving ``rest``
+        unparsed. Switch protocols, or return True to go on parsing ``rest`` as HTTP."""
+        events = self._events
+        head = next(e for e in reversed(events) if isinstance(e, RequestHead))
+        body = _body_framing(head.headers)
+        if head.upgrade in self.upgrades and head.http_version == "1.1" and body is None:
             self.state = ParserState.UPGRADED
-            self._events.append(Upgrade(rest))
-            return
-        # Not an upgrade we speak: the request was plain HTTP; go on parsing what follows it
-        # with a fresh parser, since llhttp's stays stopped.
-        if head is not None:
-            head.upgrade = None
-        self._parser = httptools.HttpRequestParser(self)
-        self.state = ParserState.IDLE
-        self._head_bytes = 0
-        if rest:
-            events = self._events
-            events.extend(self.receive_data(rest))
-            self._events = events
+            events.append(Upgrade(rest))
+            return False
+        # Served as plain HTTP. RFC 9110 section 7.8: "A server MAY ignore a received Upgrade
+        # header field if it wishes to continue using the current protocol on that connection",
+        # and one in an HTTP/1.0 request it MUST ignore. We also ignore it on a request with
+        # content, which we would otherwise have to read before switching.
+        head.upgrade = None
+        self._parser = httptools.HttpRequestParser(self)  # llhttp's stays stopped
+        self._pending = 0
+        if body is None:
+            self.state = _IDLE if head.keep_alive else _CLOSED
+            return True
+        # httptools tells llhttp that an upgrade request has no content, so llhttp took the body
+        # for whatever follows the request (a smuggled request, for one). Read it with a fresh
+        # parser primed with a head of the same framing: it applies llhttp's rules to the body
+        # and then parses what follows. The primer's own events are dropped.
+        if events[-1] is END_OF_REQUEST:
+            events.pop()
+        self._events = []
+        primer = b"PUT / HTTP/1.1\r\nhost: _\r\n" + body
+        if not head.keep_alive:
+            primer += b"connection: close\r\n"
+        self._parser.feed_data(primer + b"\r\n")
+        self._events = events
+        return True
 
     def _fail(self, status: int, reason: str) -> None:
+        if self.state is _CLOSED:
+            return  # llhttp objects to bytes after the last request; they are ignored
         self.state = ParserState.FAILED
         self._events.append(BadRequest(status, reason))
 
@@ -299,11 +417,54 @@ def _status_for(error: str) -> tuple[int, str]:
     return 400, error.lower().replace("`", "")
 
 
-def _split_target(target: bytes) -> tuple[bytes, bytes]:
+def _method_error(start: bytes | None, error: str) -> tuple[int, str]:
+    """llhttp knows only the methods it knows. RFC 9110 section 9.1: "An origin server that
+    receives a request method that is unrecognized or not implemented SHOULD respond with the
+    501"; but a request line whose method is not even a token does not match the grammar: 400
+    (RFC 9112 section 2.2)."""
+    if start is not None:
+        method = start[:_METHOD_PEEK].partition(b" ")[0]
+        if method and _TOKEN.fullmatch(method):
+            return 501, "unsupported method"
+        return 400, "malformed request line"
+    # The request began mid-chunk: judge by where llhttp stopped. After a known method's
+    # letters, a byte other than a space; or a byte that begins no known method.
+    if error.startswith("Expected space"):
+        return 400, "malformed request line"
+    return 501, "unsupported method"
+
+
+def _body_framing(headers: list[list[bytes]]) -> bytes | None:
+    """The header line that declares the content of a (validated) request head, if any."""
+    for name, value in headers:
+        if name == b"content-length":
+            return b"content-length: %d\r\n" % int(value) if int(value) else None
+        if name == b"transfer-encoding":
+            return b"transfer-encoding: chunked\r\n"
+    return None
+
+
+def _split_target(target: bytes, method: str) -> tuple[bytes, bytes]:
     """Split a request target into the path and the query string (RFC 9112 section 3.2)."""
-    if target[:1] != b"/" and target != b"*":
-        # absolute-form (RFC 9112 section 3.2.2): the server MUST accept it; use its path.
+    if target[:1] == b"/":
+        if b"#" in target:
+            # A fragment is no part of a request target (RFC 9112 section 3.2): drop it, as
+            # clients should have.
+            target = target.partition(b"#")[0]
+        path, _, query = target.partition(b"?")
+        return path, query
+    if target[:1] == b"*":
+        # RFC 9112 section 3.2.4: the asterisk-form "is only used for a server-wide OPTIONS
+        # request".
+        if target == b"*" and method == "OPTIONS":
+            return target, b""
+        raise _Reject(400, "invalid request target")
+    # absolute-form (RFC 9112 section 3.2.2): the server MUST accept it; use its path.
+    try:
         url = httptools.parse_url(target)
-        return url.path or b"/", url.query or b""
-    path, _, query = target.partition(b"?")
-    return path, query
+    except httptools.HttpParserInvalidURLError:
+        raise _Reject(400, "invalid request target") from None
+    if url.userinfo is not None:
+        # RFC 9110 section 4.2.4: a recipient SHOULD "treat its presence as an error".
+        raise _Reject(400, "invalid request target: userinfo")
+    return url.path or b"/", url.query or b""

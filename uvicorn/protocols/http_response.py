@@ -117,9 +117,15 @@ class Response:
             if status < 100 or status > 599 or status == 101:
                 raise ValueError(f"invalid status {status!r}: must be 100-599, other than 101")
             return self._interim(status, headers)
-        block, content_length, has_date, close = _encode_headers(headers)
+        block, content_length, has_date, connection = _encode_headers(headers)
         no_body = self._no_body = self._is_head or status == 204 or status == 304
+        close = connection is not None and b"close" in connection
         keep_alive = self.keep_alive and not close
+        if content_length >= 0 and status == 204:
+            # RFC 9110 section 8.6: "A server MUST NOT send a Content-Length header field in
+            # any response with a status code of 1xx (Informational) or 204 (No Content)."
+            block = _encode_headers(_without_content_length(headers))[0]
+            content_length = -1
         if content_length >= 0:
             if not no_body:
                 if len(content) > content_length or (not more and len(content) < content_length):
@@ -134,16 +140,21 @@ class Response:
                 framing = b""  # a HEAD answered without its body: the length is unknown
             else:
                 framing = b"content-length: %d\r\n" % len(content)
+        elif no_body:
+            # Nothing follows the head, whatever the app streams: no need to close-delimit.
+            # A HEAD response announces the framing its GET would have had.
+            chunked = self._is_head and not self._http10 and status != 204 and status != 304
+            framing = b"transfer-encoding: chunked\r\n" if chunked else b""
         elif self._http10:
             framing = b""  # close-delimited (RFC 9112 section 6.3, rule 8)
             keep_alive = False
         else:
-            framing = b"" if status == 204 or status == 304 else b"transfer-encoding: chunked\r\n"
-            self._chunked = not no_body
+            framing = b"transfer-encoding: chunked\r\n"
+            self._chunked = True
         if not keep_alive:
             if not close:
                 framing += b"connection: close\r\n"
-        elif self._http10:
+        elif self._http10 and (connection is None or b"keep-alive" not in connection):
             framing += b"connection: keep-alive\r\n"
         self.keep_alive = keep_alive
         self.status = status
@@ -205,7 +216,9 @@ class Response:
 
     def _interim(self, status: int, headers: Any) -> bytes:
         # RFC 9110 section 15.2: a server MUST NOT send a 1xx response to an HTTP/1.0 client.
-        block, _, _, _ = _encode_headers(headers)
+        block, content_length, _, _ = _encode_headers(headers)
+        if content_length >= 0:  # RFC 9110 section 8.6, as for a 204
+            block = _encode_headers(_without_content_length(headers))[0]
         if self._http10:
             return b""
         line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
@@ -233,8 +246,9 @@ def _check_status_type(status: Any) -> int:
     raise TypeError(f"invalid status {status!r}: must be an int, got {type(status).__name__}")
 
 
-def _encode_headers(headers: Any) -> tuple[bytes, int, int, bool]:
-    """Encode the app's headers; return (block, content-length or -1, date/server flags, close).
+def _encode_headers(headers: Any) -> tuple[bytes, int, int, set[bytes] | None]:
+    """Encode the app's headers; return (block, content-length or -1, date/server flags, the
+    lower-case connection options or None).
 
     The fast path trusts the shape and checks the whole block at once: one CR and one LF per
     line and no NUL means no header smuggled a line break. Anything odd is diagnosed slowly.
@@ -242,7 +256,7 @@ def _encode_headers(headers: Any) -> tuple[bytes, int, int, bool]:
     lines = []
     content_length = -1
     has = 0  # 1: the app set 'date'; 2: the app set 'server'
-    close = False
+    connection: set[bytes] | None = None
     try:
         for name, value in headers:
             lower = _KNOWN_NAMES.get(name)
@@ -252,13 +266,18 @@ def _encode_headers(headers: Any) -> tuple[bytes, int, int, bool]:
             if special is not None:
                 if special == _CONTENT_LENGTH:
                     length = _parse_content_length(value)
-                    if content_length >= 0 and length != content_length:
-                        raise ValueError(
-                            f"conflicting content-length headers: {content_length} and {length}"
-                        )
+                    if content_length >= 0:
+                        if length != content_length:
+                            raise ValueError(
+                                f"conflicting content-length headers: {content_length} and {length}"
+                            )
+                        continue  # sent once: a client MAY reject duplicates (RFC 9110 8.6)
                     content_length = length
                 elif special == _CONNECTION:
-                    close = close or b"close" in bytes(value).lower()
+                    # RFC 9110 section 7.6.1: Connection = #connection-option, each a token
+                    # ("x-closed" is no "close").
+                    options = {o.strip(b" \t") for o in bytes(value).lower().split(b",")}
+                    connection = options if connection is None else connection | options
                 elif special == _TRANSFER_ENCODING:
                     continue  # framing is the server's job (RFC 9112 section 6.1)
                 elif special == _DATE:
@@ -272,7 +291,11 @@ def _encode_headers(headers: Any) -> tuple[bytes, int, int, bool]:
     count = len(lines)
     if block.count(b"\n") != count or block.count(b"\r") != count or b"\0" in block:
         raise _diagnose(headers) or ValueError("invalid header value")
-    return block, content_length, has, close
+    return block, content_length, has, connection
+
+
+def _without_content_length(headers: Any) -> list[Any]:
+    return [h for h in headers if bytes(h[0]).lower() != b"content-length"]
 
 
 def _learn_name(name: Any) -> bytes:
