@@ -37,6 +37,17 @@ _HOST = re.compile(
     rb"(?:\[[0-9A-Za-z:.\-_~!$&'()*+,;=%]+\]|[0-9A-Za-z.\-_~!$&'()*+,;=%]*)(?::[0-9]*)?"
 )
 _OWS = b" \t"
+# Request header fields the parser acts on, by lower-case name.
+_HOST_FIELD, _EXPECT_FIELD, _UPGRADE_FIELD, _TE_FIELD, _PROXY_FIELD = range(5)
+_REQUEST_SPECIAL = {
+    b"host": _HOST_FIELD,
+    b"expect": _EXPECT_FIELD,
+    b"upgrade": _UPGRADE_FIELD,
+    b"transfer-encoding": _TE_FIELD,
+    b"x-forwarded-for": _PROXY_FIELD,
+    b"x-forwarded-proto": _PROXY_FIELD,
+    b"forwarded": _PROXY_FIELD,
+}
 _HOSTS: set[bytes] = set()  # Host values seen valid, so each is checked once
 _BODY_FIELD_TOO_LARGE = "chunk extension or trailer field too large"
 _METHOD_PEEK = 32  # bytes kept of each request's start, to tell a bad request line from a method
@@ -86,6 +97,7 @@ class RequestHead:
         "keep_alive",
         "expect_continue",
         "upgrade",
+        "proxied",
     )
 
     def __init__(
@@ -96,8 +108,9 @@ class RequestHead:
         http_version: str,
         headers: list[list[bytes]],
         keep_alive: bool,
-        expect_continue: bool,
-        upgrade: bytes | None,
+        expect_continue: bool = False,
+        upgrade: bytes | None = None,
+        proxied: bool = False,
     ) -> None:
         self.method = method
         self.raw_path = raw_path
@@ -107,6 +120,7 @@ class RequestHead:
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
         self.upgrade = upgrade
+        self.proxied = proxied  # it carries X-Forwarded-* or Forwarded fields
 
     def __repr__(self) -> str:
         return f"<RequestHead {self.method} {self.raw_path!r} HTTP/{self.http_version}>"
@@ -189,6 +203,7 @@ class RequestParser:
         self._hosts = 0
         self._expect_continue = False
         self._upgrade: bytes | None = None
+        self._proxied = False
         self._transfer_encoding: bytes | None = None
         self._keep_alive = True
 
@@ -280,22 +295,26 @@ class RequestParser:
         if len(self._headers) >= self._max_fields:
             raise _Reject(431, "too many header fields")
         name = name.lower()
-        if name == b"host":
-            self._hosts += 1
-            if value not in _HOSTS:
-                if not _HOST.fullmatch(value):
-                    # RFC 9112 section 3.2: a server MUST respond with 400 to any request
-                    # message that contains [...] a Host header field with an invalid value.
-                    raise _Reject(400, "invalid Host header")
-                if len(_HOSTS) < 64:
-                    _HOSTS.add(value)
-        elif name == b"expect":
-            self._expect_continue = value.lower() == b"100-continue"
-        elif name == b"upgrade":
-            self._upgrade = value.lower()
-        elif name == b"transfer-encoding":
-            te = self._transfer_encoding
-            self._transfer_encoding = value if te is None else te + b"," + value
+        kind = _REQUEST_SPECIAL.get(name)
+        if kind is not None:
+            if kind == _HOST_FIELD:
+                self._hosts += 1
+                if value not in _HOSTS:
+                    if not _HOST.fullmatch(value):
+                        # RFC 9112 section 3.2: a server MUST respond with 400 to any request
+                        # message that contains [...] a Host header field with an invalid value.
+                        raise _Reject(400, "invalid Host header")
+                    if len(_HOSTS) < 64:
+                        _HOSTS.add(value)
+            elif kind == _PROXY_FIELD:
+                self._proxied = True
+            elif kind == _EXPECT_FIELD:
+                self._expect_continue = value.lower() == b"100-continue"
+            elif kind == _UPGRADE_FIELD:
+                self._upgrade = value.lower()
+            else:
+                te = self._transfer_encoding
+                self._transfer_encoding = value if te is None else te + b"," + value
         self._headers.append([name, value])
 
     def on_headers_complete(self) -> None:
@@ -331,27 +350,26 @@ class RequestParser:
                 raise _Reject(501, "unsupported transfer coding")
         raw_path, query_string = _split_target(self._url, method)
         keep_alive = self._keep_alive = parser.should_keep_alive()
-        self._events.append(
-            RequestHead(
-                method,
-                raw_path,
-                query_string,
-                version,
-                self._headers,
-                keep_alive,
-                self._expect_continue and version == "1.1",
-                self._upgrade if parser.should_upgrade() else None,
-            )
-        )
+        head = RequestHead(method, raw_path, query_string, version, self._headers, keep_alive)
+        # The rarely set ones are reset only when set: this runs for every request.
+        if self._expect_continue:
+            head.expect_continue = version == "1.1"
+            self._expect_continue = False
+        if self._upgrade is not None:
+            if parser.should_upgrade():
+                head.upgrade = self._upgrade
+            self._upgrade = None
+        if self._proxied:
+            head.proxied = True
+            self._proxied = False
+        self._transfer_encoding = None
+        self._events.append(head)
         self.state = _BODY
         self._url = b""
         self._headers = []
         self._hosts = 0
         self._head_bytes = 0
         self._start = None
-        self._expect_continue = False
-        self._upgrade = None
-        self._transfer_encoding = None
 
     def on_body(self, body: bytes) -> None:
         self._pending = 0

@@ -20,12 +20,7 @@ _STATUS_LINES = {
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(rb"[\r\n\0]")
 
-# Header names an app used before, mapped to their lower-case form: names are nearly always
-# constants, so each is validated once rather than once per response.
-_KNOWN_NAMES: dict[bytes, bytes] = {}
-_KNOWN_NAMES_MAX = 4096
-
-_CONTENT_LENGTH, _CONNECTION, _TRANSFER_ENCODING, _DATE, _SERVER = range(5)
+_ORDINARY, _CONTENT_LENGTH, _CONNECTION, _TRANSFER_ENCODING, _DATE, _SERVER = range(6)
 _SPECIAL = {
     b"content-length": _CONTENT_LENGTH,
     b"connection": _CONNECTION,
@@ -33,15 +28,20 @@ _SPECIAL = {
     b"date": _DATE,
     b"server": _SERVER,
 }
+# Header names an app used before (as it spells them), mapped to their kind: names are nearly
+# always constants, so each is validated and classified once rather than once per response.
+_NAME_KINDS: dict[bytes, int] = {}
+_NAME_KINDS_MAX = 4096
 
 
 class HeaderDefaults:
     """The headers the server adds to every response, encoded once.
 
     The worker calls ``set_date()`` once a second; ``block`` is what most responses use whole.
+    An extra header (``--header``) named ``server`` or ``date`` replaces the default one.
     """
 
-    __slots__ = ("server", "date", "extra", "block")
+    __slots__ = ("block", "_date", "_date_wanted", "_extra", "_server")
 
     def __init__(
         self,
@@ -49,30 +49,37 @@ class HeaderDefaults:
         date_header: bool = True,
         extra: Iterable[tuple[bytes, bytes]] = (),
     ) -> None:
-        self.server = b"server: uvicorn\r\n" if server_header else b""
-        self.date = b"" if date_header else None
-        self.extra = b"".join(b"%s: %s\r\n" % pair for pair in extra)
-        self.block = self.server + self.extra
+        self._extra = [(name.lower(), b"%s: %s\r\n" % (name, value)) for name, value in extra]
+        names = {name for name, _ in self._extra}
+        self._server = b"server: uvicorn\r\n" if server_header and b"server" not in names else b""
+        self._date_wanted = date_header and b"date" not in names
+        self._date = b""
+        self.block = self.without(date=False, server=False)
 
     def set_date(self, date: bytes) -> None:
         """``date`` is an IMF-fixdate (RFC 9110 section 5.6.7)."""
-        if self.date is not None:
-            self.date = b"date: " + date + b"\r\n"
-            self.block = self.date + self.server + self.extra
+        if self._date_wanted:
+            self._date = b"date: " + date + b"\r\n"
+            self.block = self.without(date=False, server=False)
 
     def without(self, date: bool, server: bool) -> bytes:
-        """The defaults minus what the app set itself."""
-        return (
-            (b"" if date or self.date is None else self.date)
-            + (b"" if server else self.server)
-            + self.extra
-        )
+        """The defaults minus the headers the app set itself (``date``, ``server``)."""
+        lines = [b"" if date else self._date, b"" if server else self._server]
+        lines += [
+            line
+            for name, line in self._extra
+            if not ((date and name == b"date") or (server and name == b"server"))
+        ]
+        return b"".join(lines)
 
 
 class ResponseState(enum.Enum):
     IDLE = "idle"  # nothing sent yet (1xx interim responses leave it here)
     STREAMING = "streaming"  # head sent, more body to come
     DONE = "done"  # complete, or abandoned after an error
+
+
+_IDLE, _STREAMING, _DONE = ResponseState.IDLE, ResponseState.STREAMING, ResponseState.DONE
 
 
 class Response:
@@ -94,7 +101,7 @@ class Response:
     def __init__(
         self, defaults: HeaderDefaults, is_head: bool, http_version: str, keep_alive: bool
     ) -> None:
-        self.state = ResponseState.IDLE
+        self.state = _IDLE
         self.keep_alive = keep_alive
         self.status = 0
         self._is_head = is_head
@@ -106,7 +113,7 @@ class Response:
 
     def start(self, status: Any, headers: Any, content: bytes, more: bool) -> bytes:
         """The head (and first body bytes) of the response."""
-        if self.state is not ResponseState.IDLE:
+        if self.state is not _IDLE:
             raise RuntimeError(
                 f"response already started (state {self.state.value}): "
                 "only 'content' and 'more_content' may follow"
@@ -117,14 +124,16 @@ class Response:
             if status < 100 or status > 599 or status == 101:
                 raise ValueError(f"invalid status {status!r}: must be 100-599, other than 101")
             return self._interim(status, headers)
-        block, content_length, has_date, connection = _encode_headers(headers)
+        # The response in pieces, joined once: status line, the server's defaults (filled in
+        # below, once we know which the app replaced), the app's headers, framing, body.
+        parts = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status, b""]
+        # RFC 9110 section 8.6: "A server MUST NOT send a Content-Length header field in any
+        # response with a status code of 1xx (Informational) or 204 (No Content)."
+        content_length, has, connection = _encode_headers(headers, parts, status != 204)
         no_body = self._no_body = self._is_head or status == 204 or status == 304
         close = connection is not None and b"close" in connection
         keep_alive = self.keep_alive and not close
-        if content_length >= 0 and status == 204:
-            # RFC 9110 section 8.6: "A server MUST NOT send a Content-Length header field in
-            # any response with a status code of 1xx (Informational) or 204 (No Content)."
-            block = _encode_headers(_without_content_length(headers))[0]
+        if status == 204:
             content_length = -1
         if content_length >= 0:
             if not no_body:
@@ -134,66 +143,60 @@ class Response:
                         f"{'has' if not more else 'starts with'} {len(content)} bytes"
                     )
                 self._remaining = content_length - len(content)
-            framing = b""
         elif not more:
-            if status == 204 or status == 304 or (no_body and not content):
-                framing = b""  # a HEAD answered without its body: the length is unknown
-            else:
-                framing = b"content-length: %d\r\n" % len(content)
+            if not (status == 204 or status == 304 or (no_body and not content)):
+                # (A HEAD answered without its body: the length is unknown, so none is sent.)
+                parts.append(b"content-length: %d\r\n" % len(content))
         elif no_body:
             # Nothing follows the head, whatever the app streams: no need to close-delimit.
             # A HEAD response announces the framing its GET would have had.
-            chunked = self._is_head and not self._http10 and status != 204 and status != 304
-            framing = b"transfer-encoding: chunked\r\n" if chunked else b""
+            if self._is_head and not self._http10 and status != 204 and status != 304:
+                parts.append(b"transfer-encoding: chunked\r\n")
         elif self._http10:
-            framing = b""  # close-delimited (RFC 9112 section 6.3, rule 8)
-            keep_alive = False
+            keep_alive = False  # close-delimited (RFC 9112 section 6.3, rule 8)
         else:
-            framing = b"transfer-encoding: chunked\r\n"
+            parts.append(b"transfer-encoding: chunked\r\n")
             self._chunked = True
         if not keep_alive:
             if not close:
-                framing += b"connection: close\r\n"
+                parts.append(b"connection: close\r\n")
         elif self._http10 and (connection is None or b"keep-alive" not in connection):
-            framing += b"connection: keep-alive\r\n"
+            parts.append(b"connection: keep-alive\r\n")
         self.keep_alive = keep_alive
         self.status = status
-        self.state = ResponseState.STREAMING if more else ResponseState.DONE
+        self.state = _STREAMING if more else _DONE
         defaults = self._defaults
-        if has_date:
-            prefix = defaults.without(date=bool(has_date & 1), server=bool(has_date & 2))
-        else:
-            prefix = defaults.block
-        line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
-        head = line + prefix + block + framing + b"\r\n"
-        if no_body or not content:
-            if self._chunked and not more:
-                return head + b"0\r\n\r\n"
-            return head
+        parts[1] = defaults.without(bool(has & 1), bool(has & 2)) if has else defaults.block
+        parts.append(b"\r\n")
         if self._chunked:
-            return (
-                head + b"%x\r\n" % len(content) + content + (b"\r\n" if more else b"\r\n0\r\n\r\n")
-            )
-        return head + content
+            if content:
+                parts.append(b"%x\r\n" % len(content))
+                parts.append(content)
+                parts.append(b"\r\n" if more else b"\r\n0\r\n\r\n")
+            elif not more:
+                parts.append(b"0\r\n\r\n")
+        elif content and not no_body:
+            parts.append(content)
+        return b"".join(parts)
 
     def body(self, content: bytes, more: bool) -> bytes:
         """The next piece of the body."""
         state = self.state
-        if state is not ResponseState.STREAMING:
-            if state is ResponseState.IDLE:
+        if state is not _STREAMING:
+            if state is _IDLE:
                 raise RuntimeError(
                     "response body sent before the response started "
                     "(the first message needs a 'status')"
                 )
             raise RuntimeError("response already completed: nothing more can be sent")
         if not more:
-            self.state = ResponseState.DONE
+            self.state = _DONE
         if self._no_body:
             return b""
         if self._remaining >= 0:
             remaining = self._remaining - len(content)
             if remaining < 0 or (not more and remaining > 0):
-                self.state = ResponseState.DONE
+                self.state = _DONE
                 self.keep_alive = False
                 sent = self._remaining
                 raise RuntimeError(
@@ -205,24 +208,25 @@ class Response:
             return content
         if self._chunked:
             if not content:
-                return b"" if more else b"0\r\n\r\n"
-            return b"%x\r\n" % len(content) + content + (b"\r\n" if more else b"\r\n0\r\n\r\n")
+                return b"" if more else b"0\r\n\r\n"  # a zero-size chunk would end the body
+            if more:
+                return b"%x\r\n%b\r\n" % (len(content), content)
+            return b"%x\r\n%b\r\n0\r\n\r\n" % (len(content), content)
         return content
 
     def abandon(self) -> None:
         """The response cannot be completed: the connection must be closed."""
-        self.state = ResponseState.DONE
+        self.state = _DONE
         self.keep_alive = False
 
     def _interim(self, status: int, headers: Any) -> bytes:
+        parts = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
+        _encode_headers(headers, parts, False)  # no content-length: RFC 9110 section 8.6
         # RFC 9110 section 15.2: a server MUST NOT send a 1xx response to an HTTP/1.0 client.
-        block, content_length, _, _ = _encode_headers(headers)
-        if content_length >= 0:  # RFC 9110 section 8.6, as for a 204
-            block = _encode_headers(_without_content_length(headers))[0]
         if self._http10:
             return b""
-        line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status
-        return line + block + b"\r\n"
+        parts.append(b"\r\n")
+        return b"".join(parts)
 
 
 def simple_response(
@@ -246,25 +250,31 @@ def _check_status_type(status: Any) -> int:
     raise TypeError(f"invalid status {status!r}: must be an int, got {type(status).__name__}")
 
 
-def _encode_headers(headers: Any) -> tuple[bytes, int, int, set[bytes] | None]:
-    """Encode the app's headers; return (block, content-length or -1, date/server flags, the
-    lower-case connection options or None).
+def _encode_headers(
+    headers: Any, parts: list[bytes], keep_length: bool
+) -> tuple[int, int, set[bytes] | None]:
+    """Append the app's header lines to ``parts``; return (content-length or -1, date/server
+    flags, the lower-case connection options or None). ``keep_length`` False leaves out the
+    app's content-length line (its value is still returned).
 
-    The fast path trusts the shape and checks the whole block at once: one CR and one LF per
-    line and no NUL means no header smuggled a line break. Anything odd is diagnosed slowly.
+    The fast path trusts the shape, and checks each value for CR, LF and NUL (which would
+    smuggle in a header line of its own) with one C-level pass. Anything odd is diagnosed slowly.
     """
-    lines = []
     content_length = -1
     has = 0  # 1: the app set 'date'; 2: the app set 'server'
     connection: set[bytes] | None = None
+    append = parts.append
     try:
         for name, value in headers:
-            lower = _KNOWN_NAMES.get(name)
-            if lower is None:
-                lower = _learn_name(name)
-            special = _SPECIAL.get(lower)
-            if special is not None:
-                if special == _CONTENT_LENGTH:
+            kind = _NAME_KINDS.get(name)
+            if kind is None:
+                kind = _learn_name(name)
+            if type(value) is not bytes:
+                value = bytes(value) if isinstance(value, (bytearray, memoryview)) else None
+            if len(value.translate(None, b"\r\n\0")) != len(value):
+                raise ValueError
+            if kind:
+                if kind == _CONTENT_LENGTH:
                     length = _parse_content_length(value)
                     if content_length >= 0:
                         if length != content_length:
@@ -273,40 +283,38 @@ def _encode_headers(headers: Any) -> tuple[bytes, int, int, set[bytes] | None]:
                             )
                         continue  # sent once: a client MAY reject duplicates (RFC 9110 8.6)
                     content_length = length
-                elif special == _CONNECTION:
+                    if not keep_length:
+                        continue
+                elif kind == _CONNECTION:
                     # RFC 9110 section 7.6.1: Connection = #connection-option, each a token
                     # ("x-closed" is no "close").
-                    options = {o.strip(b" \t") for o in bytes(value).lower().split(b",")}
+                    options = {o.strip(b" \t") for o in value.lower().split(b",")}
                     connection = options if connection is None else connection | options
-                elif special == _TRANSFER_ENCODING:
+                elif kind == _TRANSFER_ENCODING:
                     continue  # framing is the server's job (RFC 9112 section 6.1)
-                elif special == _DATE:
+                elif kind == _DATE:
                     has |= 1
                 else:
                     has |= 2
-            lines.append(b"%b: %b\r\n" % (name, value))
-    except (TypeError, ValueError) as exc:
+            append(name)
+            append(b": ")
+            append(value)
+            append(b"\r\n")
+    except (TypeError, ValueError, AttributeError) as exc:
         raise _diagnose(headers) or exc from None
-    block = b"".join(lines)
-    count = len(lines)
-    if block.count(b"\n") != count or block.count(b"\r") != count or b"\0" in block:
-        raise _diagnose(headers) or ValueError("invalid header value")
-    return block, content_length, has, connection
+    return content_length, has, connection
 
 
-def _without_content_length(headers: Any) -> list[Any]:
-    return [h for h in headers if bytes(h[0]).lower() != b"content-length"]
-
-
-def _learn_name(name: Any) -> bytes:
+def _learn_name(name: Any) -> int:
+    """Validate a header name the app has not used before; cache and return its kind."""
     if not isinstance(name, bytes):
         raise TypeError(f"invalid header name {name!r}: must be bytes, got {type(name).__name__}")
     if not _TOKEN.fullmatch(name):
         raise ValueError(f"invalid header name {name!r}: not an HTTP token (RFC 9110 5.1)")
-    lower = name.lower()
-    if len(_KNOWN_NAMES) < _KNOWN_NAMES_MAX:
-        _KNOWN_NAMES[name] = lower
-    return lower
+    kind = _SPECIAL.get(name.lower(), _ORDINARY)
+    if len(_NAME_KINDS) < _NAME_KINDS_MAX:
+        _NAME_KINDS[name] = kind
+    return kind
 
 
 def _parse_content_length(value: Any) -> int:

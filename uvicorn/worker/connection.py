@@ -126,11 +126,15 @@ class HTTPConnection(asyncio.Protocol):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
         self.state.connections.discard(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._lost()
+
+    def _lost(self) -> None:
+        """The client is gone: tell the requests in flight (once)."""
+        self.closed = True
         for cycle in (self.cycle, self.reading):
             if cycle is not None:
                 cycle.connection_lost()
@@ -158,7 +162,7 @@ class HTTPConnection(asyncio.Protocol):
             if flush or self._out_size > COALESCE_LIMIT:
                 self._flush()
         elif flush or len(data) > COALESCE_LIMIT:
-            self.transport.write(data)
+            self._send(data)
         else:
             out.append(data)
             self._out_size = len(data)
@@ -170,9 +174,19 @@ class HTTPConnection(asyncio.Protocol):
         self._flush_scheduled = False
         out = self._out
         if out and not self.closed:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
             self._out_size = 0
+            self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        transport = self.transport
+        transport.write(data)
+        if transport.is_closing():
+            # The write failed (the client reset the connection) and connection_lost() is
+            # only scheduled: an app streaming in a loop that yields nowhere but in send()
+            # would otherwise write into the void, never letting that callback run.
+            self._lost()
 
     async def drain(self) -> None:
         """Wait while the transport's buffer is above its high-water mark."""
@@ -229,7 +243,7 @@ class HTTPConnection(asyncio.Protocol):
             self.close()
             return
         state.active += 1
-        if self.trusted:
+        if cycle.head.proxied and self.trusted:
             cycle.client, cycle.scheme = state.proxy.resolve(  # type: ignore[union-attr]
                 cycle.head.headers, cycle.client, cycle.scheme
             )

@@ -198,18 +198,9 @@ class RequestCycle:
         while not self.disconnected and not conn.peer_eof and self.response.state is not _DONE:
             await self._wait()
 
-    def _check_connected(self) -> None:
+    def write_start(self, status: Any, headers: Any, content: bytes, more: bool) -> None:
         if self.disconnected:
             raise ClientDisconnected()
-        if self.conn.transport.is_closing():
-            # A write failed (the client reset the connection) and connection_lost() is only
-            # scheduled: an app streaming in a loop that yields nowhere but in send() would
-            # otherwise write into the void forever, never letting that callback run.
-            self.connection_lost()
-            raise ClientDisconnected()
-
-    def write_start(self, status: Any, headers: Any, content: bytes, more: bool) -> None:
-        self._check_connected()
         if self.expect_continue and not self.body_complete:
             # A final answer before 100 Continue: the client will not send its body, so the
             # connection closes after it. RFC 9110 section 10.1.1 asks to say so in advance.
@@ -221,7 +212,8 @@ class RequestCycle:
             self._wake()
 
     def write_body(self, content: bytes, more: bool) -> None:
-        self._check_connected()
+        if self.disconnected:
+            raise ClientDisconnected()
         try:
             data = self.response.body(content, more)
         except RuntimeError:

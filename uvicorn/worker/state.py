@@ -32,13 +32,8 @@ class ServerState:
         self.loop = loop
         self.app = app
         self.cycle_class = cycle_class
-        extra = config.encoded_headers()
-        names = {name for name, _ in extra}
-        # A --header naming 'server' or 'date' replaces the default one instead of doubling it.
         self.defaults = HeaderDefaults(
-            config.server_header and b"server" not in names,
-            config.date_header and b"date" not in names,
-            extra,
+            config.server_header, config.date_header, config.encoded_headers()
         )
         self.limits = Limits(
             config.limit_request_line, config.limit_request_fields, config.limit_request_field_size

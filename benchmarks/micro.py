@@ -1,0 +1,96 @@
+"""Per-request CPU cost of the HTTP path without sockets: requests fed to a connection whose
+transport only counts bytes. Shows what our Python costs per request, with no syscall noise.
+
+    .venv/bin/python benchmarks/micro.py [messaging|asgi|stream] [requests]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+import uvloop
+
+from uvicorn.config import Config
+from uvicorn.worker.asgi import ASGICycle
+from uvicorn.worker.connection import HTTPConnection
+from uvicorn.worker.messaging import MessagingCycle
+from uvicorn.worker.state import ServerState
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: localhost:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+CHUNK = b"x" * 1023 + b"\n"
+
+
+async def mi_hello(message: dict[str, Any], channels: dict[str, Any]) -> None:
+    await channels["reply"].send(
+        {"status": 200, "headers": [[b"content-type", b"text/plain"]], "content": b"Hello, world"}
+    )
+
+
+async def mi_stream(message: dict[str, Any], channels: dict[str, Any]) -> None:
+    reply = channels["reply"]
+    await reply.send({"status": 200, "headers": [[b"content-type", b"text/plain"]],
+                      "content": b"", "more_content": True})  # fmt: skip
+    for _ in range(16):
+        await reply.send({"content": CHUNK, "more_content": True})
+    await reply.send({"content": b"", "more_content": False})
+
+
+START = {"type": "http.response.start", "status": 200,
+         "headers": [(b"content-type", b"text/plain"), (b"content-length", b"12")]}  # fmt: skip
+BODY = {"type": "http.response.body", "body": b"Hello, world"}
+
+
+async def asgi_hello(scope: Any, receive: Any, send: Any) -> None:
+    await send(START)
+    await send(BODY)
+
+
+class CountingTransport:
+    def __init__(self) -> None:
+        self.written = 0
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+        self.writes += 1
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    def close(self) -> None: ...
+
+
+async def measure(kind: str, count: int) -> None:
+    loop = asyncio.get_running_loop()
+    app, cycle = {"messaging": (mi_hello, MessagingCycle), "asgi": (asgi_hello, ASGICycle),
+                  "stream": (mi_stream, MessagingCycle)}[kind]  # fmt: skip
+    state = ServerState(Config(app=app, access_log=False), app, cycle, loop)
+    conn = HTTPConnection(state)
+    transport = CountingTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    for _ in range(2000):  # warm up
+        conn.data_received(REQUEST)
+        await asyncio.sleep(0)
+    started = time.perf_counter()
+    cpu = time.process_time()
+    for _ in range(count):
+        conn.data_received(REQUEST)
+        await asyncio.sleep(0)
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    assert transport.writes >= count and not conn.closed, "the app failed: see the log above"
+    print(f"{kind}: {count / elapsed:,.0f} req/s, {cpu / count * 1e6:.2f} us CPU per request, "
+          f"{transport.writes / (count + 2000):.2f} writes per request")  # fmt: skip
+
+
+if __name__ == "__main__":
+    uvloop.run(measure(sys.argv[1] if len(sys.argv) > 1 else "messaging",
+                       int(sys.argv[2]) if len(sys.argv) > 2 else 200_000))  # fmt: skip
