@@ -175,6 +175,8 @@ async def test_asgi_send_errors() -> None:
         for bad in (
             {"type": "http.response.body", "body": b"early"},  # before the start
             {"type": "http.response.start"},  # no status
+            {"type": "http.response.start", "status": "200"},  # refused at once, not later
+            {"type": "http.response.start", "status": 103},  # 1xx is no ASGI response start
             {"type": "http.response.bogus"},
             {"no": "type"},
         ):
@@ -199,7 +201,8 @@ async def test_asgi_send_errors() -> None:
         for _ in range(2):
             assert (await client.read_response()).body == b"ok"
         client.close()
-    per_request = [RuntimeError, ValueError, ValueError, TypeError, RuntimeError, RuntimeError]
+    per_request = [RuntimeError, ValueError, TypeError, ValueError, ValueError, TypeError]
+    per_request += [RuntimeError, RuntimeError]
     assert [type(e) for e in raised] == per_request * 2, raised
     assert "before the response started" in str(raised[0])
 

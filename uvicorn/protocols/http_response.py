@@ -250,6 +250,17 @@ def _check_status_type(status: Any) -> int:
     raise TypeError(f"invalid status {status!r}: must be an int, got {type(status).__name__}")
 
 
+def check_status(status: Any, interim: bool = True) -> int:
+    """``status`` as an int, or the TypeError/ValueError that ``Response.start`` would raise;
+    ``interim`` False also refuses 1xx."""
+    if type(status) is not int:
+        status = _check_status_type(status)
+    low = 100 if interim else 200
+    if status < low or status > 599 or status == 101:
+        raise ValueError(f"invalid status {status!r}: must be {low}-599, other than 101")
+    return int(status)
+
+
 def _encode_headers(
     headers: Any, parts: list[bytes], keep_length: bool
 ) -> tuple[int, int, set[bytes] | None]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from uvicorn.protocols.http_response import ResponseState
+from uvicorn.protocols.http_response import ResponseState, check_status
 from uvicorn.types import ASGIApp, ASGIReceive, ASGISend, Scope
 from uvicorn.worker.cycle import RequestCycle, decode_path
 from uvicorn.worker.messaging import check_bytes
@@ -88,7 +88,12 @@ class ASGICycle(RequestCycle):
                 raise RuntimeError("http.response.start sent twice")
             if "status" not in message:
                 raise ValueError("http.response.start needs a 'status'")
-            self._start = (message["status"], message.get("headers", ()))
+            status = message["status"]
+            if type(status) is not int or status < 200 or status > 599:
+                # Checked here, not when the held start is written, so that the error points at
+                # the message that caused it. (1xx interim responses are not ASGI messages.)
+                check_status(status, interim=False)
+            self._start = (status, message.get("headers", ()))
             return
         else:
             raise ValueError(f"unexpected ASGI message type {kind!r} for an http scope")

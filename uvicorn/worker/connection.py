@@ -36,6 +36,7 @@ logger = logging.getLogger("uvicorn.error")
 COALESCE_LIMIT = 64 * 1024
 _PARSER_IDLE = ParserState.IDLE
 _PARSER_HEAD = ParserState.HEAD
+_PARSER_BODY = ParserState.BODY
 
 
 class HTTPConnection(asyncio.Protocol):
@@ -342,7 +343,10 @@ class HTTPConnection(asyncio.Protocol):
         if self.closed or self.cycle is not None:
             return  # re-armed when the connection is idle again
         state = self.state
-        in_head = self.parser.state is not _PARSER_IDLE or self.reading is not None
+        parser_state = self.parser.state
+        # Part of a request (head or unread body) has arrived; in any other parser state
+        # (idle, or closed after the last request) the connection is simply idle.
+        in_head = parser_state is _PARSER_HEAD or parser_state is _PARSER_BODY
         if in_head:
             deadline = (self._head_started or self._idle_since) + state.timeout_request_head
         else:
