@@ -19,6 +19,7 @@ from uvicorn.exceptions import ConfigError
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 INTERFACES = ("auto", "messaging", "asgi3", "asgi2")
 LIFESPAN_MODES = ("auto", "on", "off")
+WS_MODES = ("auto", "websockets", "none")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
@@ -196,6 +197,31 @@ class Config:
     limit_request_field_size: int = option(
         8190, help="Longest header field, in bytes (431 beyond).", parse=_positive_int, metavar="N"
     )
+    ws: str = option(
+        "auto", help="WebSocket support: 'none' serves upgrade requests as plain HTTP.",
+        choices=WS_MODES,
+    )  # fmt: skip
+    ws_max_size: int = option(
+        16 * 1024 * 1024,
+        help="Largest WebSocket message accepted, in bytes (closed with 1009 beyond).",
+        parse=_positive_int,
+        metavar="BYTES",
+    )
+    ws_ping_interval: float = option(
+        20.0,
+        help="Ping a WebSocket peer silent for this long (0: never).",
+        parse=_non_negative_float,
+        metavar="SECONDS",
+    )
+    ws_ping_timeout: float = option(
+        20.0,
+        help="Close a WebSocket whose peer does not answer a ping within this long.",
+        parse=_non_negative_float,
+        metavar="SECONDS",
+    )
+    ws_per_message_deflate: bool = option(
+        True, help="Negotiate WebSocket compression (permessage-deflate).", negatable=True
+    )
     proxy_headers: bool = option(
         True,
         help="Trust X-Forwarded-For/-Proto and Forwarded from --forwarded-allow-ips.",
@@ -241,6 +267,7 @@ class Config:
         for name, choices in (
             ("interface", INTERFACES),
             ("lifespan", LIFESPAN_MODES),
+            ("ws", WS_MODES),
             ("log_level", LOG_LEVELS),
         ):
             value = getattr(self, name)

@@ -6,17 +6,24 @@ per the ASGI HTTP spec (2.4). Framing, flow control and failures are ``RequestCy
 
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from typing import Any
 
 from uvicorn.protocols.http_response import ResponseState, check_status
+from uvicorn.protocols.websocket import HandshakeState
+from uvicorn.protocols.websocket import Message as WSMessage
 from uvicorn.types import ASGIApp, ASGIReceive, ASGISend, Scope
 from uvicorn.worker.cycle import RequestCycle, decode_path
-from uvicorn.worker.messaging import check_bytes
+from uvicorn.worker.messaging import check_bytes, close_code
+from uvicorn.worker.websocket import WebSocketSession
+
+logger = logging.getLogger("uvicorn.error")
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 _DISCONNECT = {"type": "http.disconnect"}
 _IDLE = ResponseState.IDLE
+_PENDING = HandshakeState.PENDING
 
 
 class ASGICycle(RequestCycle):
@@ -110,3 +117,94 @@ def asgi2_to_asgi3(app: Any) -> ASGIApp:
         await instance(receive, send)
 
     return asgi3
+
+
+class ASGIWebSocket(WebSocketSession):
+    """The ``websocket`` scope, its events and messages (ASGI spec 2.4), including the
+    ``websocket.http.response`` extension to deny a handshake with any HTTP response."""
+
+    async def call_app(self) -> None:
+        head = self.head
+        state = self.state
+        root_path = state.root_path
+        path = decode_path(head.raw_path)
+        scope: dict[str, Any] = {
+            "type": "websocket",
+            "asgi": ASGI_VERSION,
+            "http_version": head.http_version,
+            "scheme": self.scheme,
+            "path": root_path + path if root_path else path,
+            "raw_path": head.raw_path,
+            "query_string": head.query_string,
+            "root_path": root_path,
+            "headers": head.headers,
+            "client": self.client,
+            "server": self.server,
+            "subprotocols": self.core.subprotocols,
+            "extensions": {"websocket.http.response": {}},
+        }
+        if state.lifespan_state is not None:
+            scope["state"] = state.lifespan_state.copy()
+        self._connect_sent = False
+        self._denial: tuple[int, Any, list[bytes]] | None = None
+        await state.app(scope, self.receive, self.send)
+        if self.core.state is _PENDING:
+            logger.error(
+                "ASGI app returned without accepting or closing the WebSocket %s", self._target()
+            )
+        elif self.core.is_open:
+            self.core.close(1000, "")
+            self.flush_core()
+
+    async def receive(self) -> dict[str, Any]:
+        if not self._connect_sent:
+            self._connect_sent = True
+            return {"type": "websocket.connect"}
+        event = await self.next_event()
+        if isinstance(event, WSMessage):
+            if event.text is not None:
+                return {"type": "websocket.receive", "text": event.text}
+            return {"type": "websocket.receive", "bytes": event.data}
+        return {"type": "websocket.disconnect", "code": event.code, "reason": event.reason}
+
+    async def send(self, message: MutableMapping[str, Any]) -> None:
+        try:
+            kind = message["type"]
+        except (KeyError, TypeError):
+            raise TypeError(f"invalid ASGI message {message!r}: needs a 'type'") from None
+        pending = self.core.state is _PENDING
+        if kind == "websocket.send":
+            text, data = message.get("text"), message.get("bytes")
+            if text is not None and type(text) is not str:
+                raise TypeError(f"invalid 'text' {text!r}: must be str")
+            if text is None:
+                if data is None:
+                    raise ValueError("websocket.send needs 'text' or 'bytes'")
+                data = check_bytes(data, "bytes")
+            await self.send_message(text, data if text is None else None, None)
+        elif kind == "websocket.accept":
+            if not pending:
+                raise RuntimeError("websocket.accept after the handshake was answered")
+            self.accept(message.get("subprotocol"), message.get("headers") or ())
+        elif kind == "websocket.close":
+            if pending:
+                self.reject(403)  # ASGI: a close before the accept rejects the handshake
+                return
+            code = close_code(message.get("code", 1000)) or 1000
+            self.check_open()
+            self.core.close(code, message.get("reason") or "")
+            self.flush_core()
+        elif kind == "websocket.http.response.start":
+            if not pending or self._denial is not None:
+                raise RuntimeError(f"{kind} after the handshake was answered")
+            self._denial = (check_status(message["status"], interim=False),
+                            message.get("headers", ()), [])  # fmt: skip
+        elif kind == "websocket.http.response.body":
+            if self._denial is None:
+                raise RuntimeError(f"{kind} before websocket.http.response.start")
+            status, headers, body = self._denial
+            body.append(check_bytes(message.get("body", b""), "body"))
+            if not message.get("more_body", False):
+                self.reject(status, headers, b"".join(body))
+        else:
+            raise ValueError(f"unexpected ASGI message type {kind!r} for a websocket scope")

@@ -2,8 +2,8 @@
 
 ``HTTPConnection`` feeds received bytes to ``RequestParser`` and hands the events to request
 cycles, answering pipelined requests in order, one at a time. It owns everything tied to the
-socket: read pausing (body back-pressure, pipelining), write coalescing and draining, the
-keep-alive and request-head timers, and closing.
+socket: read pausing (body back-pressure, pipelining), the keep-alive and request-head timers,
+and handing the socket over to another protocol on an upgrade. Writing is ``StreamProtocol``'s.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from uvicorn.exceptions import ClientDisconnected
 from uvicorn.protocols.http_parser import (
     BadRequest,
     Body,
@@ -25,42 +24,44 @@ from uvicorn.protocols.http_parser import (
 )
 from uvicorn.protocols.http_response import ResponseState, simple_response
 from uvicorn.worker.cycle import BODY_HIGH_WATER, RequestCycle
+from uvicorn.worker.stream import StreamProtocol
 
 if TYPE_CHECKING:
     from uvicorn.worker.state import ServerState
 
 logger = logging.getLogger("uvicorn.error")
 
-# Writes smaller than this are gathered until the loop next waits for I/O, so a response
-# streamed in many small sends leaves in few packets; bigger ones go straight to the socket.
-COALESCE_LIMIT = 64 * 1024
 _PARSER_IDLE = ParserState.IDLE
 _PARSER_HEAD = ParserState.HEAD
 _PARSER_BODY = ParserState.BODY
+_PARSER_UPGRADED = ParserState.UPGRADED
 
 
-class HTTPConnection(asyncio.Protocol):
+class PendingUpgrade:
+    """An upgrade request waiting for the responses before it, and the bytes that followed."""
+
+    __slots__ = ("head", "data")
+
+    def __init__(self, head: RequestHead, data: bytes) -> None:
+        self.head = head
+        self.data = data
+
+
+class HTTPConnection(StreamProtocol):
     def __init__(self, state: ServerState) -> None:
+        super().__init__(state.loop)
         self.state = state
-        self.loop = state.loop
         self.parser = RequestParser(state.limits, state.upgrades)
-        self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.client: list[Any] | None = None
         self.server: list[Any] | None = None
         self.scheme = state.scheme
         self.trusted = False  # the peer may set proxy headers
         self.cycle: RequestCycle | None = None  # the request being answered
         self.reading: RequestCycle | None = None  # the request whose body is arriving
-        self.pipeline: deque[RequestCycle | BadRequest] = deque()
+        self.pipeline: deque[RequestCycle | BadRequest | PendingUpgrade] = deque()
         self.closing = state.shutting_down  # answer what is in flight, then close
-        self.closed = False
         self.peer_eof = False  # the client shut down its sending side
         self.read_paused = False
-        self.write_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
-        self._out: list[bytes] = []
-        self._out_size = 0
-        self._flush_scheduled = False
         self._idle_since = 0.0
         self._head_started: float | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -77,7 +78,15 @@ class HTTPConnection(asyncio.Protocol):
         self._become_idle()
 
     def data_received(self, data: bytes) -> None:
+        if self.parser.state is _PARSER_UPGRADED:
+            # Bytes of the new protocol, arriving while the responses before the upgrade
+            # request are still being sent: kept for it.
+            for item in self.pipeline:
+                if isinstance(item, PendingUpgrade):
+                    item.data += data
+            return
         start = None
+        upgrading: RequestHead | None = None
         queued = False
         for event in self.parser.receive_data(data):
             kind = type(event)
@@ -86,6 +95,10 @@ class HTTPConnection(asyncio.Protocol):
                 if reading is not None:
                     reading.feed_body(event.data)  # type: ignore[union-attr]
             elif kind is RequestHead:
+                if event.upgrade is not None:  # type: ignore[union-attr]
+                    # An Upgrade event ends this list: no request cycle for this one.
+                    upgrading = cast(RequestHead, event)
+                    continue
                 cycle = self.state.cycle_class(self, event)
                 self.reading = cycle
                 if self.cycle is None:
@@ -103,7 +116,13 @@ class HTTPConnection(asyncio.Protocol):
             elif kind is BadRequest:
                 self._bad_request(event)  # type: ignore[arg-type]
             elif kind is Upgrade:
-                self.state.upgrade(self, event)  # type: ignore[arg-type]
+                assert upgrading is not None
+                pending = PendingUpgrade(upgrading, event.data)  # type: ignore[union-attr]
+                if self.cycle is None and start is None:
+                    self._upgrade(pending)
+                    return
+                self.pipeline.append(pending)  # switched once the responses before it are done
+                queued = True
         if start is not None:
             if not self.closed:  # a broken body in the same data may have closed it
                 self._start_cycle(start)
@@ -135,87 +154,11 @@ class HTTPConnection(asyncio.Protocol):
 
     def _lost(self) -> None:
         """The client is gone: tell the requests in flight (once)."""
-        self.closed = True
+        super()._lost()
         for cycle in (self.cycle, self.reading):
             if cycle is not None:
                 cycle.connection_lost()
         self.pipeline.clear()
-        self._out.clear()
-        self._wake_drain()
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        self._wake_drain()
-
-    # Writing.
-
-    def write(self, data: bytes, flush: bool) -> None:
-        """Queue ``data``; ``flush`` sends everything queued now (a response's last bytes)."""
-        if self.closed:
-            return
-        out = self._out
-        if out:
-            out.append(data)
-            self._out_size += len(data)
-            if flush or self._out_size > COALESCE_LIMIT:
-                self._flush()
-        elif flush or len(data) > COALESCE_LIMIT:
-            self._send(data)
-        else:
-            out.append(data)
-            self._out_size = len(data)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self.loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        out = self._out
-        if out and not self.closed:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            out.clear()
-            self._out_size = 0
-            self._send(data)
-
-    def _send(self, data: bytes) -> None:
-        transport = self.transport
-        transport.write(data)
-        if transport.is_closing():
-            # The write failed (the client reset the connection) and connection_lost() is
-            # only scheduled: an app streaming in a loop that yields nowhere but in send()
-            # would otherwise write into the void, never letting that callback run.
-            self._lost()
-
-    async def drain(self) -> None:
-        """Wait while the transport's buffer is above its high-water mark."""
-        if self.closed:
-            raise ClientDisconnected()
-        self._flush()
-        if self.write_paused:
-            waiter = self._drain_waiter
-            if waiter is None:
-                waiter = self._drain_waiter = self.loop.create_future()
-            # Shielded: the waiter is shared by every task sending on this connection, and
-            # one of them being cancelled must not cancel the others' wait.
-            await asyncio.shield(waiter)
-            if self.closed:
-                raise ClientDisconnected()
-
-    def _wake_drain(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._flush()
-            self.transport.close()
-            self.closed = True
 
     # Reading.
 
@@ -276,12 +219,28 @@ class HTTPConnection(asyncio.Protocol):
             if isinstance(following, BadRequest):
                 self._answer_bad_request(following)
                 return
+            if isinstance(following, PendingUpgrade):
+                self._upgrade(following)
+                return
             self.cycle = following
             self.update_reading()
             self._start_cycle(following)
         else:
             self.update_reading()
             self._become_idle()
+
+    def _upgrade(self, pending: PendingUpgrade) -> None:
+        """Hand the socket over to the protocol the request asked for (WebSocket)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._flush()
+        head = pending.head
+        client, scheme = self.client, self.scheme
+        if head.proxied and self.trusted:
+            assert self.state.proxy is not None
+            client, scheme = self.state.proxy.resolve(head.headers, client, scheme)
+        self.state.upgrade(self, head, pending.data, client, scheme)
 
     def _bad_request(self, error: BadRequest) -> None:
         reading = self.reading

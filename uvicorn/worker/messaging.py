@@ -6,35 +6,19 @@ channel. Every framing, flow-control and error rule lives in the cycle.
 
 from __future__ import annotations
 
-import itertools
-import os
-import secrets
 from typing import Any
 
+from uvicorn.channels import channel_names
 from uvicorn.protocols.http_response import ResponseState
+from uvicorn.protocols.websocket import HandshakeState
+from uvicorn.protocols.websocket import Message as WSMessage
 from uvicorn.types import Message
 from uvicorn.worker.cycle import RequestCycle, decode_path
+from uvicorn.worker.websocket import WebSocketSession
 
 _IDLE = ResponseState.IDLE
-
-
-class _ChannelNames:
-    """Names unique across processes and hosts: a per-process random prefix and a counter,
-    e.g. ``reply!k3f9a2c1.17``. The prefix is drawn again in each forked child."""
-
-    def __init__(self) -> None:
-        self.reseed()
-
-    def reseed(self) -> None:
-        self.prefix = secrets.token_hex(6)
-        self.counter = itertools.count(1)
-
-    def new(self, kind: str) -> str:
-        return f"{kind}!{self.prefix}.{next(self.counter)}"
-
-
-channel_names = _ChannelNames()
-os.register_at_fork(after_in_child=channel_names.reseed)
+_PENDING = HandshakeState.PENDING
+_ACCEPTED = HandshakeState.ACCEPTED
 
 
 def check_bytes(value: Any, key: str) -> bytes:
@@ -137,3 +121,124 @@ class MessagingCycle(RequestCycle):
         if not self.body_complete:
             channels["body"] = BodyChannel(self)
         await state.app(message, channels)
+
+
+# WebSockets (SPEC.md, "WebSocket").
+
+
+class WebSocketReplyChannel:
+    """``channels['reply']`` of a WebSocket: ``text``/``bytes``, ``close``, ``accept``."""
+
+    __slots__ = ("_session", "_name")
+
+    def __init__(self, session: WebSocketSession) -> None:
+        self._session = session
+        self._name: str | None = None
+
+    @property
+    def name(self) -> str:
+        if self._name is None:
+            self._name = channel_names.new("reply")
+        return self._name
+
+    async def send(self, message: Message) -> None:
+        session = self._session
+        try:
+            text = message.get("text")
+            data = message.get("bytes")
+            close = message.get("close")
+            accept = message.get("accept")
+        except AttributeError:
+            raise TypeError(f"invalid message {message!r}: must be a dict") from None
+        if text is not None:
+            if data is not None:
+                raise ValueError("a WebSocket message has 'text' or 'bytes', not both")
+            if type(text) is not str:
+                raise TypeError(f"invalid 'text' {text!r}: must be str, got {type(text).__name__}")
+        elif data is not None:
+            data = check_bytes(data, "bytes")
+        code = close_code(close)
+        if session.core.state is _PENDING:
+            if accept is False or (code is not None and text is None and data is None):
+                session.reject(403)  # SPEC: refused before accepting: 403, and no disconnect
+                return
+            session.accept(message.get("subprotocol"), message.get("headers", ()))
+        if text is None and data is None and code is None:
+            return  # an accept, and nothing to send
+        await session.send_message(text, data, code)
+
+    def __repr__(self) -> str:
+        return f"<WebSocketReplyChannel {self.name}>"
+
+
+def close_code(close: Any) -> int | None:
+    """SPEC: ``close: True | int``; RFC 6455 section 7.4: what an endpoint may send."""
+    if close is None or close is False:
+        return None
+    if close is True:
+        return 1000
+    if type(close) is not int:
+        raise TypeError(f"invalid 'close' {close!r}: must be True or an int close code")
+    allowed = 1000 <= close <= 1014 and close not in (1004, 1005, 1006)
+    if not allowed and not 3000 <= close <= 4999:
+        raise ValueError(f"invalid close code {close}: use 1000-1014 (not 1004-1006) or 3000-4999")
+    return close
+
+
+class MessagingWebSocket(WebSocketSession):
+    """The messaging interface's WebSocket: one app call per event, in order, one at a time."""
+
+    async def call_app(self) -> None:
+        head = self.head
+        state = self.state
+        app = state.app
+        path = decode_path(head.raw_path)
+        channels: dict[str, Any] = {"reply": WebSocketReplyChannel(self)}
+        connect = {
+            "channel": "websocket.connect",
+            "http_version": head.http_version,
+            "method": head.method,
+            "scheme": self.scheme,
+            "path": path,
+            "raw_path": head.raw_path,
+            "query_string": head.query_string,
+            "root_path": state.root_path,
+            "headers": head.headers,
+            "body": b"",
+            "client": self.client,
+            "server": self.server,
+            "subprotocols": self.core.subprotocols,
+            "order": 0,
+        }
+        await app(connect, channels)
+        if self.core.state is _PENDING:
+            self.accept()  # SPEC: implicit accept when the connect handler returns
+        if self.core.state is not _ACCEPTED:
+            return  # rejected: the app gets no disconnect message
+        order = 0
+        while True:
+            event = await self.next_event()
+            order += 1
+            if isinstance(event, WSMessage):
+                message = {
+                    "channel": "websocket.receive",
+                    "path": path,
+                    "order": order,
+                    "text": event.text,
+                    "bytes": event.data,
+                }
+            else:
+                message = {
+                    "channel": "websocket.disconnect",
+                    "path": path,
+                    "order": order,
+                    "code": event.code,
+                }
+            try:
+                await app(message, channels)
+            except Exception as exc:
+                # One failed handler closes the connection (1011), but the app still gets the
+                # rest, its disconnect included, so that it can forget this connection.
+                self.handler_failed(exc)
+            if not isinstance(event, WSMessage):
+                return

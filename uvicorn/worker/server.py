@@ -8,15 +8,19 @@ import os
 import signal
 import socket
 import ssl
+from typing import Any
 
 from uvicorn.config import Config
-from uvicorn.exceptions import StartupError
-from uvicorn.worker.asgi import ASGICycle, asgi2_to_asgi3
+from uvicorn.exceptions import ClientDisconnected, StartupError
+from uvicorn.protocols.websocket import GOING_AWAY, SERVICE_RESTART
+from uvicorn.worker.asgi import ASGICycle, ASGIWebSocket, asgi2_to_asgi3
 from uvicorn.worker.connection import HTTPConnection
+from uvicorn.worker.cycle import RequestCycle
 from uvicorn.worker.lifespan import Lifespan
 from uvicorn.worker.loading import load_app
-from uvicorn.worker.messaging import MessagingCycle
+from uvicorn.worker.messaging import MessagingCycle, MessagingWebSocket
 from uvicorn.worker.state import ServerState
+from uvicorn.worker.websocket import CLOSE_TIMEOUT, WebSocketSession
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -40,8 +44,11 @@ class Server:
         app, interface = load_app(config)
         if interface == "asgi2":
             app = asgi2_to_asgi3(app)
-        cycle_class = MessagingCycle if interface == "messaging" else ASGICycle
-        state = self.state = ServerState(config, app, cycle_class, loop)
+        cycle_class: type[RequestCycle] = MessagingCycle
+        websocket_class: type[WebSocketSession] = MessagingWebSocket
+        if interface != "messaging":
+            cycle_class, websocket_class = ASGICycle, ASGIWebSocket
+        state = self.state = ServerState(config, app, cycle_class, loop, websocket_class)
         if interface != "messaging" and config.lifespan != "off":
             self.lifespan = Lifespan(app, config.lifespan)
             await self.lifespan.startup()
@@ -53,6 +60,7 @@ class Server:
                 lambda: HTTPConnection(state), sock=sock, ssl=context, backlog=config.backlog
             )
             self._listeners.append(listener)
+        loop.set_exception_handler(_quiet_disconnects)
         self._tick_date()
         scheme = "https" if context else "http"
         for sock in self.sockets:
@@ -79,8 +87,10 @@ class Server:
             loop.add_signal_handler(signum, self.stop)
         loop.add_signal_handler(signal.SIGQUIT, self.stop, True)
 
-    async def shutdown(self) -> None:
-        """Stop accepting, let in-flight requests finish (up to --graceful-timeout), close."""
+    async def shutdown(self, restart: bool = False) -> None:
+        """Stop accepting, let in-flight requests finish (up to --graceful-timeout), then
+        close WebSockets with 1001 (going away), or 1012 (service restart) when ``restart``
+        says a new worker replaces this one."""
         state = self.state
         if state is None:
             return
@@ -101,6 +111,7 @@ class Server:
             )
             drained.cancel()
             stopped.cancel()
+        await self._close_websockets(SERVICE_RESTART if restart else GOING_AWAY)
         tasks = [
             conn.cycle.task
             for conn in state.connections
@@ -122,6 +133,35 @@ class Server:
         for listener in self._listeners:
             await listener.wait_closed()
         logger.info("Finished server process [%d]", os.getpid())
+
+    async def _close_websockets(self, code: int) -> None:
+        """Start each WebSocket's closing handshake and give the apps their disconnect; a
+        peer that does not answer in time is cut off."""
+        state = self.state
+        assert state is not None
+        sessions = list(state.websockets)
+        if not sessions:
+            return
+        for session in sessions:
+            session.close_with(code)
+        tasks = [session.task for session in sessions if session.task is not None]
+        if tasks and not self._forced.is_set():
+            await asyncio.wait(tasks, timeout=min(CLOSE_TIMEOUT, self.config.graceful_timeout))
+        for session in sessions:
+            session.transport.close()  # the app then gets its disconnect (1006)
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
+        for task in tasks:
+            task.cancel()
+
+
+def _quiet_disconnects(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A task of the app's own that ended because its client left (the README's ``tick``
+    example: ``send()`` raised ``ClientDisconnected``) is no error worth a traceback."""
+    if isinstance(context.get("exception"), ClientDisconnected):
+        logger.debug("An app task ended with its client: %s", context.get("message"))
+        return
+    loop.default_exception_handler(context)
 
 
 async def serve(config: Config, sockets: list[socket.socket]) -> None:

@@ -10,13 +10,14 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 from uvicorn.config import Config
-from uvicorn.protocols.http_parser import Limits, Upgrade
+from uvicorn.protocols.http_parser import Limits, RequestHead
 from uvicorn.protocols.http_response import HeaderDefaults
 from uvicorn.worker.proxy import ProxyHeaders
 
 if TYPE_CHECKING:
     from uvicorn.worker.connection import HTTPConnection
     from uvicorn.worker.cycle import RequestCycle
+    from uvicorn.worker.websocket import WebSocketSession
 
 access_logger = logging.getLogger("uvicorn.access")
 
@@ -28,17 +29,27 @@ class ServerState:
         app: Any,
         cycle_class: Callable[[HTTPConnection, Any], RequestCycle],
         loop: asyncio.AbstractEventLoop,
+        websocket_class: type[WebSocketSession] | None = None,
     ) -> None:
         self.loop = loop
         self.app = app
         self.cycle_class = cycle_class
+        # WebSockets: the session class of the app's interface, None when they are off.
+        self.websocket_class = websocket_class if config.ws != "none" else None
+        self.ws_max_size = config.ws_max_size
+        self.ws_per_message_deflate = config.ws_per_message_deflate
+        self.ws_ping_interval = config.ws_ping_interval
+        self.ws_ping_timeout = config.ws_ping_timeout
+        self.websockets: set[WebSocketSession] = set()
+        # Headers of a 101 answer: only 'server' (websockets adds 'date' itself).
+        self.handshake_headers = [(b"server", b"uvicorn")] if config.server_header else []
         self.defaults = HeaderDefaults(
             config.server_header, config.date_header, config.encoded_headers()
         )
         self.limits = Limits(
             config.limit_request_line, config.limit_request_fields, config.limit_request_field_size
         )
-        self.upgrades: frozenset[bytes] = frozenset()
+        self.upgrades = frozenset({b"websocket"} if self.websocket_class else ())
         self.scheme = "https" if config.is_ssl else "http"
         self.root_path = config.root_path
         self.timeout_keep_alive = config.timeout_keep_alive
@@ -72,22 +83,41 @@ class ServerState:
 
     def log_access(self, cycle: RequestCycle) -> None:
         head = cycle.head
-        client = cycle.client
         target = head.raw_path.decode("latin-1")
         if head.query_string:
             target += "?" + head.query_string.decode("latin-1")
+        status = cycle.response.status
+        self.log_request(cycle.client, head.method, target, head.http_version, status)
+
+    @staticmethod
+    def log_request(
+        client: list[Any] | None, method: str, target: str, version: str, status: int
+    ) -> None:
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d',
             f"{client[0]}:{client[1]}" if client else "unix",
-            head.method,
+            method,
             target,
-            head.http_version,
-            cycle.response.status,
+            version,
+            status,
         )
 
-    def upgrade(self, conn: HTTPConnection, event: Upgrade) -> None:
-        """Hand the connection to another protocol (none is registered yet)."""
-        conn.close()
+    def upgrade(
+        self,
+        conn: HTTPConnection,
+        head: RequestHead,
+        data: bytes,
+        client: list[Any] | None,
+        scheme: str,
+    ) -> None:
+        """Hand the connection's socket to a WebSocket session (RFC 6455 section 4)."""
+        assert self.websocket_class is not None
+        self.connections.discard(conn)
+        session = self.websocket_class(self, conn.transport, head, client, conn.server, scheme)
+        conn.transport.set_protocol(session)
+        if conn.read_paused:
+            conn.transport.resume_reading()
+        session.start(data)
 
     # Graceful shutdown.
 

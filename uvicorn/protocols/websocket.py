@@ -1,0 +1,296 @@
+"""WebSockets (RFC 6455), sans I/O, on the ``websockets`` library's ``ServerProtocol``.
+
+``WebSocketCore`` is handed a request head that asked to upgrade. It feeds the request to
+``ServerProtocol`` (never websockets' asyncio server), validates the handshake, and then turns
+bytes into events (``Message``, ``Closed``) and app messages into bytes. The caller writes
+``data_to_send()`` after every ``receive_data()`` and every ``send_*()``, and closes the
+transport when it says so.
+
+What this module adds to ``ServerProtocol``: the handshake is answered only when the app
+decides (accept with a subprotocol and headers, reject with 403, or any HTTP response),
+fragmented messages are reassembled, and text messages are checked for UTF-8 (1007).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from websockets.datastructures import Headers
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.http11 import Request
+from websockets.http11 import Response as HandshakeResponse
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from uvicorn.protocols.http_parser import RequestHead
+
+# RFC 6455 section 7.4.1 codes, for the callers' convenience.
+NORMAL_CLOSURE = 1000
+GOING_AWAY = 1001
+NO_STATUS_RECEIVED = 1005
+ABNORMAL_CLOSURE = 1006
+INVALID_DATA = 1007
+MESSAGE_TOO_BIG = 1009
+INTERNAL_ERROR = 1011
+SERVICE_RESTART = 1012
+
+
+class Message:
+    """A complete data message: ``text`` or ``data``, exactly one not None."""
+
+    __slots__ = ("text", "data")
+
+    def __init__(self, text: str | None, data: bytes | None) -> None:
+        self.text = text
+        self.data = data
+
+
+class Closed:
+    """The connection is closed: ``code`` 1005 if the peer's close frame had none, 1006 if the
+    connection was lost without a close handshake."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+
+class Pong:
+    """The peer answered a ping (keep-alive bookkeeping)."""
+
+    __slots__ = ()
+
+
+Event = Message | Closed | Pong
+
+
+class HandshakeState(enum.Enum):
+    PENDING = "pending"  # the request is valid; the app has not decided yet
+    ACCEPTED = "accepted"
+    REFUSED = "refused"  # answered with an HTTP response instead (invalid, rejected, denied)
+
+
+class _QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets logs each connection's open and close at INFO: our access log already says
+    what happened, so those lines are dropped; warnings and errors go to uvicorn.error."""
+
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+_LOGGER = _QuietLogger(logging.getLogger("uvicorn.error"), {})
+
+
+def request_bytes(head: RequestHead) -> bytes:
+    """The request as ``ServerProtocol`` reads it, rebuilt from the parsed head (the HTTP parser
+    already validated and consumed the original bytes)."""
+    target = head.raw_path + (b"?" + head.query_string if head.query_string else b"")
+    lines = [b"%s %s HTTP/%s\r\n" % (head.method.encode(), target, head.http_version.encode())]
+    lines += [b"%s: %s\r\n" % (name, value) for name, value in head.headers]
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+class WebSocketCore:
+    def __init__(self, head: RequestHead, max_size: int, per_message_deflate: bool) -> None:
+        extensions = [ServerPerMessageDeflateFactory()] if per_message_deflate else None
+        self.protocol = ServerProtocol(extensions=extensions, max_size=max_size, logger=_LOGGER)
+        self.protocol.receive_data(request_bytes(head))
+        request = next(e for e in self.protocol.events_received() if isinstance(e, Request))
+        self.request: Request = request
+        self.subprotocols = _offered_subprotocols(request.headers)
+        self.state = HandshakeState.PENDING
+        self.status = 0  # of the handshake's answer, once sent
+        self._fragments: list[bytes] = []
+        self._text = False
+        self._closed = False  # a Closed event was reported
+        self._response = self._check_handshake()
+
+    def _check_handshake(self) -> HandshakeResponse:
+        """The 101 response to send on acceptance, or answer an invalid handshake now."""
+        protocol = self.protocol
+        version = self.request.headers.get_all("Sec-WebSocket-Version")
+        if version and version != ["13"]:
+            # RFC 6455 section 4.4: a version the server does not understand gets "an
+            # appropriate HTTP error code (such as 426 Upgrade Required) and a
+            # |Sec-WebSocket-Version| header field indicating the version(s) the server is
+            # capable of understanding".
+            response = protocol.reject(426, "Unsupported WebSocket version: use 13.\n")
+            response.headers["Sec-WebSocket-Version"] = "13"
+        else:
+            response = protocol.accept(self.request)
+        if response.status_code != 101:
+            self._refuse(response)
+        return response
+
+    @property
+    def handshake_failed(self) -> bool:
+        return self.state is HandshakeState.REFUSED
+
+    # The app's decision.
+
+    def accept(self, subprotocol: str | None = None, headers: Iterable[Any] = ()) -> None:
+        """Answer ``101 Switching Protocols``."""
+        if self.state is not HandshakeState.PENDING:
+            raise RuntimeError(f"the handshake was already answered ({self.state.value})")
+        response = self._response
+        if subprotocol is not None:
+            if subprotocol not in self.subprotocols:
+                raise ValueError(
+                    f"subprotocol {subprotocol!r} was not offered by the client "
+                    f"(it offered {self.subprotocols})"
+                )
+            response.headers["Sec-WebSocket-Protocol"] = subprotocol
+            self.protocol.subprotocol = subprotocol  # type: ignore[assignment]
+        for name, value in headers:
+            response.headers[_text(name)] = _text(value)
+        self.state = HandshakeState.ACCEPTED
+        self.status = 101
+        self.protocol.send_response(response)
+
+    def reject(self, status: int = 403, headers: Iterable[Any] = (), body: bytes = b"") -> None:
+        """Refuse the handshake with an HTTP response (403 unless told otherwise)."""
+        if self.state is not HandshakeState.PENDING:
+            raise RuntimeError(f"the handshake was already answered ({self.state.value})")
+        response = self.protocol.reject(status, "")
+        response.body = body
+        del response.headers["Content-Length"]
+        response.headers["Content-Length"] = str(len(body))
+        if body:
+            del response.headers["Content-Type"]
+        for name, value in headers:
+            name = _text(name)
+            if name.lower() not in ("content-length", "connection"):
+                response.headers[name] = _text(value)
+        self._refuse(response)
+
+    def _refuse(self, response: HandshakeResponse) -> None:
+        self.state = HandshakeState.REFUSED
+        self.status = response.status_code
+        self.protocol.send_response(response)
+
+    # Data.
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        self.protocol.receive_data(data)
+        return self._events()
+
+    def receive_eof(self) -> list[Event]:
+        self.protocol.receive_eof()
+        return self._events()
+
+    @property
+    def closed(self) -> bool:
+        """A ``Closed`` event was reported: nothing more will come."""
+        return self._closed
+
+    def _events(self) -> list[Event]:
+        events: list[Event] = []
+        protocol = self.protocol
+        for frame in protocol.events_received():
+            if not isinstance(frame, Frame):
+                continue
+            opcode = frame.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                self._text = opcode is Opcode.TEXT
+                if frame.fin:
+                    self._message(bytes(frame.data), events)
+                else:
+                    self._fragments = [bytes(frame.data)]
+            elif opcode is Opcode.CONT:
+                self._fragments.append(bytes(frame.data))
+                if frame.fin:
+                    data = b"".join(self._fragments)
+                    self._fragments = []
+                    self._message(data, events)
+            elif opcode is Opcode.CLOSE:
+                # websockets answered it already; Close.parse() gave 1005 for an empty frame.
+                close = protocol.close_rcvd
+                assert close is not None
+                self._report(events, close.code, close.reason)
+            elif opcode is Opcode.PONG:
+                events.append(Pong())
+        if protocol.parser_exc is not None or protocol.state is State.CLOSED:
+            # We failed the connection (1002 protocol error, 1007, 1009...), or it ended.
+            sent = protocol.close_sent
+            if sent is not None and protocol.parser_exc is not None:
+                self._report(events, sent.code, sent.reason)
+            self._report(events, ABNORMAL_CLOSURE, "")
+        return events
+
+    def connection_lost(self) -> list[Event]:
+        """The transport is gone: the last events (1006 unless a close handshake happened)."""
+        events: list[Event] = []
+        self._report(events, ABNORMAL_CLOSURE, "")
+        return events
+
+    def _report(self, events: list[Event], code: int, reason: str) -> None:
+        if not self._closed:
+            self._closed = True
+            events.append(Closed(code, reason))
+
+    def _message(self, data: bytes, events: list[Event]) -> None:
+        if not self._text:
+            events.append(Message(None, data))
+            return
+        try:
+            events.append(Message(data.decode("utf-8"), None))
+        except UnicodeDecodeError as exc:
+            # RFC 6455 section 8.1: invalid UTF-8 in a text message fails the connection;
+            # section 7.4.1: 1007 is for "data within a message that was not consistent with
+            # the type of the message".
+            self.protocol.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
+            self._report(events, INVALID_DATA, "invalid UTF-8")
+
+    def send_text(self, text: str) -> None:
+        self.protocol.send_text(text.encode("utf-8"))
+
+    def send_bytes(self, data: bytes) -> None:
+        self.protocol.send_binary(data)
+
+    def send_ping(self, data: bytes = b"") -> None:
+        self.protocol.send_ping(data)
+
+    def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake (RFC 6455 section 7.1.2), if not already closing."""
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(code, reason)
+
+    @property
+    def is_open(self) -> bool:
+        return self.protocol.state is State.OPEN
+
+    @property
+    def close_expected(self) -> bool:
+        return self.protocol.close_expected()
+
+    def data_to_send(self) -> tuple[bytes, bool]:
+        """(bytes to write, whether the transport should then be closed)."""
+        writes = self.protocol.data_to_send()
+        if not writes:
+            return b"", False
+        eof = writes[-1] == b""
+        return b"".join(writes), eof
+
+
+def _offered_subprotocols(headers: Headers) -> list[str]:
+    offered = []
+    for value in headers.get_all("Sec-WebSocket-Protocol"):
+        offered += [item.strip() for item in value.split(",") if item.strip()]
+    return offered
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"invalid header {value!r}: must be bytes")
+
+
+__all__ = ["Closed", "Message", "Pong", "WebSocketCore"]

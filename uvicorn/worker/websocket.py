@@ -1,0 +1,306 @@
+"""One WebSocket connection, after the HTTP connection handed its socket over.
+
+``WebSocketSession`` is to WebSockets what ``RequestCycle`` is to HTTP: written once, it owns the
+``WebSocketCore`` (bytes in, events out), the handshake decision, delivering the peer's messages
+to the app in order, back-pressure both ways, keep-alive pings, the closing handshake and its
+timeout, and shutdown (1001, or 1012 when a restart replaces the worker). The messaging
+interface (``messaging.py``) and ASGI (``asgi.py``) subclass it and translate messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from uvicorn.exceptions import ClientDisconnected
+from uvicorn.protocols.http_parser import RequestHead
+from uvicorn.protocols.http_response import simple_response
+from uvicorn.protocols.websocket import (
+    INTERNAL_ERROR,
+    Closed,
+    Event,
+    HandshakeState,
+    Message,
+    WebSocketCore,
+)
+from uvicorn.worker.stream import StreamProtocol
+
+if TYPE_CHECKING:
+    from uvicorn.worker.state import ServerState
+
+logger = logging.getLogger("uvicorn.error")
+
+# How long the peer has to answer our close frame before the TCP connection is dropped.
+CLOSE_TIMEOUT = 10.0
+# Stop reading while this many bytes of received messages wait for the app.
+INBOX_HIGH_WATER = 1024 * 1024
+_PENDING = HandshakeState.PENDING
+
+
+class WebSocketSession(StreamProtocol):
+    """Subclasses implement ``call_app()``: the app's whole part in the connection."""
+
+    def __init__(
+        self,
+        state: ServerState,
+        transport: asyncio.Transport,
+        head: RequestHead,
+        client: list[Any] | None,
+        server: list[Any] | None,
+        scheme: str,
+    ) -> None:
+        super().__init__(state.loop)
+        self.transport = transport
+        self.state = state
+        self.head = head
+        self.client = client
+        self.server = server
+        self.scheme = "wss" if scheme == "https" else "ws"
+        self.core = WebSocketCore(head, state.ws_max_size, state.ws_per_message_deflate)
+        self.task: asyncio.Task[None] | None = None
+        self.inbox: deque[Message | Closed] = deque()
+        self.inbox_bytes = 0
+        self.read_paused = False
+        self.disconnect: Closed | None = None  # how the connection ended, once it has
+        self._waiter: asyncio.Future[None] | None = None
+        self._last_heard = self.loop.time()
+        self._ping_sent_at: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._close_deadline: float | None = None
+
+    # The HTTP connection's side.
+
+    def start(self, data: bytes) -> None:
+        """Take over the transport; ``data`` is what followed the upgrade request."""
+        state = self.state
+        if self.core.handshake_failed:
+            logger.info(
+                "Invalid WebSocket handshake for %s: %s",
+                self._target(),
+                self.core.protocol.handshake_exc,
+            )
+            self._log(self.core.status)
+            self.flush_core()
+            return
+        limit = state.limit_concurrency
+        if limit is not None and state.active + len(state.websockets) >= limit:
+            logger.warning("Too many connections (--limit-concurrency %d): 503", limit)
+            self.write(simple_response(state.defaults, 503), True)
+            self.close()
+            return
+        state.websockets.add(self)
+        self.task = self.loop.create_task(self._run())
+        self._arm(self._last_heard + state.ws_ping_interval if state.ws_ping_interval else None)
+        if data:
+            self.data_received(data)
+
+    # asyncio.Protocol
+
+    def data_received(self, data: bytes) -> None:
+        self._last_heard = self.loop.time()
+        self._ping_sent_at = None
+        self._receive(self.core.receive_data(data))
+        self.flush_core()  # pongs, close frames
+
+    def eof_received(self) -> bool | None:
+        self._receive(self.core.receive_eof())
+        self.flush_core()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.websockets.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._lost()
+        self._receive(self.core.connection_lost())
+
+    def _receive(self, events: list[Event]) -> None:
+        for event in events:
+            if type(event) is Message:
+                self.inbox.append(event)
+                self.inbox_bytes += len(event.text or event.data or b"")
+            elif type(event) is Closed:
+                self.disconnect = event
+                self.inbox.append(event)
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+            # A Pong: data_received() already noted that the peer is alive.
+        if events:
+            self._wake()
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        pause = self.inbox_bytes > INBOX_HIGH_WATER
+        if pause is not self.read_paused and not self.closed:
+            self.read_paused = pause
+            if pause:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+    # Writing what the core produced.
+
+    def flush_core(self) -> None:
+        data, eof = self.core.data_to_send()
+        if data:
+            self.write(data, True)
+        if eof:
+            self.close()  # the server closes the TCP connection (RFC 6455 section 7.1.1)
+        elif self.core.close_expected and self._close_deadline is None:
+            self._close_deadline = self.loop.time() + CLOSE_TIMEOUT
+            self._arm(self._close_deadline)
+
+    # The app's side, through the interface subclasses.
+
+    async def call_app(self) -> None:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        try:
+            await self.call_app()
+        except asyncio.CancelledError:
+            self._app_failed(None)
+            raise
+        except BaseException as exc:
+            self._app_failed(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self.state.websockets.discard(self)
+            if self.core.state is _PENDING:
+                self.reject(500)
+
+    def handler_failed(self, exc: BaseException) -> None:
+        """A handler raised after the handshake: log it, close with 1011 (internal error)."""
+        if isinstance(exc, ClientDisconnected) and self.disconnect:
+            return  # it noticed the peer left: nothing alarming
+        logger.error("Exception in WebSocket app for %s", self._target(), exc_info=exc)
+        if self.core.is_open:
+            self.core.close(INTERNAL_ERROR, "")
+            self.flush_core()
+
+    def _app_failed(self, exc: BaseException | None) -> None:
+        if self.core.state is _PENDING:
+            if exc is not None:
+                logger.error("Exception in WebSocket app for %s", self._target(), exc_info=exc)
+            self.reject(500)  # SPEC: a connect handler that raises gets the client 500
+        elif exc is not None:
+            self.handler_failed(exc)
+        elif self.core.is_open:
+            self.core.close(INTERNAL_ERROR, "")
+            self.flush_core()
+
+    async def next_event(self) -> Message | Closed:
+        """The next message from the peer, or how the connection ended."""
+        while not self.inbox:
+            waiter = self._waiter = self.loop.create_future()
+            await waiter
+        event = self.inbox.popleft()
+        if type(event) is Message:
+            self.inbox_bytes -= len(event.text or event.data or b"")
+            if self.read_paused:
+                self._update_reading()
+        else:
+            self.inbox.appendleft(event)  # the end stays the end for later calls
+        return event
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def accept(self, subprotocol: str | None = None, headers: Any = ()) -> None:
+        if self.core.state is _PENDING:
+            self.core.accept(subprotocol, [*headers, *self.state.handshake_headers])
+            self._log(101)
+            self.flush_core()
+
+    def reject(self, status: int = 403, headers: Any = (), body: bytes = b"") -> None:
+        self.core.reject(status, headers, body)
+        self._log(status)
+        self.flush_core()
+
+    def check_open(self) -> None:
+        """Raise ``ClientDisconnected`` once nothing more can be sent."""
+        if self.closed or not self.core.is_open:
+            raise ClientDisconnected("the WebSocket is closed")
+
+    async def send_message(self, text: str | None, data: bytes | None, close: int | None) -> None:
+        """Send a message and/or start the closing handshake; wait while the peer is slow."""
+        if self.core.state is _PENDING:
+            self.accept()
+        self.check_open()
+        if text is not None:
+            self.core.send_text(text)
+        elif data is not None:
+            self.core.send_bytes(data)
+        if close is not None:
+            self.core.close(close, "")
+        self.flush_core()
+        if self.write_paused:
+            await self.drain()
+
+    def close_with(self, code: int) -> None:
+        """Shutdown: start the closing handshake with ``code`` (1001 or 1012)."""
+        if self.core.state is _PENDING:
+            self.reject(503)
+        elif self.core.is_open:
+            self.core.close(code, "")
+            self.flush_core()
+
+    # Timers: keep-alive pings and the closing handshake's deadline, one per connection.
+
+    def _arm(self, deadline: float | None) -> None:
+        if deadline is None:
+            return
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.closed:
+            return
+        now = self.loop.time()
+        if self._close_deadline is not None:
+            if now >= self._close_deadline:
+                self.transport.close()  # the peer never finished the closing handshake
+                return
+            self._arm(self._close_deadline)
+            return
+        interval = self.state.ws_ping_interval
+        if self._ping_sent_at is not None:
+            if now >= self._ping_sent_at + self.state.ws_ping_timeout:
+                logger.info("WebSocket %s did not answer a ping: closing", self._target())
+                self.transport.close()  # the app gets a disconnect with 1006
+                return
+            self._arm(self._ping_sent_at + self.state.ws_ping_timeout)
+        elif now >= self._last_heard + interval:
+            if self.core.is_open:
+                self._ping_sent_at = now
+                self.core.send_ping()
+                self.flush_core()
+            self._arm(now + min(interval, self.state.ws_ping_timeout))
+        else:
+            self._arm(self._last_heard + interval)
+
+    # Logging.
+
+    def _target(self) -> str:
+        head = self.head
+        query = b"?" + head.query_string if head.query_string else b""
+        return (head.raw_path + query).decode("latin-1")
+
+    def _log(self, status: int) -> None:
+        """One access-log line per handshake: 101, or the status that refused it."""
+        if self.state.access_log:
+            head = self.head
+            self.state.log_request(self.client, head.method, self._target(), "1.1", status)
