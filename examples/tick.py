@@ -1,4 +1,5 @@
-"""The README's clock: ``uvicorn examples.tick:tick``; each WebSocket client gets the time once a second.
+"""The README's clock: ``uvicorn examples.tick:tick``. Each WebSocket client gets the time
+once a second.
 
 The task ends when its client leaves: ``send()`` then raises ``uvicorn.ClientDisconnected``.
 """
