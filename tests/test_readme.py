@@ -30,6 +30,9 @@ def _python_blocks() -> list[str]:
         ("hello_world", ["hello_world"]),
         ("echo_body", ["read_body", "echo_body"]),
         ("stream_response", ["stream_response"]),
+        ("echo", ["echo"]),
+        ("tick", ["send_times", "tick"]),
+        ("chat/app", ["chat_server"]),
     ],
 )
 def test_readme_examples_are_the_example_files(module: str, names: list[str]) -> None:
@@ -38,4 +41,11 @@ def test_readme_examples_are_the_example_files(module: str, names: list[str]) ->
         block = next(b for b in _python_blocks() if f"async def {name}(" in b)
         start = block.index(f"async def {name}(")
         function = block[start:].split("\n\n\n")[0].strip()
+        if function.startswith("async def chat_server"):
+            function = block.strip()  # the whole module, its preamble included
         assert function in source, f"examples/{module}.py differs from the README's {name}"
+
+
+def test_readme_chat_page_is_the_example_page() -> None:
+    page = re.findall(r"```html\n(.*?)```", README, re.S)[0]
+    assert page == (REPO / "examples" / "chat" / "index.html").read_text()
