@@ -1,7 +1,8 @@
 """The layering rule, read from the imports (docs/architecture.md):
 
-base modules import nothing above them; protocols/ only the base; worker/ the base and
-protocols/; supervisor/ only the base; main.py and cli.py wire everything.
+base modules import nothing above them; protocols/ only the base; adapters/ (and utils.py, which
+re-exports them) only the base, so they run inside any WSGI server; worker/ the base, protocols/
+and adapters/; supervisor/ only the base; main.py and cli.py wire everything.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "uvicorn"
 BASE = {"uvicorn", "uvicorn.types", "uvicorn.exceptions", "uvicorn.config", "uvicorn.importer",
-        "uvicorn.logging"}  # fmt: skip
+        "uvicorn.logging", "uvicorn.channels"}  # fmt: skip
 ALLOWED = {
     "protocols": BASE | {"uvicorn.protocols"},
-    "worker": BASE | {"uvicorn.protocols", "uvicorn.worker"},
+    "adapters": BASE | {"uvicorn.adapters"},
+    "worker": BASE | {"uvicorn.protocols", "uvicorn.worker", "uvicorn.adapters"},
     "supervisor": BASE | {"uvicorn.supervisor"},
 }
 # Modules that are pure sans-I/O cores: no event loop, sockets, processes or signals.
@@ -53,6 +55,11 @@ def test_base_modules_import_only_base() -> None:
         path = PACKAGE / (name.split(".")[1] + ".py")
         for module in _imports(path):
             assert _allowed(module, BASE), f"{path.name} imports {module}"
+
+
+def test_utils_imports_only_base_and_adapters() -> None:
+    for module in _imports(PACKAGE / "utils.py"):
+        assert _allowed(module, ALLOWED["adapters"]), f"utils.py imports {module}"
 
 
 def test_protocol_cores_do_no_io() -> None:
