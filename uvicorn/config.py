@@ -17,7 +17,7 @@ from typing import Any
 from uvicorn.exceptions import ConfigError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
-INTERFACES = ("auto", "messaging", "asgi3", "asgi2")
+INTERFACES = ("auto", "messaging", "asgi3", "asgi2", "wsgi")
 LIFESPAN_MODES = ("auto", "on", "off")
 WS_MODES = ("auto", "websockets", "none")
 DEFAULT_HOST = "127.0.0.1"
@@ -155,8 +155,15 @@ class Config:
     factory: bool = option(False, help="Treat MODULE:ATTR as a factory that returns the app.")
     interface: str = option(
         "auto",
-        help="Application interface; 'auto' tells from the app's signature.",
+        help="Application interface; 'auto' tells from the app's signature (never 'wsgi': "
+        "a WSGI app takes two parameters, like a messaging-interface app).",
         choices=INTERFACES,
+    )
+    wsgi_threads: int = option(
+        10,
+        help="Threads that run a WSGI app (--interface wsgi): requests it serves at once.",
+        parse=_positive_int,
+        metavar="N",
     )
     lifespan: str = option(
         "auto", help="Run the ASGI lifespan protocol (ASGI apps only).", choices=LIFESPAN_MODES

@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Any
 
+from uvicorn.adapters import ASGIAdapter
 from uvicorn.config import Config
 from uvicorn.exceptions import AppLoadError
 from uvicorn.importer import import_from_string
@@ -15,7 +16,8 @@ logger = logging.getLogger("uvicorn.error")
 
 
 def load_app(config: Config) -> tuple[Any, str]:
-    """Return (app, interface), ``interface`` one of messaging, asgi3, asgi2."""
+    """Return (app, interface), ``interface`` one of messaging, asgi3, asgi2. A WSGI app
+    (``--interface wsgi``) comes back wrapped in ``ASGIAdapter``, as a messaging app."""
     target = config.app
     if isinstance(target, str):
         app_dir = config.app_dir
@@ -40,6 +42,10 @@ def load_app(config: Config) -> tuple[Any, str]:
     if not callable(app):
         raise AppLoadError(f"app {name} is not callable (it is {type(app).__name__})")
     interface = config.interface
+    if interface == "wsgi":
+        # ``workers`` comes with the pre-fork supervisor; until then one process serves.
+        workers = getattr(config, "workers", None) or 1
+        return ASGIAdapter(app, config.wsgi_threads, multiprocess=workers > 1), "messaging"
     if interface == "auto":
         interface = detect_interface(app, name)
     return app, interface
