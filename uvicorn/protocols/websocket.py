@@ -14,6 +14,7 @@ fragmented messages are reassembled, and text messages are checked for UTF-8 (10
 from __future__ import annotations
 
 import enum
+import http
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -26,6 +27,7 @@ from websockets.http11 import Response as HandshakeResponse
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from uvicorn.logging import TRACE
 from uvicorn.protocols.http_parser import RequestHead
 
 # RFC 6455 section 7.4.1 codes, for the callers' convenience.
@@ -76,14 +78,26 @@ class HandshakeState(enum.Enum):
 
 
 class _QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """websockets logs each connection's open and close at INFO: our access log already says
-    what happened, so those lines are dropped; warnings and errors go to uvicorn.error."""
+    """websockets logs each connection's open and close at INFO, and every frame at DEBUG. Our
+    access log already says what happened, so the INFO lines are dropped and the frames go to
+    the TRACE level; warnings and errors go to uvicorn.error."""
 
     def info(self, *args: Any, **kwargs: Any) -> None:
         pass
 
+    def debug(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        self.log(TRACE, msg, *args, **kwargs)
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
+        return bool(self.logger.isEnabledFor(TRACE if level == logging.DEBUG else level))
+
 
 _LOGGER = _QuietLogger(logging.getLogger("uvicorn.error"), {})
+_REASONS = {status.value: status.phrase for status in http.HTTPStatus}
+
+
+# The header fields the handshake reads (RFC 6455 section 4.2.1) and websockets checks.
+_HANDSHAKE_FIELDS = frozenset({b"host", b"upgrade", b"connection", b"origin", b"content-length"})
 
 
 def request_bytes(head: RequestHead) -> bytes:
@@ -91,7 +105,15 @@ def request_bytes(head: RequestHead) -> bytes:
     already validated and consumed the original bytes)."""
     target = head.raw_path + (b"?" + head.query_string if head.query_string else b"")
     lines = [b"%s %s HTTP/%s\r\n" % (head.method.encode(), target, head.http_version.encode())]
-    lines += [b"%s: %s\r\n" % (name, value) for name, value in head.headers]
+    # Only the fields the handshake needs: websockets reads at most 128 fields of at most 8 KiB
+    # (a line), smaller limits than --limit-request-fields/--limit-request-field-size allow, so a
+    # browser sending a large cookie would otherwise be refused. (The app gets every field
+    # from the head.)
+    lines += [
+        b"%s: %s\r\n" % (name, value)
+        for name, value in head.headers
+        if name in _HANDSHAKE_FIELDS or name.startswith(b"sec-websocket-")
+    ]
     lines.append(b"\r\n")
     return b"".join(lines)
 
@@ -101,7 +123,14 @@ class WebSocketCore:
         extensions = [ServerPerMessageDeflateFactory()] if per_message_deflate else None
         self.protocol = ServerProtocol(extensions=extensions, max_size=max_size, logger=_LOGGER)
         self.protocol.receive_data(request_bytes(head))
-        request = next(e for e in self.protocol.events_received() if isinstance(e, Request))
+        request = next((e for e in self.protocol.events_received() if isinstance(e, Request)), None)
+        if request is None:
+            # websockets could not read it even so (a Sec-WebSocket-* field over its limits):
+            # it queued an answer or a bare close. Answer 400 from a fresh protocol instead.
+            exc = self.protocol.handshake_exc
+            self.protocol = ServerProtocol(logger=_LOGGER)
+            self.protocol.handshake_exc = exc
+            request = Request(head.raw_path.decode("latin-1"), Headers())
         self.request: Request = request
         self.subprotocols = _offered_subprotocols(request.headers)
         self.state = HandshakeState.PENDING
@@ -115,7 +144,10 @@ class WebSocketCore:
         """The 101 response to send on acceptance, or answer an invalid handshake now."""
         protocol = self.protocol
         version = self.request.headers.get_all("Sec-WebSocket-Version")
-        if version and version != ["13"]:
+        if protocol.handshake_exc is not None:  # unreadable (see __init__)
+            text = f"Invalid WebSocket handshake: {protocol.handshake_exc}\n"
+            response = protocol.reject(400, text)
+        elif version and version != ["13"]:
             # RFC 6455 section 4.4: a version the server does not understand gets "an
             # appropriate HTTP error code (such as 426 Upgrade Required) and a
             # |Sec-WebSocket-Version| header field indicating the version(s) the server is
@@ -157,7 +189,11 @@ class WebSocketCore:
         """Refuse the handshake with an HTTP response (403 unless told otherwise)."""
         if self.state is not HandshakeState.PENDING:
             raise RuntimeError(f"the handshake was already answered ({self.state.value})")
-        response = self.protocol.reject(status, "")
+        response = self.protocol.reject(403, "")
+        # Any status, not only those Python's HTTPStatus names (which reject() insists on):
+        # the ASGI websocket.http.response extension lets the app choose, e.g. 499.
+        response.status_code = status
+        response.reason_phrase = _REASONS.get(status, "")
         response.body = body
         del response.headers["Content-Length"]
         response.headers["Content-Length"] = str(len(body))
@@ -193,6 +229,12 @@ class WebSocketCore:
         events: list[Event] = []
         protocol = self.protocol
         for frame in protocol.events_received():
+            if self._closed:
+                # Frames parsed in the same read after _message() failed the connection: RFC
+                # 6455 section 7.1.7, an endpoint "MUST NOT continue to attempt to process
+                # data ... from the remote endpoint after being instructed to _Fail the
+                # WebSocket Connection_".
+                break
             if not isinstance(frame, Frame):
                 continue
             opcode = frame.opcode
@@ -217,8 +259,12 @@ class WebSocketCore:
                 events.append(Pong())
         if protocol.parser_exc is not None or protocol.state is State.CLOSED:
             # We failed the connection (1002 protocol error, 1007, 1009...), or it ended.
+            # We failed it: the app is told the code we sent (1002, 1007, 1009). Not when the
+            # peer just went away (EOFError), even after our close frame: RFC 6455 section
+            # 7.1.5, with no close frame received the code "is considered to be 1006".
             sent = protocol.close_sent
-            if sent is not None and protocol.parser_exc is not None:
+            exc = protocol.parser_exc
+            if sent is not None and exc is not None and not isinstance(exc, EOFError):
                 self._report(events, sent.code, sent.reason)
             self._report(events, ABNORMAL_CLOSURE, "")
         return events

@@ -1,0 +1,316 @@
+"""Groups of reply channels that span processes and hosts, over Redis pub/sub (SPEC: "Groups").
+
+``BroadcastMiddleware(app)`` adds ``channels['groups']`` to every message. Membership is local to
+each process (group -> the local reply channels in it); each process subscribes to one Redis
+channel per group that has local members, and a ``send`` publishes once, so a group spans every
+worker and host connected to the same Redis. Messages travel as JSON with bytes tagged (never
+pickle), so ``bytes`` stay bytes. Delivery to each member is independent: a slow member gets a
+bounded backlog of its own, a closed one leaves its groups, and neither delays the others.
+
+``url='memory://'`` keeps everything in one process, without Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import types
+from collections import deque
+from collections.abc import Awaitable, Callable, Generator, MutableMapping
+from typing import Any
+
+from uvicorn.broadcast_backends import Backend, BroadcastError, MemoryBackend, RedisBackend
+from uvicorn.channels import channel_names
+from uvicorn.exceptions import ClientDisconnected
+from uvicorn.types import Channels, Message
+
+logger = logging.getLogger("uvicorn.error")
+
+# A member that falls this many messages behind is dropped from its groups: one slow client
+# must not make its process hold an unbounded backlog.
+MAX_BACKLOG = 1000
+
+__all__ = ["BroadCastMiddleware", "BroadcastError", "BroadcastMiddleware", "Groups"]
+
+
+class _Member:
+    """A local reply channel in one or more groups, and its delivery backlog."""
+
+    __slots__ = ("name", "channel", "groups", "backlog", "task", "owner")
+
+    def __init__(self, owner: Groups, name: str, channel: Any) -> None:
+        self.owner = owner
+        self.name = name
+        self.channel = channel
+        self.groups: set[str] = set()
+        self.backlog: deque[Message] = deque()
+        self.task: asyncio.Task[None] | None = None
+
+    def deliver(self, message: Message) -> None:
+        if self.task is not None:  # still sending earlier messages: queue behind them
+            if len(self.backlog) >= MAX_BACKLOG:
+                self.owner.evict(self, f"more than {MAX_BACKLOG} messages behind")
+            else:
+                self.backlog.append(message)
+            return
+        # The send is stepped at once, without a task: a send that does not have to wait (the
+        # usual case) costs no task per member per message. One that waits (back-pressure)
+        # is finished in a task of its own, with whatever arrives meanwhile queued behind it.
+        coroutine = self.channel.send(message)
+        try:
+            waiting_on = coroutine.send(None)
+        except StopIteration:
+            return
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self.task = asyncio.get_running_loop().create_task(self._finish(coroutine, waiting_on))
+
+    async def _finish(self, coroutine: Any, waiting_on: Any) -> None:
+        try:
+            await _resume(coroutine, waiting_on)
+            while self.backlog:
+                await self.channel.send(self.backlog.popleft())
+        except Exception as exc:
+            self._failed(exc)
+        finally:
+            self.task = None
+
+    def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, (ClientDisconnected, OSError)):
+            self.owner.evict(self, None)  # the connection closed: it leaves its groups
+        else:
+            logger.error("Group delivery to %s failed", self.name, exc_info=exc)
+            self.owner.evict(self, None)
+
+
+@types.coroutine
+def _resume(coroutine: Any, waiting_on: Any) -> Generator[Any, Any, None]:
+    """Go on with a coroutine that was stepped once outside any task and is now waiting on
+    ``waiting_on``: hand each thing it waits on to the running task, as ``await`` would."""
+    while True:
+        try:
+            value = yield waiting_on
+        except BaseException as exc:  # thrown in by the task (a cancellation): pass it on
+            try:
+                waiting_on = coroutine.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                waiting_on = coroutine.send(value)
+            except StopIteration:
+                return
+
+
+class Groups:
+    """One process's group membership, and its connection to the other processes."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.members: dict[str, _Member] = {}  # reply channel name -> member
+        self.groups: dict[str, set[_Member]] = {}  # group -> its local members
+        backend.on_message = self.deliver_local
+
+    async def add(self, group: str, name: str, channel: Any) -> None:
+        member = self.members.get(name)
+        if member is None:
+            if channel is None:
+                logger.debug("Cannot add %s to %r: not a channel of this process", name, group)
+                return
+            member = self.members[name] = _Member(self, name, channel)
+        local = self.groups.get(group)
+        if local is None:
+            local = self.groups[group] = set()
+            local.add(member)
+            member.groups.add(group)
+            await self.backend.subscribe(group)
+        else:
+            local.add(member)
+            member.groups.add(group)
+
+    def discard(self, group: str, name: str) -> None:
+        member = self.members.get(name)
+        local = self.groups.get(group)
+        if member is None or local is None:
+            return  # SPEC: absent names are fine
+        local.discard(member)
+        member.groups.discard(group)
+        if not member.groups:
+            del self.members[name]
+        if not local:
+            del self.groups[group]
+            self.backend.unsubscribe(group)
+
+    def evict(self, member: _Member, reason: str | None) -> None:
+        """Take a member out of every group (its connection closed, or it fell behind)."""
+        if reason:
+            logger.warning("Dropping %s from its groups: %s", member.name, reason)
+        member.backlog.clear()
+        for group in list(member.groups):
+            self.discard(group, member.name)
+
+    async def send(self, group: str, message: Message) -> None:
+        await self.backend.publish(group, message)
+
+    def deliver_local(self, group: str, message: Message) -> None:
+        for member in list(self.groups.get(group, ())):
+            member.deliver(message)
+
+
+class GroupsChannel:
+    """``channels['groups']``: ``{'group': name, 'add' | 'discard': channel name, 'send': msg}``."""
+
+    __slots__ = ("_groups", "_reply")
+
+    def __init__(self, groups: Groups, reply: Any) -> None:
+        self._groups = groups
+        self._reply = reply
+
+    @property
+    def name(self) -> str:
+        return "groups"
+
+    async def send(self, message: Message) -> None:
+        try:
+            group = message["group"]
+        except (KeyError, TypeError):
+            raise ValueError(f"invalid groups message {message!r}: needs a 'group'") from None
+        if not isinstance(group, str) or not group:
+            raise TypeError(f"invalid 'group' {group!r}: must be a non-empty str")
+        groups = self._groups
+        if "add" in message:
+            name = _channel_name(message["add"], "add")
+            reply = self._reply
+            await groups.add(
+                group, name, reply if reply is not None and reply.name == name else None
+            )
+        if "discard" in message:
+            groups.discard(group, _channel_name(message["discard"], "discard"))
+        if "send" in message:
+            if not isinstance(message["send"], dict):
+                raise TypeError(f"invalid 'send' {message['send']!r}: must be a message dict")
+            await groups.send(group, message["send"])
+
+
+def _channel_name(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"invalid {key!r} {value!r}: must be a channel name (str)")
+    return value
+
+
+class BroadcastMiddleware:
+    """``BroadcastMiddleware(app)``, ``BroadcastMiddleware(app, 'localhost', 6379)``,
+    ``BroadcastMiddleware(app, url='redis://...')`` or ``url='memory://'``.
+
+    Wraps a messaging-interface app; an ASGI 3 app gets an ``ASGIBroadcastMiddleware``, which
+    offers the same groups through the ``uvicorn.groups`` scope extension.
+    """
+
+    def __new__(cls, app: Any, *args: Any, **kwargs: Any) -> Any:
+        if cls is BroadcastMiddleware and _is_asgi(app):
+            return super().__new__(ASGIBroadcastMiddleware)
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        app: Any,
+        host: str = "localhost",
+        port: int = 6379,
+        *,
+        url: str | None = None,
+        prefix: str = "uvicorn.groups:",
+    ) -> None:
+        self.app = app
+        self.url = url or f"redis://{host}:{port}"
+        self.prefix = prefix
+        self._groups: Groups | None = None
+
+    @property
+    def groups(self) -> Groups:
+        """Created on first use, in the process and event loop that serve (after any fork)."""
+        if self._groups is None:
+            backend: Backend
+            if self.url.startswith("memory://"):
+                backend = MemoryBackend()
+            else:
+                backend = RedisBackend(self.url, self.prefix)
+            self._groups = Groups(backend)
+        return self._groups
+
+    async def __call__(self, message: Message, channels: Channels) -> None:
+        groups = self.groups
+        reply = channels.get("reply")
+        channels["groups"] = GroupsChannel(groups, reply)
+        try:
+            await self.app(message, channels)
+        finally:
+            if message.get("channel") == "websocket.disconnect" and reply is not None:
+                # SPEC: a WebSocket that disconnects leaves all its groups by itself.
+                member = groups.members.get(reply.name)
+                if member is not None:
+                    groups.evict(member, None)
+
+    async def close(self) -> None:
+        if self._groups is not None:
+            await self._groups.backend.close()
+
+
+BroadCastMiddleware = BroadcastMiddleware  # the original README spells it so once
+
+
+class _ASGIReply:
+    """A WebSocket's reply channel for an ASGI app: group messages (``text``, ``bytes``,
+    ``close``) become ``websocket.send`` / ``websocket.close`` events."""
+
+    __slots__ = ("name", "_send")
+
+    def __init__(self, send: Callable[[MutableMapping[str, Any]], Awaitable[None]]) -> None:
+        self.name = channel_names.new("reply")
+        self._send = send
+
+    async def send(self, message: Message) -> None:
+        if message.get("text") is not None or message.get("bytes") is not None:
+            await self._send({"type": "websocket.send", "text": message.get("text"),
+                              "bytes": message.get("bytes")})  # fmt: skip
+        close = message.get("close")
+        if close:
+            await self._send({"type": "websocket.close", "code": 1000 if close is True else close})
+
+
+class ASGIBroadcastMiddleware(BroadcastMiddleware):
+    """The groups for ASGI 3 apps: ``scope['extensions']['uvicorn.groups']`` is
+    ``{'send': <async callable taking a groups message>, 'channel': <this WebSocket's channel
+    name, or None for HTTP>}``; a WebSocket leaves its groups when it disconnects."""
+
+    async def __call__(  # type: ignore[override]
+        self, scope: MutableMapping[str, Any], receive: Any, send: Any
+    ) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        groups = self.groups
+        reply = _ASGIReply(send) if scope["type"] == "websocket" else None
+        channel = GroupsChannel(groups, reply)
+        extensions = dict(scope.get("extensions") or {})
+        extensions["uvicorn.groups"] = {
+            "send": channel.send,
+            "channel": reply.name if reply is not None else None,
+        }
+        scope = dict(scope, extensions=extensions)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if reply is not None and reply.name in groups.members:
+                groups.evict(groups.members[reply.name], None)
+
+
+def _is_asgi(app: Any) -> bool:
+    """Three positional parameters: ASGI 3 (two: the messaging interface)."""
+    try:
+        parameters = inspect.signature(app).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in parameters if p.kind in kinds and p.default is p.empty) == 3

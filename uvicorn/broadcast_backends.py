@@ -1,0 +1,227 @@
+"""Where group messages travel between processes: Redis pub/sub, or memory for one process.
+
+A backend knows the groups this process has local members in (``subscribe`` /
+``unsubscribe``), publishes a message once per ``send``, and hands what arrives to
+``on_message(group, message)``. The Redis backend reconnects with back-off when Redis goes away
+and subscribes again to every group that still has local members, so the groups work again
+without the app doing anything; it logs the outage and the recovery once each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from uvicorn.exceptions import UvicornError
+
+logger = logging.getLogger("uvicorn.error")
+
+RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # back-off, then every 5 s
+SUBSCRIBE_TIMEOUT = 2.0
+
+
+class BroadcastError(UvicornError):
+    """A message could not be published (Redis is unreachable)."""
+
+
+Deliver = Callable[[str, dict[str, Any]], None]
+
+
+def encode(message: Any) -> Any:
+    """JSON-ready form of a message: bytes become ``{"$b": base64}``; a dict whose keys could be
+    mistaken for a tag (or are not str) becomes ``{"$d": [[key, value], ...]}``."""
+    if isinstance(message, (bytes, bytearray, memoryview)):
+        return {"$b": base64.b64encode(message).decode("ascii")}
+    if isinstance(message, dict):
+        if all(isinstance(k, str) and not k.startswith("$") for k in message):
+            return {k: encode(v) for k, v in message.items()}
+        return {"$d": [[encode(k), encode(v)] for k, v in message.items()]}
+    if isinstance(message, (list, tuple)):
+        return [encode(v) for v in message]
+    if message is None or isinstance(message, (str, int, float, bool)):
+        return message
+    raise TypeError(
+        f"cannot send {type(message).__name__} {message!r} to a group: messages hold dicts, "
+        "lists, str, bytes, numbers, booleans and None"
+    )
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "$b" in value:
+            return base64.b64decode(value["$b"])
+        if "$d" in value:
+            return {decode(k): decode(v) for k, v in value["$d"]}
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+class Backend:
+    on_message: Deliver
+
+    async def subscribe(self, group: str) -> None:
+        raise NotImplementedError
+
+    def unsubscribe(self, group: str) -> None:
+        raise NotImplementedError
+
+    async def publish(self, group: str, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        pass
+
+
+class MemoryBackend(Backend):
+    """One process: a send is delivered to the local members, and nowhere else."""
+
+    async def subscribe(self, group: str) -> None:
+        pass
+
+    def unsubscribe(self, group: str) -> None:
+        pass
+
+    async def publish(self, group: str, message: dict[str, Any]) -> None:
+        encode(message)  # the same type rules as across processes
+        self.on_message(group, message)
+
+
+class RedisBackend(Backend):
+    def __init__(self, url: str, prefix: str) -> None:
+        import redis.asyncio as redis
+
+        self.url = url
+        self.prefix = prefix
+        self.origin = secrets.token_hex(8)  # our own publications are delivered locally
+        # No retries inside redis-py: a send during an outage fails at once with a clear error,
+        # and reconnecting is the listener's job.
+        options: dict[str, Any] = {"retry": None, "socket_connect_timeout": 2}
+        self._publisher = redis.Redis.from_url(url, socket_timeout=5, **options)
+        self._subscriber = redis.Redis.from_url(url, socket_keepalive=True, **options)
+        self._groups: set[str] = set()
+        self._pubsub: Any = None
+        self._confirmations: dict[bytes, asyncio.Future[None]] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._closed = False
+        self._outage = False  # Redis is unreachable (logged once; cleared when it is back)
+
+    def _channel(self, group: str) -> str:
+        return self.prefix + group
+
+    def _ensure_listening(self) -> None:
+        if self._listener is None and not self._closed:
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+
+    async def subscribe(self, group: str) -> None:
+        """Subscribe, and wait until Redis confirms: a message published after this returns
+        (after the connect handler that joined the group returns, say) is not missed."""
+        self._groups.add(group)
+        self._ensure_listening()
+        if self._outage:
+            return  # subscribed again, with every other group, once Redis is back
+        channel = self._channel(group).encode()
+        confirmed = self._confirmations.get(channel)
+        if confirmed is None:
+            confirmed = self._confirmations[channel] = asyncio.get_running_loop().create_future()
+        try:
+            pubsub = self._pubsub
+            if pubsub is not None:
+                await pubsub.subscribe(channel)
+            # else the listener is connecting, and subscribes to every group when it is
+            await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_TIMEOUT)
+        except Exception as exc:  # the listener notices an outage and subscribes again
+            logger.debug("Redis subscribe %r not confirmed: %r", group, exc)
+
+    def unsubscribe(self, group: str) -> None:
+        self._groups.discard(group)
+        pubsub = self._pubsub
+        if pubsub is None:
+            return
+
+        async def run() -> None:
+            try:
+                await pubsub.unsubscribe(self._channel(group))
+            except Exception as exc:  # harmless: an unwanted message is ignored
+                logger.debug("Redis unsubscribe %r failed: %r", group, exc)
+
+        asyncio.get_running_loop().create_task(run())
+
+    async def publish(self, group: str, message: dict[str, Any]) -> None:
+        self._ensure_listening()
+        data = json.dumps({"o": self.origin, "m": encode(message)}, separators=(",", ":"))
+        try:
+            await self._publisher.publish(self._channel(group), data)
+        except Exception as exc:
+            raise BroadcastError(f"cannot send to group {group!r}: Redis at {self.url} is "
+                                 f"unreachable ({exc})") from None  # fmt: skip
+        self.on_message(group, message)  # local members: no round trip through Redis
+
+    async def _listen(self) -> None:
+        """Receive what other processes publish; reconnect with back-off when Redis is gone."""
+        attempt = 0
+        control = self.prefix + "~" + self.origin  # always one subscription, so listen() waits
+        while not self._closed:
+            pubsub = self._subscriber.pubsub()
+            try:
+                groups = set(self._groups)
+                await pubsub.subscribe(control, *(self._channel(g) for g in groups))
+                self._pubsub = pubsub
+                joined_meanwhile = self._groups - groups
+                if joined_meanwhile:
+                    await pubsub.subscribe(*(self._channel(g) for g in joined_meanwhile))
+                if self._outage:
+                    logger.info("Redis at %s is reachable again: groups restored", self.url)
+                    self._outage = False
+                attempt = 0
+                async for item in pubsub.listen():
+                    kind = item["type"]
+                    if kind == "message":
+                        self._received(item["channel"], item["data"])
+                    elif kind == "subscribe":
+                        confirmed = self._confirmations.pop(item["channel"], None)
+                        if confirmed is not None and not confirmed.done():
+                            confirmed.set_result(None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not self._outage:
+                    logger.warning("Redis at %s is unreachable (%r): retrying", self.url, exc)
+                    self._outage = True
+                    for confirmed in self._confirmations.values():
+                        if not confirmed.done():
+                            confirmed.set_result(None)  # nobody waits through an outage
+                    self._confirmations.clear()
+            finally:
+                self._pubsub = None
+                with contextlib.suppress(Exception):  # the connection is gone anyway
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    def _received(self, channel: bytes, data: bytes) -> None:
+        try:
+            envelope = json.loads(data)
+            if envelope["o"] == self.origin:
+                return  # published here, and delivered here already
+            group = channel.decode("utf-8")[len(self.prefix) :]
+            message = decode(envelope["m"])
+        except Exception as exc:
+            logger.warning("Ignoring a malformed group message on %r: %r", channel, exc)
+            return
+        self.on_message(group, message)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._listener is not None:
+            self._listener.cancel()
+        await self._publisher.aclose()
+        await self._subscriber.aclose()
