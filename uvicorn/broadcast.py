@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, MutableMapping
@@ -202,7 +203,8 @@ def _channel_name(value: Any, key: str) -> str:
 
 class BroadcastMiddleware:
     """``BroadcastMiddleware(app)``, ``BroadcastMiddleware(app, 'localhost', 6379)``,
-    ``BroadcastMiddleware(app, url='redis://...')`` or ``url='memory://'``.
+    ``BroadcastMiddleware(app, url='redis://...')`` or ``url='memory://'``. Without any of them,
+    ``$UVICORN_REDIS_URL`` when set, else ``redis://localhost:6379``.
 
     Wraps a messaging-interface app; an ASGI 3 app gets an ``ASGIBroadcastMiddleware``, which
     offers the same groups through the ``uvicorn.groups`` scope extension.
@@ -216,14 +218,21 @@ class BroadcastMiddleware:
     def __init__(
         self,
         app: Any,
-        host: str = "localhost",
-        port: int = 6379,
+        host: str | None = None,
+        port: int | None = None,
         *,
         url: str | None = None,
         prefix: str = "uvicorn.groups:",
     ) -> None:
         self.app = app
-        self.url = url or f"redis://{host}:{port}"
+        if url is None:
+            if host is None and port is None and "UVICORN_REDIS_URL" in os.environ:
+                # Where to find Redis is deployment configuration: the environment may say it
+                # for an app that does not (the README's example says nothing).
+                url = os.environ["UVICORN_REDIS_URL"]
+            else:
+                url = f"redis://{host or 'localhost'}:{port or 6379}"
+        self.url = url
         self.prefix = prefix
         self._groups: Groups | None = None
 
