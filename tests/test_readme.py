@@ -39,11 +39,11 @@ def _python_blocks() -> list[str]:
 def test_readme_examples_are_the_example_files(module: str, names: list[str]) -> None:
     source = (REPO / "examples" / f"{module}.py").read_text()
     for name in names:
-        marker = "BroadcastMiddleware(chat_server)" if module.startswith("broadcast") else ""
+        broadcast = module.startswith("broadcast")
         block = next(
             b
             for b in _python_blocks()
-            if f"async def {name}(" in b and (marker in b) == bool(marker)
+            if f"async def {name}(" in b and ("BroadcastMiddleware(chat_server)" in b) == broadcast
         )
         start = block.index(f"async def {name}(")
         function = block[start:].split("\n\n\n")[0].strip()
