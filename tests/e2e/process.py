@@ -20,13 +20,20 @@ _RUNNING = re.compile(r"Uvicorn running on (https?)://(\[[^\]]+\]|[^:]+):(\d+)")
 
 
 class CLIProcess:
-    """``python -m uvicorn ARGS`` with its stderr collected line by line."""
+    """``python -m uvicorn ARGS`` with its stderr collected line by line (``module``: another
+    server, e.g. gunicorn)."""
 
-    def __init__(self, *args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        cwd: Path = REPO,
+        env: dict[str, str] | None = None,
+        module: str = "uvicorn",
+    ) -> None:
         environment = dict(os.environ, PYTHONUNBUFFERED="1")
         environment.update(env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", *args],
+            [sys.executable, "-m", module, *args],
             cwd=cwd,
             env=environment,
             stdout=subprocess.PIPE,
