@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 import wsgiref.validate
 from typing import Any
@@ -13,6 +14,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 
 from tests.adapters import messaging_apps
+from tests.adapters.messaging_apps import read_body
 from tests.helpers import UNIT
 from uvicorn import ClientDisconnected
 from uvicorn.utils import WSGIAdapter
@@ -199,3 +201,16 @@ def test_closing_the_iterable_early_tells_the_app() -> None:
     assert next(chunks) == b"tick"
     result.close()  # type: ignore[union-attr]  # the client went away: the server closes
     assert stopped.wait(5 * UNIT) and len(errors) == 1
+
+
+def test_channel_names_follow_the_spec() -> None:
+    names: list[str] = []
+
+    async def app(message: dict[str, Any], channels: dict[str, Any]) -> None:
+        names.extend(channel.name for channel in channels.values())
+        await read_body(message, channels)
+        await channels["reply"].send({"status": 200, "headers": [[b"content-type", b"x/y"]]})
+
+    run(WSGIAdapter(app), environ_for("/", b"x" * 100_000))
+    assert len(names) == 2
+    assert all(re.fullmatch(r"(reply|body)![0-9a-f]+\.\d+", name) for name in names), names
