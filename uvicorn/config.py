@@ -119,6 +119,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -263,9 +270,71 @@ class Config:
     )
     graceful_timeout: float = option(
         30.0,
-        help="On SIGTERM/SIGINT, wait this long for in-flight requests before closing them.",
+        help="On SIGTERM/SIGINT (and for a worker retired by SIGHUP), wait this long for "
+        "in-flight requests before closing them.",
         parse=_non_negative_float,
         metavar="SECONDS",
+    )
+    # The supervisor (uvicorn/supervisor/): the master process and its workers.
+    workers: int = option(
+        1,
+        help="Number of worker processes, supervised by a master process.",
+        parse=_positive_int,
+        metavar="N",
+        env="WEB_CONCURRENCY",
+    )
+    reuse_port: bool = option(
+        False,
+        help="Give each worker its own SO_REUSEPORT socket (even spread; a worker that exits "
+        "drops the connections queued on it) instead of one shared socket.",
+    )
+    timeout: float = option(
+        30.0,
+        help="Abort (SIGABRT, traceback logged) and replace a worker whose event loop has been "
+        "blocked this long; 0: never.",
+        parse=_non_negative_float,
+        metavar="SECONDS",
+    )
+    max_requests: int = option(
+        0,
+        help="Replace a worker, gracefully, after it has served this many requests; 0: never.",
+        parse=_non_negative_int,
+        metavar="N",
+    )
+    max_requests_jitter: int = option(
+        0,
+        help="Add a random 0 to N to --max-requests for each worker, so they retire apart.",
+        parse=_non_negative_int,
+        metavar="N",
+    )
+    pid: str | None = option(
+        help="Write the master's process id to this file (refused if one names a running one).",
+        metavar="FILE",
+    )
+    log_file: str | None = option(
+        help="Log to this file instead of stderr; SIGUSR1 reopens it (log rotation).",
+        metavar="FILE",
+    )
+    reload: bool = option(
+        False, help="Restart the workers when a watched file changes (for development)."
+    )
+    reload_dirs: list[str] = option(
+        help="Watch this directory for --reload. Repeatable. Default: --app-dir.",
+        metavar="DIR",
+        repeatable=True,
+        flag="--reload-dir",
+    )
+    reload_includes: list[str] = option(
+        help="Also watch files matching this glob (*.py always is). Repeatable.",
+        metavar="GLOB",
+        repeatable=True,
+        flag="--reload-include",
+    )
+    reload_excludes: list[str] = option(
+        help="Ignore files or directories matching this glob. Repeatable.",
+        metavar="GLOB",
+        repeatable=True,
+        flag="--reload-exclude",
     )
 
     def __post_init__(self) -> None:
@@ -290,15 +359,30 @@ class Config:
             raise ConfigError("--ssl-keyfile and --ssl-certfile must be given together")
         if self.limit_concurrency is not None and self.limit_concurrency <= 0:
             raise ConfigError(f"invalid --limit-concurrency {self.limit_concurrency}: must be > 0")
+        if self.workers < 1:
+            raise ConfigError(f"invalid --workers {self.workers}: must be at least 1")
+        for name in ("timeout", "max_requests", "max_requests_jitter"):
+            if getattr(self, name) < 0:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"invalid {flag} {getattr(self, name)}: must be >= 0")
+        if self.reload and not isinstance(self.app, str):
+            raise ConfigError("--reload needs the app as an import string, e.g. 'app:hello_world'")
+        if self.log_file and self.log_config:
+            raise ConfigError(
+                "--log-file and --log-config exclude each other: name the file in the log config"
+            )
 
-    def binds(self) -> list[BindSpec]:
-        """Every address to listen on, from --bind, --uds, --fd, --host and --port."""
+    def binds(self, default: bool = True) -> list[BindSpec]:
+        """Every address to listen on, from --bind, --uds, --fd, --host and --port.
+
+        ``default``: listen on 127.0.0.1:8000 when none is given (not when systemd hands
+        sockets over)."""
         specs = [parse_bind(address) for address in self.bind]
         if self.uds:
             specs.append(BindSpec("unix", path=self.uds))
         if self.fd is not None:
             specs.append(BindSpec("fd", fd=self.fd))
-        if self.host is not None or self.port is not None or not specs:
+        if self.host is not None or self.port is not None or (default and not specs):
             host = DEFAULT_HOST if self.host is None else self.host
             port = DEFAULT_PORT if self.port is None else self.port
             specs.append(BindSpec("tcp", host=host.strip("[]"), port=port))

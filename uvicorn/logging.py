@@ -7,6 +7,7 @@ import json
 import logging
 import logging.config
 import os
+import sys
 from typing import Any
 
 from uvicorn.exceptions import ConfigError
@@ -36,13 +37,15 @@ class LevelPrefixFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
-def default_config(level: str) -> dict[str, Any]:
+def default_config(level: str, log_file: str | None = None) -> dict[str, Any]:
     numeric = LEVELS[level]
-    handler = {
+    handler: dict[str, Any] = {
         "class": "logging.StreamHandler",
         "formatter": "default",
         "stream": "ext://sys.stderr",
     }
+    if log_file is not None:
+        handler = {"class": "logging.FileHandler", "formatter": "default", "filename": log_file}
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -59,11 +62,16 @@ def default_config(level: str) -> dict[str, Any]:
     }
 
 
-def configure_logging(level: str | None = None, config_file: str | None = None) -> None:
-    """Default handlers on stderr, or the user's ``--log-config`` file (which ``level``, when
-    given, overrides for the ``uvicorn`` loggers)."""
+def configure_logging(
+    level: str | None = None, config_file: str | None = None, log_file: str | None = None
+) -> None:
+    """Default handlers on stderr (or ``log_file``), or the user's ``--log-config`` file (which
+    ``level``, when given, overrides for the ``uvicorn`` loggers)."""
     if config_file is None:
-        logging.config.dictConfig(default_config(level or "info"))
+        try:
+            logging.config.dictConfig(default_config(level or "info", log_file))
+        except ValueError as exc:
+            raise ConfigError(f"cannot open --log-file {log_file!r}: {exc.__cause__}") from None
         return
     if not os.path.exists(config_file):
         raise ConfigError(f"--log-config file {config_file!r} does not exist")
@@ -88,3 +96,37 @@ def configure_logging(level: str | None = None, config_file: str | None = None) 
         raise ConfigError(f"invalid --log-config file {config_file!r}: {exc}") from None
     if level is not None:
         logging.getLogger("uvicorn").setLevel(LEVELS[level])
+
+
+def _file_handlers() -> list[logging.FileHandler]:
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    found: list[logging.FileHandler] = []
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            if isinstance(handler, logging.FileHandler) and handler not in found:
+                found.append(handler)
+    return found
+
+
+def reopen_log_files() -> None:
+    """Reopen every log file (SIGUSR1), so that a rotated log is written anew."""
+    for handler in _file_handlers():
+        handler.acquire()
+        try:
+            if handler.stream is not None:
+                handler.stream.close()
+            handler.stream = handler._open()
+        finally:
+            handler.release()
+
+
+def log_stream() -> Any:
+    """Where ``uvicorn.error`` writes: its log file, else stderr (for faulthandler's
+    tracebacks, which bypass logging)."""
+    logger: logging.Logger | None = error_logger
+    while logger is not None:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler) and handler.stream is not None:
+                return handler.stream
+        logger = logger.parent if logger.propagate else None
+    return sys.stderr

@@ -1,38 +1,43 @@
-"""``uvicorn.run()``: the one place that wires listeners, logging and the worker together."""
+"""``uvicorn.run()``: the one place that wires listeners, logging, the master and the worker."""
 
 from __future__ import annotations
 
 import os
-import socket
 from typing import Any
 
 from uvicorn.config import Config
+from uvicorn.exceptions import ConfigError
 from uvicorn.logging import configure_logging, error_logger
-from uvicorn.supervisor.sockets import bind
+from uvicorn.supervisor.sockets import Listeners
 
 
-def run(app: Any, **options: Any) -> None:
+def run(app: Any, *, supervise: bool = True, **options: Any) -> None:
     """Serve ``app`` (an app object or a ``"module:attr"`` string) until SIGINT/SIGTERM.
 
-    Takes the command line's settings as keywords (``port=8000``, ``log_level="debug"``...).
+    Takes the command line's settings as keywords (``port=8000``, ``workers=4``...).
     Raises ``ConfigError``, ``AppLoadError`` or ``StartupError`` with a one-line message.
+
+    ``supervise`` (the default, and always so from the command line): a master process binds
+    the listeners and serves from ``workers`` worker processes, which it restarts, reloads on
+    SIGHUP and replaces when they die. ``supervise=False`` serves in this process instead:
+    one worker, without --reload, SIGHUP or restarts.
     """
     config = Config(app=app, **options)
-    configure_logging(config.log_level, config.log_config)
-    sockets: list[socket.socket] = []
-    unix_paths: list[str] = []  # socket files this process created, removed on exit
-    try:
-        for spec in config.binds():
-            sockets.append(bind(spec, config.backlog))
-            if spec.kind == "unix":
-                unix_paths.append(spec.path)
-        error_logger.info("Started server process [%d]", os.getpid())
-        from uvicorn.worker.server import run_worker
+    configure_logging(config.log_level, config.log_config, config.log_file)
+    # Imported here, in the master, so that every forked worker shares it (not the app: the
+    # master never imports it, so each new worker loads the app's current code).
+    from uvicorn.worker.server import run_worker
 
-        run_worker(config, sockets)
+    if supervise:
+        from uvicorn.supervisor.arbiter import Arbiter
+
+        Arbiter(config, run_worker).run()
+        return
+    if config.workers > 1 or config.reload:
+        raise ConfigError("--workers and --reload need a master process (supervise=True)")
+    listeners = Listeners(config.binds(), config.backlog)
+    try:
+        error_logger.info("Started server process [%d]", os.getpid())
+        run_worker(config, listeners.shared)
     finally:
-        for sock in sockets:
-            sock.close()  # the event loop may have closed it already: that is fine
-        for path in unix_paths:
-            if os.path.exists(path):
-                os.unlink(path)
+        listeners.close()  # the event loop may have closed the sockets already: that is fine

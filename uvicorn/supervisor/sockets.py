@@ -11,8 +11,11 @@ from uvicorn.config import BindSpec
 from uvicorn.exceptions import StartupError
 
 
-def bind(spec: BindSpec, backlog: int) -> socket.socket:
-    """A listening socket for ``spec``, or a ``StartupError`` naming the address."""
+def bind(spec: BindSpec, backlog: int, reuse_port: bool = False) -> socket.socket:
+    """A listening socket for ``spec``, or a ``StartupError`` naming the address.
+
+    ``reuse_port`` (TCP only): set SO_REUSEPORT, and with ``backlog`` 0 bind without listening,
+    which holds the address (and the port chosen for port 0) without taking connections."""
     try:
         if spec.kind == "fd":
             sock = socket.socket(fileno=spec.fd)
@@ -22,7 +25,7 @@ def bind(spec: BindSpec, backlog: int) -> socket.socket:
         elif spec.kind == "unix":
             sock = _bind_unix(spec.path, backlog)
         else:
-            sock = _bind_tcp(spec.host, spec.port, backlog)
+            sock = _bind_tcp(spec.host, spec.port, backlog, reuse_port)
     except OSError as exc:
         reason = {
             errno.EADDRINUSE: "address already in use",
@@ -36,7 +39,7 @@ def bind(spec: BindSpec, backlog: int) -> socket.socket:
     return sock
 
 
-def _bind_tcp(host: str, port: int, backlog: int) -> socket.socket:
+def _bind_tcp(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
     try:
         infos = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -47,14 +50,73 @@ def _bind_tcp(host: str, port: int, backlog: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
-        sock.listen(backlog)
+        if backlog:
+            sock.listen(backlog)
     except OSError:
         sock.close()
         raise
     return sock
+
+
+class Listeners:
+    """Every listening socket of a server, bound once by the master.
+
+    By default each socket is shared: every worker inherits it and accepts from the one kernel
+    queue, so a worker that exits leaves its queued connections to the others. With
+    ``reuse_port``, each TCP address is held by a bound, non-listening socket, and each worker
+    gets a fresh SO_REUSEPORT socket on it: the kernel spreads connections evenly, but those
+    queued on a worker's socket are reset when that worker closes it.
+    """
+
+    def __init__(self, specs: list[BindSpec], backlog: int, reuse_port: bool = False) -> None:
+        self.backlog = backlog
+        self.shared: list[socket.socket] = []
+        self._reserved: list[socket.socket] = []
+        self._unix_paths: list[str] = []  # socket files created here, removed by close()
+        try:
+            for spec in specs:
+                if reuse_port and spec.kind == "tcp":
+                    self._reserved.append(bind(spec, 0, reuse_port=True))
+                else:
+                    self.shared.append(bind(spec, backlog))
+                    if spec.kind == "unix":
+                        self._unix_paths.append(spec.path)
+        except BaseException:
+            self.close()
+            raise
+
+    def for_worker(self) -> tuple[list[socket.socket], list[socket.socket]]:
+        """(every socket a new worker serves, those made for it alone): the caller closes the
+        latter once the worker is forked, so that it alone holds them."""
+        own: list[socket.socket] = []
+        try:
+            for reserved in self._reserved:
+                host, port = reserved.getsockname()[:2]
+                own.append(bind(BindSpec("tcp", host=host, port=port), self.backlog, True))
+        except BaseException:
+            for sock in own:
+                sock.close()
+            raise
+        return self.shared + own, own
+
+    def fds(self) -> list[int]:
+        return [sock.fileno() for sock in self.shared + self._reserved]
+
+    def close(self) -> None:
+        for sock in self.shared:
+            sock.close()
+        for sock in self._reserved:
+            sock.close()
+        self.shared, self._reserved = [], []
+        for path in self._unix_paths:
+            if os.path.exists(path):
+                os.unlink(path)
+        self._unix_paths = []
 
 
 def _bind_unix(path: str, backlog: int) -> socket.socket:

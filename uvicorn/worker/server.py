@@ -20,6 +20,7 @@ from uvicorn.worker.lifespan import Lifespan
 from uvicorn.worker.loading import load_app
 from uvicorn.worker.messaging import MessagingCycle, MessagingWebSocket
 from uvicorn.worker.state import ServerState
+from uvicorn.worker.supervised import Link, Supervised
 from uvicorn.worker.websocket import CLOSE_TIMEOUT, WebSocketSession
 
 logger = logging.getLogger("uvicorn.error")
@@ -37,6 +38,10 @@ class Server:
         self._stop = asyncio.Event()
         self._forced = asyncio.Event()
         self._date_timer: asyncio.TimerHandle | None = None
+        # Set by retire() (supervisor): a new worker replaces this one.
+        self.restart = False
+        self.linger = False
+        self._linger_end = asyncio.Event()
 
     async def start(self) -> None:
         config = self.config
@@ -76,9 +81,24 @@ class Server:
         await self._stop.wait()
 
     def stop(self, force: bool = False) -> None:
-        """Begin a graceful shutdown; a second call (a second Ctrl-C) makes it immediate."""
+        """Begin a graceful shutdown; a second call (a second Ctrl-C) makes it immediate.
+        During a retirement's linger, a call only ends the linger."""
+        if self.linger and not force:
+            self.linger = False
+            self._linger_end.set()
+            return
         if force or self._stop.is_set():
             self._forced.set()
+        self._stop.set()
+
+    def retire(self, linger: bool = True) -> None:
+        """Stop because a new worker replaces this one (supervisor): WebSockets close with
+        1012. ``linger``: other workers go on serving, so idle keep-alive connections are
+        answered once more rather than cut (see ``_linger``)."""
+        if self._stop.is_set():
+            return
+        self.restart = True
+        self.linger = linger
         self._stop.set()
 
     def install_signal_handlers(self) -> None:
@@ -98,6 +118,9 @@ class Server:
         state.shutting_down = True
         for listener in self._listeners:
             listener.close()
+        deadline = state.loop.time() + self.config.graceful_timeout
+        if self.linger:
+            await self._linger(deadline)
         for conn in list(state.connections):
             conn.shutdown()
         if state.active and not self._forced.is_set():
@@ -106,7 +129,7 @@ class Server:
             stopped = asyncio.ensure_future(self._forced.wait())
             await asyncio.wait(
                 [drained, stopped],
-                timeout=self.config.graceful_timeout,
+                timeout=max(0.0, deadline - state.loop.time()),
                 return_when=asyncio.FIRST_COMPLETED,
             )
             drained.cancel()
@@ -133,6 +156,35 @@ class Server:
         for listener in self._listeners:
             await listener.wait_closed()
         logger.info("Finished server process [%d]", os.getpid())
+
+    async def _linger(self, deadline: float) -> None:
+        """A retiring worker, while others go on serving: a request may already be on its
+        way on any idle keep-alive connection, and closing that connection would lose it. So
+        every connection closes after its next response (which says ``connection: close``),
+        or when its keep-alive timer fires, within --graceful-timeout."""
+        state = self.state
+        assert state is not None
+        connections = _ConnectionSet(state.connections)
+        state.connections = connections
+        for conn in connections:
+            if conn.cycle is None:
+                conn.closing = True
+            else:
+                conn.shutdown()
+        if not connections:
+            return
+        logger.info("Retiring: answering %d open connection(s) once more", len(connections))
+        waiters = [
+            asyncio.ensure_future(event.wait())
+            for event in (connections.emptied, self._forced, self._linger_end)
+        ]
+        await asyncio.wait(
+            waiters,
+            timeout=max(0.0, deadline - state.loop.time()),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        for waiter in waiters:
+            waiter.cancel()
 
     async def _close_websockets(self, code: int) -> None:
         """Start each WebSocket's closing handshake and give the apps their disconnect; a
@@ -164,15 +216,37 @@ def _quiet_disconnects(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
     loop.default_exception_handler(context)
 
 
-async def serve(config: Config, sockets: list[socket.socket]) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+class _ConnectionSet(set[HTTPConnection]):
+    """``state.connections`` during a linger: says when the last connection has gone."""
+
+    def __init__(self, connections: set[HTTPConnection]) -> None:
+        super().__init__(connections)
+        self.emptied = asyncio.Event()
+
+    def discard(self, conn: object) -> None:
+        super().discard(conn)
+        if not self:
+            self.emptied.set()
+
+
+async def serve(config: Config, sockets: list[socket.socket], link: Link | None = None) -> None:
+    """Serve until SIGINT or SIGTERM (or, under a master, its signals: ``supervised.py``),
+    then shut down gracefully."""
     server = Server(config, sockets)
-    server.install_signal_handlers()
+    supervised = Supervised(server, link) if link is not None else None
+    if supervised is not None:
+        supervised.install()
+    else:
+        server.install_signal_handlers()
     try:
         await server.start()
+        if supervised is not None:
+            supervised.serving()
         await server.wait()
     finally:
-        await server.shutdown()
+        await server.shutdown(restart=server.restart)
+        if supervised is not None:
+            supervised.close()
 
 
 def make_ssl_context(config: Config) -> ssl.SSLContext:
@@ -203,8 +277,9 @@ def _describe(sock: socket.socket, scheme: str) -> str:
     )
 
 
-def run_worker(config: Config, sockets: list[socket.socket]) -> None:
-    """Run one worker's event loop (uvloop) until it is told to stop."""
+def run_worker(config: Config, sockets: list[socket.socket], link: Link | None = None) -> None:
+    """Run one worker's event loop (uvloop) until it is told to stop; ``link``: a master
+    supervises this worker."""
     import uvloop
 
-    uvloop.run(serve(config, sockets))
+    uvloop.run(serve(config, sockets, link))

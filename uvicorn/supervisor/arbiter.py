@@ -1,0 +1,474 @@
+"""The master: bind the listeners once, fork the workers, keep them alive, restart them.
+
+gunicorn's arbiter habits: the master runs no event loop; signal handlers only enqueue (and
+``set_wakeup_fd`` wakes the loop); one loop reaps children, dispatches ``handle_<signal>()``,
+reads the workers' pipes and reconciles the workers it has with the ones it wants. Every exit
+status is decoded and logged, and a boot failure at the first start halts instead of looping.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import random
+import selectors
+import signal
+import time
+from typing import Any
+
+from uvicorn.config import BindSpec, Config
+from uvicorn.exceptions import StartupError
+from uvicorn.logging import reopen_log_files
+from uvicorn.supervisor import process, systemd
+from uvicorn.supervisor.pidfile import PidFile
+from uvicorn.supervisor.process import State, Worker, WorkerEntry
+from uvicorn.supervisor.reloader import ChangeFilter, Reloader
+from uvicorn.supervisor.sockets import Listeners
+
+logger = logging.getLogger("uvicorn.supervisor")
+
+KILL_MARGIN = 5.0  # beyond --graceful-timeout, for cancellation and the lifespan shutdown
+QUICK_STOP = 2.0  # how long QUIT (and a halt) waits before SIGKILL
+ABORT_GRACE = 2.0  # from SIGABRT (traceback dump) to SIGKILL
+SIGNALS: dict[int, str] = {
+    signal.SIGHUP: "hup", signal.SIGINT: "int", signal.SIGTERM: "term", signal.SIGQUIT: "quit",
+    signal.SIGTTIN: "ttin", signal.SIGTTOU: "ttou", signal.SIGUSR1: "usr1",
+}  # fmt: skip
+
+
+def app_name(config: Config) -> str:
+    app = config.app
+    return app if isinstance(app, str) else getattr(app, "__qualname__", type(app).__name__)
+
+
+class Arbiter:
+    def __init__(self, config: Config, entry: WorkerEntry) -> None:
+        self.config = config
+        self.entry = entry
+        self.name = app_name(config)
+        self.target = config.workers
+        self.generation = 1
+        self.workers: dict[int, Worker] = {}
+        self.signals: collections.deque[int] = collections.deque(maxlen=8)
+        self.backoff = process.Backoff()
+        self.spawn_after = 0.0  # no start before this (back-off)
+        self.paused = False  # --reload: a broken app waits for the next change
+        self.stopping = False
+        self.stop_deadline = 0.0
+        self.served = False  # some worker has served: boot failures no longer halt
+        self.ready_sent = False
+        self.reloading = False
+        self.halt_error: str | None = None
+        self.notifier = systemd.Notifier()
+        self.reloader: Reloader | None = None
+        self.listeners: Listeners | None = None
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._status = ""
+        self._saved_handlers: dict[int, Any] = {}
+
+    # Running.
+
+    def run(self) -> None:
+        """Serve until TERM, INT or QUIT. Raises ``StartupError`` when the listeners cannot be
+        bound or the first workers cannot boot (with the workers' own error)."""
+        config = self.config
+        pidfile = PidFile(config.pid) if config.pid else None
+        try:
+            if pidfile is not None:
+                pidfile.create(os.getpid())
+            inherited = systemd.listen_fds()
+            specs = config.binds(default=not inherited)
+            specs += [BindSpec("fd", fd=fd) for fd in inherited]
+            self.listeners = Listeners(specs, config.backlog, config.reuse_port)
+            _set_title(f"uvicorn: master [{self.name}]")
+            self._install_signals()
+            if config.reload:
+                self.reloader = Reloader(
+                    ChangeFilter(
+                        config.reload_dirs or [config.app_dir],
+                        config.reload_includes,
+                        config.reload_excludes,
+                    ),
+                    self._wake,
+                )
+                self.reloader.start()
+            logger.info(
+                "Started master process [%d] (%d worker%s)",
+                os.getpid(),
+                self.target,
+                "" if self.target == 1 else "s",
+            )
+            self._loop()
+        finally:
+            self._cleanup(pidfile)
+        if self.halt_error is not None:
+            raise StartupError(self.halt_error)
+        logger.info("Master process [%d] finished", os.getpid())
+
+    def _loop(self) -> None:
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        while True:
+            now = time.monotonic()
+            self._reap(now)
+            while self.signals:
+                getattr(self, "handle_" + SIGNALS[self.signals.popleft()])()
+            if self.reloader is not None:
+                self._reload_on_change()
+            if self.stopping:
+                if not self.workers:
+                    return
+            else:
+                self._check_heartbeats(now)
+                self._manage(now)
+            self._escalate(now)
+            self._wait(self._next_deadline(now))
+
+    def _wait(self, deadline: float | None) -> None:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        now = 0.0
+        for key, _ in self._selector.select(timeout):
+            if key.fd == self._wake_r:
+                try:
+                    while os.read(self._wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+                continue
+            worker: Worker = key.data
+            now = now or time.monotonic()
+            self._read(worker, now)
+
+    def _read(self, worker: Worker, now: float) -> None:
+        try:
+            data = os.read(worker.fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:  # the worker is gone; the reaper will say how
+            self._selector.unregister(worker.fd)
+            worker.close()
+            return
+        for message in worker.feed(data):
+            kind, text = message[:1], message[1:]
+            worker.last_beat = now
+            if kind == "R" and worker.state is State.BOOTING:
+                worker.state = State.SERVING
+                self.served = True
+                logger.info("Worker [%d] serving (generation %d)", worker.pid, worker.generation)
+            elif kind == "M" and not worker.wants_retire:
+                worker.wants_retire = True
+                logger.info("Worker [%d] has served --max-requests: replacing it", worker.pid)
+            elif kind == "E":
+                worker.error = text
+
+    def _next_deadline(self, now: float) -> float | None:
+        deadlines = [w.kill_at for w in self.workers.values() if w.kill_at is not None]
+        if self.config.timeout and not self.stopping:
+            deadlines += [
+                w.last_beat + self.config.timeout for w in self.workers.values() if not w.aborted
+            ]
+        if self.spawn_after > now and not self.stopping:
+            deadlines.append(self.spawn_after)
+        return min(deadlines) if deadlines else None
+
+    # Signals: the handlers only enqueue; the loop calls handle_<name>().
+
+    def _install_signals(self) -> None:
+        self._saved_wakeup_fd = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for signum in SIGNALS:
+            self._saved_handlers[signum] = signal.signal(signum, self._enqueue)
+        # A handler (not SIG_DFL) for SIGCHLD, so that a child's exit wakes the loop.
+        self._saved_handlers[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _ignore)
+
+    def _enqueue(self, signum: int, frame: Any) -> None:
+        self.signals.append(signum)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # full: it is awake already
+            os.write(self._wake_w, b"!")
+
+    def handle_hup(self) -> None:
+        if self.stopping:
+            return
+        self.generation = max([self.generation, *(w.generation for w in self.workers.values())]) + 1
+        self.reloading = True
+        self.paused = False
+        logger.info("Received SIGHUP: starting generation %d", self.generation)
+        if not isinstance(self.config.app, str):
+            logger.warning("The app is an object, not an import string: its code stays the same")
+        self.notifier.reloading(f"reloading: starting generation {self.generation}")
+
+    def handle_term(self) -> None:
+        self._stop(graceful=True, reason="Received SIGTERM")
+
+    def handle_int(self) -> None:
+        # A second Ctrl-C while stopping gracefully: stop at once.
+        self._stop(graceful=not self.stopping, reason="Received SIGINT")
+
+    def handle_quit(self) -> None:
+        self._stop(graceful=False, reason="Received SIGQUIT")
+
+    def handle_ttin(self) -> None:
+        self.target += 1
+        logger.info("Received SIGTTIN: %d workers", self.target)
+
+    def handle_ttou(self) -> None:
+        if self.target == 1:
+            logger.info("Received SIGTTOU: staying at one worker")
+            return
+        self.target -= 1
+        logger.info("Received SIGTTOU: %d workers", self.target)
+
+    def handle_usr1(self) -> None:
+        reopen_log_files()
+        for worker in self.workers.values():
+            worker.signal(signal.SIGUSR1)
+        logger.info("Received SIGUSR1: log files reopened")
+
+    # Children.
+
+    def _reap(self, now: float) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is None:
+                continue
+            if worker.fd >= 0:  # what it said last (its boot error) may still be in the pipe
+                self._read(worker, now)
+                if worker.fd >= 0:
+                    self._selector.unregister(worker.fd)
+                    worker.close()
+            self._exited(worker, status, now)
+
+    def _exited(self, worker: Worker, status: int, now: float) -> None:
+        how = process.describe_exit(status, worker.killed)
+        if worker.state in (State.RETIRING, State.STOPPING):
+            if worker.killed:
+                logger.warning("Worker [%d] did not stop in time: it %s", worker.pid, how)
+            else:
+                logger.info("Worker [%d] stopped (it %s)", worker.pid, how)
+            return
+        if self.stopping:
+            return
+        if worker.state is State.BOOTING:
+            self._boot_failed(worker, how, now)
+            return
+        delay = self.backoff.failure(now)
+        logger.error("Worker [%d] %s", worker.pid, how)
+        self._restart_later(delay, now)
+
+    def _boot_failed(self, worker: Worker, how: str, now: float) -> None:
+        error = worker.error or f"worker failed to boot: it {how}"
+        if self.config.reload:
+            logger.error("%s", error)
+            logger.info("Waiting for a file change to start the workers again")
+            self.paused = True
+        elif not self.served:
+            # The first start: the app is broken; looping would only print it again and again.
+            self.halt_error = error
+            self._stop(graceful=False, reason="A worker failed to boot")
+        elif self.reloading and not self._serving(self.generation):
+            previous = max(
+                (w.generation for w in self.workers.values() if w.state is State.SERVING),
+                default=self.generation - 1,
+            )
+            logger.error("Reload failed: %s", error)
+            logger.info("Still serving generation %d", previous)
+            self.generation = previous
+            self.reloading = False
+            self.notifier.ready(f"reload failed, serving generation {previous}: {error}")
+        else:
+            logger.error("Worker [%d] failed to boot: %s", worker.pid, error)
+            self._restart_later(self.backoff.failure(now), now)
+
+    def _restart_later(self, delay: float, now: float) -> None:
+        if delay:
+            logger.warning(
+                "Restarting in %.1fs (%d failures in a row)", delay, self.backoff.failures
+            )
+        self.spawn_after = now + delay
+
+    def _serving(self, generation: int) -> int:
+        return sum(
+            1
+            for w in self.workers.values()
+            if w.state is State.SERVING and w.generation == generation and not w.wants_retire
+        )
+
+    # Reconciling the workers there are with the workers wanted.
+
+    def _manage(self, now: float) -> None:
+        live = [w for w in self.workers.values() if w.state in (State.BOOTING, State.SERVING)]
+        fresh = [w for w in live if w.generation == self.generation and not w.wants_retire]
+        outgoing = [w for w in live if w not in fresh]
+        surplus = len(fresh) - self.target
+        if surplus > 0:  # TTOU: booting ones go first, then the oldest
+            fresh.sort(key=lambda w: (w.state is State.SERVING, w.spawned_at))
+            for worker in fresh[:surplus]:
+                self._retire(worker, now)
+            fresh = fresh[surplus:]
+        if len(fresh) < self.target and not self.paused and now >= self.spawn_after:
+            if any(w.state is State.SERVING for w in fresh):
+                missing = self.target - len(fresh)
+            else:
+                # Until one worker of this generation serves, start one at a time: a broken
+                # app then fails once (its error shown once), not once per worker.
+                missing = 0 if fresh else 1
+            for _ in range(missing):
+                self._spawn()
+        # Retire the outgoing (an older generation, or --max-requests reached) while enough
+        # others serve: capacity never drops below the target.
+        serving = sum(w.state is State.SERVING for w in live if w.state is not State.RETIRING)
+        for worker in sorted(outgoing, key=lambda w: w.spawned_at):
+            if worker.state is State.BOOTING:
+                self._retire(worker, now)
+            elif serving > self.target:
+                self._retire(worker, now)
+                serving -= 1
+        self._report(fresh, outgoing)
+
+    def _report(self, fresh: list[Worker], outgoing: list[Worker]) -> None:
+        serving = self._serving(self.generation)
+        status = f"{serving} of {self.target} workers serving, generation {self.generation}"
+        complete = serving >= self.target and not any(
+            w.state is State.SERVING and w.generation != self.generation for w in outgoing
+        )
+        if complete and not self.ready_sent:
+            self.ready_sent = True
+            self.notifier.ready(status)
+        elif complete and self.reloading:
+            self.reloading = False
+            logger.info("Reload complete: generation %d serving", self.generation)
+            self.notifier.ready(status)
+        elif status != self._status:
+            self.notifier.status(status)
+        self._status = status
+
+    def _spawn(self) -> None:
+        assert self.listeners is not None
+        config = self.config
+        sockets, own = self.listeners.for_worker()
+        close_fds = [self._wake_r, self._wake_w]
+        close_fds += [w.fd for w in self.workers.values() if w.fd >= 0]
+        try:
+            worker = process.spawn(
+                self.entry,
+                config,
+                sockets,
+                generation=self.generation,
+                title=f"uvicorn: worker [{self.name}]",
+                close_fds=close_fds,
+                max_requests=config.max_requests + random.randint(0, config.max_requests_jitter)
+                if config.max_requests
+                else 0,
+            )
+        finally:
+            for sock in own:  # the worker has its own copy; the master must not accept on it
+                sock.close()
+        self.workers[worker.pid] = worker
+        self._selector.register(worker.fd, selectors.EVENT_READ, worker)
+
+    def _retire(self, worker: Worker, now: float, signum: int = signal.SIGHUP) -> None:
+        """Drain and stop ``worker``: SIGHUP while others serve (idle keep-alive connections
+        get one more answer), SIGUSR2 when all restart at once (--reload)."""
+        worker.state = State.RETIRING
+        worker.signal(signum)
+        worker.kill_at = now + self.config.graceful_timeout + KILL_MARGIN
+
+    def _check_heartbeats(self, now: float) -> None:
+        timeout = self.config.timeout
+        if not timeout:
+            return
+        for worker in self.workers.values():
+            if not worker.aborted and now - worker.last_beat > timeout:
+                logger.error(
+                    "Worker [%d] timed out: its event loop has been blocked for over %gs; "
+                    "aborting it (SIGABRT: traceback follows)",
+                    worker.pid,
+                    timeout,
+                )
+                worker.aborted = True
+                worker.signal(signal.SIGABRT)
+                worker.kill_at = min(worker.kill_at or float("inf"), now + ABORT_GRACE)
+
+    def _escalate(self, now: float) -> None:
+        for worker in self.workers.values():
+            if worker.kill_at is not None and now >= worker.kill_at and not worker.killed:
+                worker.signal(signal.SIGKILL)
+
+    # --reload.
+
+    def _reload_on_change(self) -> None:
+        assert self.reloader is not None
+        changed = self.reloader.changes()
+        if not changed or self.stopping:
+            return
+        shown = ", ".join(os.path.relpath(path) for path in changed[:5])
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        logger.info("Changes detected in %s%s: restarting the workers", shown, more)
+        self.generation += 1
+        self.paused = False
+        now = time.monotonic()
+        for worker in list(self.workers.values()):
+            if worker.state in (State.BOOTING, State.SERVING):
+                self._retire(worker, now, signal.SIGUSR2)
+
+    # Stopping.
+
+    def _stop(self, graceful: bool, reason: str) -> None:
+        if self.stopping and graceful:
+            return
+        logger.info("%s: %s", reason, "shutting down gracefully" if graceful else "stopping now")
+        if not self.stopping:
+            self.notifier.stopping("stopping")
+        self.stopping = True
+        now = time.monotonic()
+        signum = signal.SIGTERM if graceful else signal.SIGQUIT
+        wait = self.config.graceful_timeout + KILL_MARGIN if graceful else QUICK_STOP
+        for worker in self.workers.values():
+            worker.state = State.STOPPING
+            worker.signal(signum)
+            worker.kill_at = min(worker.kill_at or float("inf"), now + wait)
+
+    def _cleanup(self, pidfile: PidFile | None) -> None:
+        for worker in self.workers.values():  # only after an unexpected error in the master
+            worker.signal(signal.SIGKILL)
+        for worker in list(self.workers.values()):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(worker.pid, 0)
+            worker.close()
+        self.workers.clear()
+        if self.reloader is not None:
+            self.reloader.stop()
+        # uvicorn.run() may return into a program: leave its signal handling as it was.
+        if self._saved_handlers:
+            signal.set_wakeup_fd(self._saved_wakeup_fd)
+        for signum, handler in self._saved_handlers.items():
+            signal.signal(signum, handler)
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        if self.listeners is not None:
+            self.listeners.close()
+        if pidfile is not None:
+            pidfile.remove()
+        self.notifier.close()
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    pass
+
+
+def _set_title(title: str) -> None:
+    try:
+        import setproctitle
+    except ImportError:  # pragma: no cover
+        return
+    setproctitle.setproctitle(title)

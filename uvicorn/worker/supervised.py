@@ -1,0 +1,97 @@
+"""A worker under a master process: its signals, heartbeat, readiness and --max-requests.
+
+The master (``uvicorn/supervisor/``) hands the worker a link; this module knows only its shape
+(``Link``), never the supervisor's code, so the layers stay apart.
+
+Signals from the master:
+
+* TERM: graceful shutdown (WebSockets close with 1001); a TERM during a retirement only ends
+  its linger. QUIT: immediate shutdown.
+* HUP: retire, replaced while the others go on serving (HUP, --max-requests, TTOU): idle
+  keep-alive connections are answered once more before closing, WebSockets close with 1012.
+* USR2: stop for a restart of every worker (--reload): like TERM, with 1012.
+* USR1: reopen the log files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from uvicorn.worker.server import Server
+
+logger = logging.getLogger("uvicorn.error")
+
+
+class Link(Protocol):
+    """The worker's end of its master (``uvicorn.supervisor.process.WorkerLink``)."""
+
+    @property
+    def heartbeat_interval(self) -> float: ...
+
+    @property
+    def max_requests(self) -> int: ...
+
+    def ready(self) -> None: ...
+
+    def beat(self) -> None: ...
+
+    def retire_me(self) -> None: ...
+
+    def orphaned(self) -> bool: ...
+
+    def reopen_logs(self) -> None: ...
+
+
+class Supervised:
+    def __init__(self, server: Server, link: Link) -> None:
+        self.server = server
+        self.link = link
+        self._timer: asyncio.TimerHandle | None = None
+
+    def install(self) -> None:
+        """Signal handlers, and the heartbeat (which starts before the app is loaded)."""
+        loop = asyncio.get_running_loop()
+        server = self.server
+        loop.add_signal_handler(signal.SIGTERM, server.stop)
+        loop.add_signal_handler(signal.SIGQUIT, server.stop, True)
+        loop.add_signal_handler(signal.SIGHUP, server.retire, True)
+        loop.add_signal_handler(signal.SIGUSR2, server.retire, False)
+        loop.add_signal_handler(signal.SIGUSR1, self.link.reopen_logs)
+        self._timer = loop.call_later(self.link.heartbeat_interval, self._tick)
+
+    def _tick(self) -> None:
+        # Each beat proves the event loop turns; a loop blocked past --timeout stops them.
+        self.link.beat()
+        if self.link.orphaned():
+            logger.warning("The master process is gone: shutting down")
+            self.server.stop()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.link.heartbeat_interval, self._tick)
+
+    def serving(self) -> None:
+        """The server has started: count requests for --max-requests, tell the master."""
+        state = self.server.state
+        limit = self.link.max_requests
+        if limit and state is not None:
+            make_cycle = state.cycle_class
+            count = 0
+
+            def counted(conn: Any, head: Any) -> Any:
+                nonlocal count
+                count += 1
+                if count == limit:  # once: the master starts a replacement, then retires us
+                    logger.info("Served %d requests (--max-requests): asking to retire", limit)
+                    self.link.retire_me()
+                return make_cycle(conn, head)
+
+            state.cycle_class = counted  # type: ignore[assignment]
+        self.link.ready()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
