@@ -43,9 +43,10 @@ def load_app(config: Config) -> tuple[Any, str]:
         raise AppLoadError(f"app {name} is not callable (it is {type(app).__name__})")
     interface = config.interface
     if interface == "wsgi":
-        # ``workers`` comes with the pre-fork supervisor; until then one process serves.
-        workers = getattr(config, "workers", None) or 1
-        return ASGIAdapter(app, config.wsgi_threads, multiprocess=workers > 1), "messaging"
+        # PEP 3333's wsgi.multiprocess: "true if an equivalent application object may be
+        # simultaneously invoked by another process" (each --workers process runs one).
+        multiprocess = config.workers > 1
+        return ASGIAdapter(app, config.wsgi_threads, multiprocess=multiprocess), "messaging"
     if interface == "auto":
         interface = detect_interface(app, name)
     return app, interface
