@@ -78,4 +78,7 @@ def test_wsgi_is_never_guessed_and_the_flag_wraps_the_app() -> None:
     app, interface = load_app(Config(app=wsgi_app, interface="wsgi", wsgi_threads=3))
     assert interface == "messaging"
     assert isinstance(app, ASGIAdapter) and app.app is wsgi_app and app._pool.size == 3
+    assert app.multiprocess is False
+    app, _ = load_app(Config(app=wsgi_app, interface="wsgi", workers=2))
+    assert app.multiprocess is True  # PEP 3333's wsgi.multiprocess
     assert detect_interface(app) == "messaging"
