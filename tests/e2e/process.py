@@ -78,6 +78,29 @@ class CLIProcess:
             if match:
                 return match
 
+    def wait_for_lines(self, pattern: str, count: int, timeout: float = 10) -> list[re.Match[str]]:
+        """The first ``count`` output lines (seen so far or to come) that match ``pattern``."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout * UNIT
+        while True:
+            found = [m for line in self.lines if (m := regex.search(line))]
+            if len(found) >= count:
+                return found[:count]
+            try:
+                line = self._queue.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                raise AssertionError(
+                    f"fewer than {count} lines matching {pattern!r} within {timeout * UNIT}s; "
+                    "output:\n" + "\n".join(self.lines)
+                ) from None
+            if line is None:
+                self._queue.put(None)
+                raise AssertionError(
+                    f"process exited ({self.proc.wait()}) before {count} lines matching "
+                    f"{pattern!r}; output:\n" + "\n".join(self.lines)
+                )
+            self.lines.append(line)
+
     def wait_ready(self) -> int:
         """The port of the first listener, once the server says it is running."""
         return int(self.wait_for_line(_RUNNING.pattern).group(3))
