@@ -176,8 +176,12 @@ class WebSocketSession(StreamProtocol):
 
     def handler_failed(self, exc: BaseException) -> None:
         """A handler raised after the handshake: log it, close with 1011 (internal error)."""
-        if isinstance(exc, ClientDisconnected) and self.disconnect:
-            return  # it noticed the peer left: nothing alarming
+        if isinstance(exc, ClientDisconnected):
+            # SPEC: when ClientDisconnected ends an app call, nothing alarming is logged. It may
+            # come from another connection's reply channel (the README's chat sends to every
+            # client, one of which may have just left): this connection stays open.
+            logger.debug("WebSocket app for %s: %s", self._target(), exc or "client disconnected")
+            return
         logger.error("Exception in WebSocket app for %s", self._target(), exc_info=exc)
         if self.core.is_open:
             self.core.close(INTERNAL_ERROR, "")
@@ -188,9 +192,12 @@ class WebSocketSession(StreamProtocol):
             if exc is not None:
                 logger.error("Exception in WebSocket app for %s", self._target(), exc_info=exc)
             self.reject(500)  # SPEC: a connect handler that raises gets the client 500
-        elif exc is not None:
+            return
+        if exc is not None:
             self.handler_failed(exc)
-        elif self.core.is_open:
+        if self.core.is_open:
+            # The app's part is over (cancelled, or an ASGI app ended by ClientDisconnected
+            # from another connection's send): nothing would answer this connection any more.
             self.core.close(INTERNAL_ERROR, "")
             self.flush_core()
 
