@@ -8,24 +8,23 @@ status is decoded and logged, and a boot failure at the first start halts instea
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
 import random
-import selectors
 import signal
+import socket
 import time
-from typing import Any
 
 from uvicorn.config import BindSpec, Config
 from uvicorn.exceptions import StartupError
 from uvicorn.logging import reopen_log_files
-from uvicorn.supervisor import process, systemd
+from uvicorn.supervisor import policy, process, systemd
 from uvicorn.supervisor.pidfile import PidFile
 from uvicorn.supervisor.process import State, Worker, WorkerEntry
 from uvicorn.supervisor.reloader import ChangeFilter, Reloader
 from uvicorn.supervisor.sockets import Listeners
+from uvicorn.supervisor.waker import Waker
 
 logger = logging.getLogger("uvicorn.supervisor")
 
@@ -51,12 +50,11 @@ class Arbiter:
         self.target = config.workers
         self.generation = 1
         self.workers: dict[int, Worker] = {}
-        self.signals: collections.deque[int] = collections.deque(maxlen=8)
-        self.backoff = process.Backoff()
+        self.waker = Waker()
+        self.backoff = policy.Backoff()
         self.spawn_after = 0.0  # no start before this (back-off)
         self.paused = False  # --reload: a broken app waits for the next change
         self.stopping = False
-        self.stop_deadline = 0.0
         self.served = False  # some worker has served: boot failures no longer halt
         self.ready_sent = False
         self.reloading = False
@@ -64,10 +62,7 @@ class Arbiter:
         self.notifier = systemd.Notifier()
         self.reloader: Reloader | None = None
         self.listeners: Listeners | None = None
-        self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._status = ""
-        self._saved_handlers: dict[int, Any] = {}
 
     # Running.
 
@@ -84,7 +79,7 @@ class Arbiter:
             specs += [BindSpec("fd", fd=fd) for fd in inherited]
             self.listeners = Listeners(specs, config.backlog, config.reuse_port)
             _set_title(f"uvicorn: master [{self.name}]")
-            self._install_signals()
+            self.waker.install(SIGNALS)
             if config.reload:
                 self.reloader = Reloader(
                     ChangeFilter(
@@ -92,7 +87,7 @@ class Arbiter:
                         config.reload_includes,
                         config.reload_excludes,
                     ),
-                    self._wake,
+                    self.waker.wake,
                 )
                 self.reloader.start()
             logger.info(
@@ -109,12 +104,11 @@ class Arbiter:
         logger.info("Master process [%d] finished", os.getpid())
 
     def _loop(self) -> None:
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
         while True:
             now = time.monotonic()
             self._reap(now)
-            while self.signals:
-                getattr(self, "handle_" + SIGNALS[self.signals.popleft()])()
+            while self.waker.signals:
+                getattr(self, "handle_" + SIGNALS[self.waker.signals.popleft()])()
             if self.reloader is not None:
                 self._reload_on_change()
             if self.stopping:
@@ -128,17 +122,9 @@ class Arbiter:
 
     def _wait(self, deadline: float | None) -> None:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        now = 0.0
-        for key, _ in self._selector.select(timeout):
-            if key.fd == self._wake_r:
-                try:
-                    while os.read(self._wake_r, 4096):
-                        pass
-                except BlockingIOError:
-                    pass
-                continue
-            worker: Worker = key.data
-            now = now or time.monotonic()
+        readable: list[Worker] = self.waker.wait(timeout)
+        now = time.monotonic()
+        for worker in readable:
             self._read(worker, now)
 
     def _read(self, worker: Worker, now: float) -> None:
@@ -147,7 +133,7 @@ class Arbiter:
         except BlockingIOError:
             return
         if not data:  # the worker is gone; the reaper will say how
-            self._selector.unregister(worker.fd)
+            self.waker.unregister(worker.fd)
             worker.close()
             return
         for message in worker.feed(data):
@@ -173,21 +159,7 @@ class Arbiter:
             deadlines.append(self.spawn_after)
         return min(deadlines) if deadlines else None
 
-    # Signals: the handlers only enqueue; the loop calls handle_<name>().
-
-    def _install_signals(self) -> None:
-        self._saved_wakeup_fd = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for signum in SIGNALS:
-            self._saved_handlers[signum] = signal.signal(signum, self._enqueue)
-        # A handler (not SIG_DFL) for SIGCHLD, so that a child's exit wakes the loop.
-        self._saved_handlers[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _ignore)
-
-    def _enqueue(self, signum: int, frame: Any) -> None:
-        self.signals.append(signum)
-
-    def _wake(self) -> None:
-        with contextlib.suppress(BlockingIOError):  # full: it is awake already
-            os.write(self._wake_w, b"!")
+    # Signals: the handlers only enqueue (waker.py); the loop calls handle_<name>().
 
     def handle_hup(self) -> None:
         if self.stopping:
@@ -230,20 +202,19 @@ class Arbiter:
     # Children.
 
     def _reap(self, now: float) -> None:
-        while True:
+        # Only our workers: uvicorn.run() may run in a program that has other children.
+        for pid in list(self.workers):
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                reaped, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            worker = self.workers.pop(pid, None)
-            if worker is None:
+                reaped, status = pid, 0  # reaped by someone else: its status is lost
+            if reaped == 0:
                 continue
+            worker = self.workers.pop(pid)
             if worker.fd >= 0:  # what it said last (its boot error) may still be in the pipe
                 self._read(worker, now)
                 if worker.fd >= 0:
-                    self._selector.unregister(worker.fd)
+                    self.waker.unregister(worker.fd)
                     worker.close()
             self._exited(worker, status, now)
 
@@ -305,41 +276,18 @@ class Arbiter:
     # Reconciling the workers there are with the workers wanted.
 
     def _manage(self, now: float) -> None:
-        live = [w for w in self.workers.values() if w.state in (State.BOOTING, State.SERVING)]
-        fresh = [w for w in live if w.generation == self.generation and not w.wants_retire]
-        outgoing = [w for w in live if w not in fresh]
-        surplus = len(fresh) - self.target
-        if surplus > 0:  # TTOU: booting ones go first, then the oldest
-            fresh.sort(key=lambda w: (w.state is State.SERVING, w.spawned_at))
-            for worker in fresh[:surplus]:
-                self._retire(worker, now)
-            fresh = fresh[surplus:]
-        if len(fresh) < self.target and not self.paused and now >= self.spawn_after:
-            if any(w.state is State.SERVING for w in fresh):
-                missing = self.target - len(fresh)
-            else:
-                # Until one worker of this generation serves, start one at a time: a broken
-                # app then fails once (its error shown once), not once per worker.
-                missing = 0 if fresh else 1
-            for _ in range(missing):
+        decided = policy.plan(self.workers.values(), self.generation, self.target)
+        for worker in decided.retire:
+            self._retire(worker, now)
+        if decided.spawn and not self.paused and now >= self.spawn_after:
+            for _ in range(decided.spawn):
                 self._spawn()
-        # Retire the outgoing (an older generation, or --max-requests reached) while enough
-        # others serve: capacity never drops below the target.
-        serving = sum(w.state is State.SERVING for w in live if w.state is not State.RETIRING)
-        for worker in sorted(outgoing, key=lambda w: w.spawned_at):
-            if worker.state is State.BOOTING:
-                self._retire(worker, now)
-            elif serving > self.target:
-                self._retire(worker, now)
-                serving -= 1
-        self._report(fresh, outgoing)
+        self._report()
 
-    def _report(self, fresh: list[Worker], outgoing: list[Worker]) -> None:
+    def _report(self) -> None:
         serving = self._serving(self.generation)
         status = f"{serving} of {self.target} workers serving, generation {self.generation}"
-        complete = serving >= self.target and not any(
-            w.state is State.SERVING and w.generation != self.generation for w in outgoing
-        )
+        complete = policy.complete(self.workers.values(), self.generation, self.target)
         if complete and not self.ready_sent:
             self.ready_sent = True
             self.notifier.ready(status)
@@ -354,10 +302,12 @@ class Arbiter:
     def _spawn(self) -> None:
         assert self.listeners is not None
         config = self.config
-        sockets, own = self.listeners.for_worker()
-        close_fds = [self._wake_r, self._wake_w]
+        jitter = random.randint(0, config.max_requests_jitter)
+        close_fds = list(self.waker.fds)
         close_fds += [w.fd for w in self.workers.values() if w.fd >= 0]
+        own: list[socket.socket] = []
         try:
+            sockets, own = self.listeners.for_worker()
             worker = process.spawn(
                 self.entry,
                 config,
@@ -365,15 +315,18 @@ class Arbiter:
                 generation=self.generation,
                 title=f"uvicorn: worker [{self.name}]",
                 close_fds=close_fds,
-                max_requests=config.max_requests + random.randint(0, config.max_requests_jitter)
-                if config.max_requests
-                else 0,
+                max_requests=config.max_requests + jitter if config.max_requests else 0,
             )
+        except (OSError, StartupError) as exc:  # out of processes, memory, ports: retry later
+            logger.error("Cannot start a worker: %s", exc)
+            now = time.monotonic()
+            self._restart_later(self.backoff.failure(now), now)
+            return
         finally:
             for sock in own:  # the worker has its own copy; the master must not accept on it
                 sock.close()
         self.workers[worker.pid] = worker
-        self._selector.register(worker.fd, selectors.EVENT_READ, worker)
+        self.waker.register(worker.fd, worker)
 
     def _retire(self, worker: Worker, now: float, signum: int = signal.SIGHUP) -> None:
         """Drain and stop ``worker``: SIGHUP while others serve (idle keep-alive connections
@@ -410,7 +363,7 @@ class Arbiter:
         changed = self.reloader.changes()
         if not changed or self.stopping:
             return
-        shown = ", ".join(os.path.relpath(path) for path in changed[:5])
+        shown = ", ".join(self.reloader.filter.display(path) for path in changed[:5])
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
         logger.info("Changes detected in %s%s: restarting the workers", shown, more)
         self.generation += 1
@@ -447,23 +400,12 @@ class Arbiter:
         self.workers.clear()
         if self.reloader is not None:
             self.reloader.stop()
-        # uvicorn.run() may return into a program: leave its signal handling as it was.
-        if self._saved_handlers:
-            signal.set_wakeup_fd(self._saved_wakeup_fd)
-        for signum, handler in self._saved_handlers.items():
-            signal.signal(signum, handler)
-        self._selector.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self.waker.close()
         if self.listeners is not None:
             self.listeners.close()
         if pidfile is not None:
             pidfile.remove()
         self.notifier.close()
-
-
-def _ignore(signum: int, frame: Any) -> None:
-    pass
 
 
 def _set_title(title: str) -> None:

@@ -59,29 +59,6 @@ def describe_exit(status: int, killed_by_master: bool = False) -> str:
     return text
 
 
-class Backoff:
-    """Delays before restarting workers that keep dying: none for the first death, then
-    ``base`` doubling up to ``cap``. A death ``reset_after`` seconds after the previous one
-    starts a new count, so an occasional crash is always replaced at once."""
-
-    def __init__(self, base: float = 0.1, cap: float = 10.0, reset_after: float = 60.0) -> None:
-        self.base = base
-        self.cap = cap
-        self.reset_after = reset_after
-        self.failures = 0
-        self._last = -float("inf")
-
-    def failure(self, now: float) -> float:
-        """Record a death at ``now``; return how long to wait before the next start."""
-        if now - self._last > self.reset_after:
-            self.failures = 0
-        self.failures += 1
-        self._last = now
-        if self.failures == 1:
-            return 0.0
-        return float(min(self.cap, self.base * 2 ** (self.failures - 2)))
-
-
 class Worker:
     """The master's record of one child."""
 

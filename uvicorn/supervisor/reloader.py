@@ -69,6 +69,15 @@ class ChangeFilter:
             return True
         return False
 
+    def display(self, path: str) -> str:
+        """``path`` relative to the watched directory it is in, for the log."""
+        for root in self.roots:
+            try:
+                return str(Path(path).relative_to(root))
+            except ValueError:
+                continue
+        return path
+
     def directories(self) -> list[str]:
         """Every directory to watch: the roots and their subdirectories, ignored ones pruned."""
         found: list[str] = []
