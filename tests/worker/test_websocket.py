@@ -630,3 +630,66 @@ async def test_upgrade_after_a_keep_alive_request() -> None:
         frame = await raw.next_frame()
         assert frame is not None and bytes(frame.data) == b"ok"
         raw.close()
+
+
+# Flow control and limits.
+
+
+async def test_reading_pauses_while_messages_wait_for_a_slow_app(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    watch = Watch(monkeypatch, (WebSocketSession, "data_received"))
+    release = asyncio.Event()
+    all_received = asyncio.Event()
+    received: list[int] = []
+
+    async def app(message: Message, channels: Channels) -> None:
+        if message["channel"] == "websocket.receive":
+            await release.wait()
+            received.append(len(message["bytes"]))
+            if len(received) == 30:
+                all_received.set()
+
+    chunk = b"x" * 100_000
+    async with running_server(app, ws_per_message_deflate=False) as s, connect(url(s)) as ws:
+        (session,) = sessions(s)
+        for _ in range(30):  # 3 MB, more than the 1 MiB the server buffers
+            await ws.send(chunk)
+        await watch.until(lambda: session.read_paused)
+        assert session.inbox_bytes > 1024 * 1024
+        release.set()
+        await asyncio.wait_for(all_received.wait(), 5 * UNIT)
+        assert not session.read_paused
+
+
+async def test_peer_that_never_finishes_the_closing_handshake_is_cut_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("uvicorn.worker.websocket.CLOSE_TIMEOUT", 0.1 * UNIT)
+    recorder = Recorder()
+
+    async def app(message: Message, channels: Channels) -> None:
+        recorder.record(message)
+        if message["channel"] == "websocket.receive":
+            await channels["reply"].send({"close": 4000})
+
+    async with running_server(app) as server:
+        raw = await RawWebSocket.connect(server.port)
+        await raw.handshake()
+        raw.send_text("close please")
+        frames = await raw.until_closed()  # without answering the close frame
+        assert [f.opcode for f in frames] == [Opcode.CLOSE]
+        assert (await recorder.wait_for("websocket.disconnect"))["code"] == 1006
+
+
+async def test_limit_concurrency_counts_websockets() -> None:
+    async with running_server(echo, limit_concurrency=1) as server:
+        async with connect(url(server)) as ws:
+            with pytest.raises(InvalidStatus) as info:
+                await connect(url(server))
+            assert info.value.response.status_code == 503
+            await ws.send("first still works")
+            assert await ws.recv() == "first still works"
+        async with connect(url(server)) as ws:  # its place is free again
+            await ws.send("next")
+            assert await ws.recv() == "next"
