@@ -110,4 +110,3 @@ def serving_pids(server: CLIProcess, count: int, timeout: float = 10) -> list[in
 def env_without_bytecode() -> dict[str, str]:
     # Edited app files keep their size within one second: a stale .pyc would be taken.
     return {"PYTHONDONTWRITEBYTECODE": "1"}
-
