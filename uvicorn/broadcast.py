@@ -124,12 +124,12 @@ class Groups:
         local = self.groups.get(group)
         if local is None:
             local = self.groups[group] = set()
-            local.add(member)
-            member.groups.add(group)
-            await self.backend.subscribe(group)
-        else:
-            local.add(member)
-            member.groups.add(group)
+        local.add(member)
+        member.groups.add(group)
+        # Fix: every add waits for the group's subscription (at once when it is confirmed),
+        # not only the first: a member added while it is under way is in the group for
+        # messages from other processes only once it is confirmed.
+        await self.backend.subscribe(group)
 
     def discard(self, group: str, name: str) -> None:
         member = self.members.get(name)

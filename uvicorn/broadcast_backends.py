@@ -17,6 +17,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from uvicorn.exceptions import UvicornError
 
@@ -41,7 +42,7 @@ def encode(message: Any) -> Any:
     if isinstance(message, dict):
         if all(isinstance(k, str) and not k.startswith("$") for k in message):
             return {k: encode(v) for k, v in message.items()}
-        return {"$d": [[encode(k), encode(v)] for k, v in message.items()]}
+        return {"$d": [[_encode_key(k), encode(v)] for k, v in message.items()]}
     if isinstance(message, (list, tuple)):
         return [encode(v) for v in message]
     if message is None or isinstance(message, (str, int, float, bool)):
@@ -49,6 +50,18 @@ def encode(message: Any) -> Any:
     raise TypeError(
         f"cannot send {type(message).__name__} {message!r} to a group: messages hold dicts, "
         "lists, str, bytes, numbers, booleans and None"
+    )
+
+
+def _encode_key(key: Any) -> Any:
+    # Fix: a tuple key used to encode as a list, which the receiving processes could not use
+    # as a key again: the message was delivered here and dropped (as malformed) everywhere
+    # else. Keys are what decodes back to a key: str, bytes, numbers, booleans and None.
+    if isinstance(key, (str, bytes, int, float)) or key is None:
+        return encode(key)
+    raise TypeError(
+        f"cannot send a dict with the key {key!r} to a group: keys are str, bytes, numbers, "
+        "booleans or None"
     )
 
 
@@ -99,14 +112,20 @@ class RedisBackend(Backend):
         import redis.asyncio as redis
 
         self.url = url
+        # Fix: errors and logs name the address without the URL's password, if it has one.
+        parts = urlsplit(url)
+        self.address = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
         self.prefix = prefix
         self.origin = secrets.token_hex(8)  # our own publications are delivered locally
         # No retries inside redis-py: a send during an outage fails at once with a clear error,
         # and reconnecting is the listener's job.
         options: dict[str, Any] = {"retry": None, "socket_connect_timeout": 2}
         self._publisher = redis.Redis.from_url(url, socket_timeout=5, **options)
+        self._connection_errors = (redis.ConnectionError,)
         self._subscriber = redis.Redis.from_url(url, socket_keepalive=True, **options)
         self._groups: set[str] = set()
+        self._subscribed: set[str] = set()  # groups whose subscription Redis has confirmed
+        self._tasks: set[asyncio.Task[None]] = set()  # unsubscriptions under way
         self._pubsub: Any = None
         self._confirmations: dict[bytes, asyncio.Future[None]] = {}
         self._listener: asyncio.Task[None] | None = None
@@ -127,40 +146,64 @@ class RedisBackend(Backend):
         self._ensure_listening()
         if self._outage:
             return  # subscribed again, with every other group, once Redis is back
+        # Fix: called for every member added (not only for the group's first), and waits for
+        # the one confirmation pending: a member that joined while the group's subscription
+        # was under way used to be answered before it, and missed what was sent meanwhile.
+        if group in self._subscribed:
+            return
         channel = self._channel(group).encode()
         confirmed = self._confirmations.get(channel)
-        if confirmed is None:
-            confirmed = self._confirmations[channel] = asyncio.get_running_loop().create_future()
         try:
-            pubsub = self._pubsub
-            if pubsub is not None:
-                await pubsub.subscribe(channel)
-            # else the listener is connecting, and subscribes to every group when it is
+            if confirmed is None:
+                loop = asyncio.get_running_loop()
+                confirmed = self._confirmations[channel] = loop.create_future()
+                pubsub = self._pubsub
+                if pubsub is not None:
+                    await pubsub.subscribe(channel)
+                # else the listener is connecting, and subscribes to every group when it is
             await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_TIMEOUT)
         except Exception as exc:  # the listener notices an outage and subscribes again
             logger.debug("Redis subscribe %r not confirmed: %r", group, exc)
 
     def unsubscribe(self, group: str) -> None:
         self._groups.discard(group)
+        self._subscribed.discard(group)
         pubsub = self._pubsub
         if pubsub is None:
             return
 
         async def run() -> None:
+            # Fix: a group left and joined again at once (its last member leaves, a new one
+            # joins) used to end unsubscribed, this UNSUBSCRIBE reaching Redis after the new
+            # SUBSCRIBE. Skip it when the group is wanted again, and subscribe again after it
+            # when the group was joined while it was being sent.
+            if group in self._groups:
+                return
             try:
                 await pubsub.unsubscribe(self._channel(group))
+                if group in self._groups:
+                    await pubsub.subscribe(self._channel(group))
             except Exception as exc:  # harmless: an unwanted message is ignored
                 logger.debug("Redis unsubscribe %r failed: %r", group, exc)
 
-        asyncio.get_running_loop().create_task(run())
+        # Fix: keep a reference, or the event loop may collect the task before it runs.
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def publish(self, group: str, message: dict[str, Any]) -> None:
         self._ensure_listening()
         data = json.dumps({"o": self.origin, "m": encode(message)}, separators=(",", ":"))
         try:
-            await self._publisher.publish(self._channel(group), data)
+            try:
+                await self._publisher.publish(self._channel(group), data)
+            except self._connection_errors:
+                # Fix: a pooled connection made before Redis restarted fails its first command
+                # although Redis is back, so the first send of each process after an outage
+                # failed. One more try, on a new connection, tells that from an outage.
+                await self._publisher.publish(self._channel(group), data)
         except Exception as exc:
-            raise BroadcastError(f"cannot send to group {group!r}: Redis at {self.url} is "
+            raise BroadcastError(f"cannot send to group {group!r}: Redis at {self.address} is "
                                  f"unreachable ({exc})") from None  # fmt: skip
         self.on_message(group, message)  # local members: no round trip through Redis
 
@@ -178,7 +221,7 @@ class RedisBackend(Backend):
                 if joined_meanwhile:
                     await pubsub.subscribe(*(self._channel(g) for g in joined_meanwhile))
                 if self._outage:
-                    logger.info("Redis at %s is reachable again: groups restored", self.url)
+                    logger.info("Redis at %s is reachable again: groups restored", self.address)
                     self._outage = False
                 attempt = 0
                 async for item in pubsub.listen():
@@ -186,6 +229,9 @@ class RedisBackend(Backend):
                     if kind == "message":
                         self._received(item["channel"], item["data"])
                     elif kind == "subscribe":
+                        group = item["channel"].decode("utf-8")[len(self.prefix) :]
+                        if group in self._groups:
+                            self._subscribed.add(group)
                         confirmed = self._confirmations.pop(item["channel"], None)
                         if confirmed is not None and not confirmed.done():
                             confirmed.set_result(None)
@@ -193,7 +239,7 @@ class RedisBackend(Backend):
                 raise
             except Exception as exc:
                 if not self._outage:
-                    logger.warning("Redis at %s is unreachable (%r): retrying", self.url, exc)
+                    logger.warning("Redis at %s is unreachable (%r): retrying", self.address, exc)
                     self._outage = True
                     for confirmed in self._confirmations.values():
                         if not confirmed.done():
@@ -201,6 +247,7 @@ class RedisBackend(Backend):
                     self._confirmations.clear()
             finally:
                 self._pubsub = None
+                self._subscribed.clear()
                 with contextlib.suppress(Exception):  # the connection is gone anyway
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]

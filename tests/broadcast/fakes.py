@@ -1,0 +1,53 @@
+"""Reply channels for the Groups unit tests: one that records, one that blocks, one that is
+closed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.channels import channel_names
+from uvicorn.exceptions import ClientDisconnected
+
+
+class Recorder:
+    """A reply channel that keeps what it is sent, and wakes waiters on each message."""
+
+    def __init__(self) -> None:
+        self.name = channel_names.new("reply")
+        self.messages: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+        self._changed.set()
+
+    async def until(self, count: int) -> list[dict[str, Any]]:
+        while len(self.messages) < count:
+            self._changed.clear()
+            await self._changed.wait()
+        return self.messages
+
+
+class Blocked(Recorder):
+    """A member whose client does not read: each send waits until ``release()``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = asyncio.Event()
+        self.started = 0
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.started += 1
+        await self.released.wait()
+        await super().send(message)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+class Closed(Recorder):
+    """A member whose connection has closed."""
+
+    async def send(self, message: dict[str, Any]) -> None:
+        raise ClientDisconnected("the WebSocket is closed")
