@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+import subprocess
 from typing import Any
 
 import pytest
@@ -693,3 +695,31 @@ async def test_limit_concurrency_counts_websockets() -> None:
         async with connect(url(server)) as ws:  # its place is free again
             await ws.send("next")
             assert await ws.recv() == "next"
+
+
+async def test_wss_over_tls(tmp_path: Any) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    recorder = Recorder()
+
+    async def app(message: Message, channels: Channels) -> None:
+        recorder.record(message)
+        await echo(message, channels)
+
+    context = ssl.create_default_context(cafile=str(cert))
+    options = {"ssl_keyfile": str(key), "ssl_certfile": str(cert)}
+    async with (
+        running_server(app, **options) as server,
+        connect(f"wss://127.0.0.1:{server.port}/", ssl=context) as ws,
+    ):
+        await ws.send("secure")
+        assert await ws.recv() == "secure"
+        await ws.send(b"x" * 200_000)
+        assert await ws.recv() == b"x" * 200_000
+    assert (await recorder.wait_for("websocket.connect"))["scheme"] == "wss"
+    assert (await recorder.wait_for("websocket.disconnect"))["code"] == 1000
