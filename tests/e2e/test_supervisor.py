@@ -182,3 +182,13 @@ def test_only_one_line_says_serving_per_worker() -> None:
         serving_pids(server, 2)
         assert server.stop() == 0
         assert len([line for line in server.output().splitlines() if SERVING[:6] in line]) >= 2
+
+
+def test_systemd_socket_activation() -> None:
+    with CLIProcess(WHOAMI, "--workers", "2", module="tests.e2e.socket_activation") as server:
+        port = server.wait_ready()
+        assert len(serving_pids(server, 2)) == 2
+        assert http_get(port).startswith(b"HTTP/1.1 200 OK")
+        assert server.stop() == 0
+        running = [line for line in server.output().splitlines() if "Uvicorn running" in line]
+    assert len(running) == 2, running  # one socket (systemd's) per worker: no default address
