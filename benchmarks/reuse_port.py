@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import collections
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -58,13 +57,13 @@ async def load(
 
 
 def measure(reuse_port: bool, workers: int, seconds: float, hups: int, clients: int) -> None:
-    args = [sys.executable, "-m", "uvicorn", "reuse_port:whoami", "--app-dir", str(REPO / "benchmarks"),
-            "--port", "0", "--workers", str(workers), "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    # --log-level warning keeps the output quiet: the port is chosen here instead.
+    port = _free_port()
+    args = [sys.executable, "-m", "uvicorn", "reuse_port:whoami",
+            "--app-dir", str(REPO / "benchmarks"), "--port", str(port), "--workers", str(workers),
+            "--no-access-log", "--log-level", "warning"]  # fmt: skip
     if reuse_port:
         args.append("--reuse-port")
-    # --log-level warning keeps the output quiet; the port comes from a probe instead.
-    port = _free_port()
-    args[args.index("0")] = str(port)
     master = subprocess.Popen(args, cwd=REPO)
     try:
         _wait_serving(port)
@@ -91,9 +90,8 @@ def measure(reuse_port: bool, workers: int, seconds: float, hups: int, clients: 
 
         counts, lost = asyncio.run(both())
         kinds = collections.Counter(lost)
-        print(
-            f"  during {hups} SIGHUPs: {sum(counts.values())} served, {len(lost)} lost {dict(kinds)}"
-        )
+        served = sum(counts.values())
+        print(f"  during {hups} SIGHUPs: {served} served, {len(lost)} lost {dict(kinds)}")
     finally:
         master.send_signal(signal.SIGTERM)
         master.wait(30)
