@@ -21,7 +21,7 @@ _RUNNING = re.compile(r"Uvicorn running on (https?)://(\[[^\]]+\]|[^:]+):(\d+)")
 
 class CLIProcess:
     """``python -m uvicorn ARGS`` with its stderr collected line by line (``module``: another
-    server, e.g. gunicorn)."""
+    server, e.g. gunicorn; ``prefix``: a command that runs it, e.g. ``ip netns exec NAME``)."""
 
     def __init__(
         self,
@@ -29,11 +29,12 @@ class CLIProcess:
         cwd: Path = REPO,
         env: dict[str, str] | None = None,
         module: str = "uvicorn",
+        prefix: tuple[str, ...] = (),
     ) -> None:
         environment = dict(os.environ, PYTHONUNBUFFERED="1")
         environment.update(env or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            [*prefix, sys.executable, "-m", module, *args],
             cwd=cwd,
             env=environment,
             stdout=subprocess.PIPE,
