@@ -1,0 +1,51 @@
+"""The README's broadcast chat in a real browser: headless Chromium shows two pages, each served
+by a different instance of examples/broadcast_chat (unchanged: each page talks to the instance
+that served it); a message typed in one appears in both. Fails, never skips, when Chromium
+cannot start (``scripts/test`` installs it)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from tests.broadcast.conftest import RedisServer
+from tests.e2e.process import REPO, CLIProcess
+from tests.e2e.test_browser import chromium
+from tests.helpers import UNIT
+
+
+def test_two_pages_on_two_instances_chat(redis_server: RedisServer) -> None:
+    env = {"UVICORN_REDIS_URL": redis_server.url}
+    cwd = REPO / "examples" / "broadcast_chat"
+    with chromium() as browser, contextlib.ExitStack() as stack:
+        servers = [
+            stack.enter_context(CLIProcess("app:chat_server", "--port", "0", cwd=cwd, env=env))
+            for _ in range(2)
+        ]
+        ports = [server.wait_ready() for server in servers]
+        assert ports[0] != ports[1]
+        context = browser.new_context()
+        context.set_default_timeout(10_000 * UNIT)  # milliseconds
+        pages = [context.new_page() for _ in ports]
+        for page, port in zip(pages, ports, strict=True):
+            page.goto(f"http://127.0.0.1:{port}/")
+            assert page.title() == "WebSocket demo"
+            # Open once the handshake is answered, which is once the page is in the group.
+            page.wait_for_function("window.ws && window.ws.readyState === WebSocket.OPEN")
+
+        pages[0].fill("#messageText", "Hello from the first instance")
+        pages[0].click("button")
+        for page in pages:
+            page.wait_for_selector("#messages li:has-text('Hello from the first instance')")
+        pages[1].fill("#messageText", "and from the second")
+        pages[1].press("#messageText", "Enter")
+        for page in pages:
+            page.wait_for_selector("#messages li:has-text('and from the second')")
+            assert page.locator("#messages li").all_inner_texts() == [
+                "Hello from the first instance",
+                "and from the second",
+            ]
+        context.close()
+        for server in servers:
+            assert server.stop() == 0
+            output = server.output()
+            assert "Traceback" not in output and "ERROR" not in output, output
