@@ -341,6 +341,10 @@ class Arbiter:
             return
         for worker in self.workers.values():
             if not worker.aborted and now - worker.last_beat > timeout:
+                if worker.state is State.BOOTING:  # a slow import, most often
+                    worker.error = (
+                        f"worker timed out while booting (longer than --timeout {timeout:g})"
+                    )
                 logger.error(
                     "Worker [%d] timed out: its event loop has been blocked for over %gs; "
                     "aborting it (SIGABRT: traceback follows)",

@@ -131,22 +131,32 @@ class Reloader:
         def interesting(change: Any, path: str) -> bool:
             return self.filter(path) or (change == watchfiles.Change.added and os.path.isdir(path))
 
+        last_error = ""
         while not self._stop.is_set():
-            # Watching each directory on its own (not recursively) is what keeps ignored trees
-            # unwatched; a new directory means walking again.
-            for batch in watchfiles.watch(
-                *self.filter.directories(),
-                watch_filter=interesting,
-                recursive=False,
-                stop_event=self._stop,
-                raise_interrupt=False,
-                debounce=1600,  # ms: the longest a burst (a git checkout) is gathered over
-                step=50,  # ms of quiet that ends a burst
-            ):
-                paths = [path for _, path in batch if self.filter(path)]
-                if paths:
-                    self._changes.put(paths)
-                    self._wake()
-                if any(change == watchfiles.Change.added and os.path.isdir(path)
-                       for change, path in batch):  # fmt: skip
-                    break
+            try:
+                self._watch_once(watchfiles, interesting)
+            except Exception as exc:  # a directory vanished between the walk and the watch...
+                if repr(exc) != last_error:  # ...or worse (no inotify watches left): say so
+                    logger.warning("--reload: watching again after an error: %r", exc)
+                last_error = repr(exc)
+                self._stop.wait(0.5)
+
+    def _watch_once(self, watchfiles: Any, interesting: Any) -> None:
+        # Watching each directory on its own (not recursively) is what keeps ignored trees
+        # unwatched; a new directory means walking again.
+        for batch in watchfiles.watch(
+            *self.filter.directories(),
+            watch_filter=interesting,
+            recursive=False,
+            stop_event=self._stop,
+            raise_interrupt=False,
+            debounce=1600,  # ms: the longest a burst (a git checkout) is gathered over
+            step=50,  # ms of quiet that ends a burst
+        ):
+            paths = [path for _, path in batch if self.filter(path)]
+            if paths:
+                self._changes.put(paths)
+                self._wake()
+            if any(change == watchfiles.Change.added and os.path.isdir(path)
+                   for change, path in batch):  # fmt: skip
+                break
