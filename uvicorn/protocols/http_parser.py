@@ -37,6 +37,7 @@ _HOST = re.compile(
     rb"(?:\[[0-9A-Za-z:.\-_~!$&'()*+,;=%]+\]|[0-9A-Za-z.\-_~!$&'()*+,;=%]*)(?::[0-9]*)?"
 )
 _OWS = b" \t"
+_HASH = ord("#")
 # Request header fields the parser acts on, by lower-case name.
 _HOST_FIELD, _EXPECT_FIELD, _UPGRADE_FIELD, _TE_FIELD, _PROXY_FIELD = range(5)
 _REQUEST_SPECIAL = {
@@ -348,7 +349,14 @@ class RequestParser:
                 # accepts any coding before a final chunked one, which would hand the app a
                 # body still encoded; chunked alone is what we decode.
                 raise _Reject(501, "unsupported transfer coding")
-        raw_path, query_string = _split_target(self._url, method)
+        url = self._url
+        # origin-form, as nearly every request has it. (An int tested for membership: CPython
+        # tries bytes.__contains__'s argument as an int first, and a bytes one costs a raised
+        # and cleared TypeError.)
+        if url[:1] == b"/" and _HASH not in url:
+            raw_path, _, query_string = url.partition(b"?")
+        else:
+            raw_path, query_string = _split_target(url, method)
         keep_alive = self._keep_alive = parser.should_keep_alive()
         head = RequestHead(method, raw_path, query_string, version, self._headers, keep_alive)
         # The rarely set ones are reset only when set: this runs for every request.

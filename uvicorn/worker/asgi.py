@@ -7,14 +7,14 @@ per the ASGI HTTP spec (2.4). Framing, flow control and failures are ``RequestCy
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, MutableMapping
 from typing import Any
 
 from uvicorn.protocols.http_response import ResponseState, check_status
 from uvicorn.protocols.websocket import HandshakeState
 from uvicorn.protocols.websocket import Message as WSMessage
 from uvicorn.types import ASGIApp, ASGIReceive, ASGISend, Scope
-from uvicorn.worker.cycle import RequestCycle, decode_path
+from uvicorn.worker.cycle import PERCENT, RequestCycle, decode_path
 from uvicorn.worker.messaging import check_bytes, close_code
 from uvicorn.worker.websocket import WebSocketSession
 
@@ -36,12 +36,13 @@ class ASGICycle(RequestCycle):
         self._start: tuple[Any, Any] | None = None
         self._request_done = False
 
-    async def call_app(self) -> None:
+    def call_app(self) -> Awaitable[None]:
         head = self.head
         conn = self.conn
         state = conn.state
         root_path = state.root_path
-        path = decode_path(head.raw_path)
+        raw_path = head.raw_path
+        path = decode_path(raw_path) if PERCENT in raw_path else raw_path.decode("ascii")
         scope = {
             "type": "http",
             "asgi": ASGI_VERSION,
@@ -59,7 +60,7 @@ class ASGICycle(RequestCycle):
         }
         if state.lifespan_state is not None:
             scope["state"] = state.lifespan_state.copy()
-        await state.app(scope, self.receive, self.send)
+        return state.app(scope, self.receive, self.send)  # type: ignore[no-any-return]
 
     async def receive(self) -> dict[str, Any]:
         if self._request_done or self.disconnected:

@@ -65,6 +65,8 @@ class HTTPConnection(StreamProtocol):
         self._idle_since = 0.0
         self._head_started: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # when the timer fires
+        self._task_factory_free = self.loop.get_task_factory() is None
 
     # asyncio.Protocol
 
@@ -191,7 +193,12 @@ class HTTPConnection(StreamProtocol):
             cycle.client, cycle.scheme = state.proxy.resolve(  # type: ignore[union-attr]
                 cycle.head.headers, cycle.client, cycle.scheme
             )
-        cycle.task = self.loop.create_task(cycle.run())
+        if self._task_factory_free:
+            # What loop.create_task() does without a task factory, minus the "Task-<n>" name
+            # that CPython 3.11 formats for every task.
+            cycle.task = asyncio.Task(cycle.run(), loop=self.loop, name="uvicorn.request")
+        else:
+            cycle.task = self.loop.create_task(cycle.run())
 
     def cycle_finished(self, cycle: RequestCycle) -> None:
         """The app call of ``cycle`` returned: reuse the connection or close it."""
@@ -226,7 +233,8 @@ class HTTPConnection(StreamProtocol):
             self.update_reading()
             self._start_cycle(following)
         else:
-            self.update_reading()
+            if self.read_paused:
+                self.update_reading()
             self._become_idle()
 
     def _upgrade(self, pending: PendingUpgrade) -> None:
@@ -286,16 +294,19 @@ class HTTPConnection(StreamProtocol):
         if self.parser.state is not _PARSER_IDLE:
             # Part of a pipelined head already arrived: its clock starts now.
             deadline = min(deadline, now + state.timeout_request_head)
-        self._arm(deadline)
+        if self._timer is None or self._timer_at > deadline:
+            self._arm(deadline)  # else the timer, firing earlier, re-arms itself
 
     def _arm(self, deadline: float) -> None:
         """Make the timer fire at ``deadline`` at the latest."""
         timer = self._timer
         if timer is None:
             self._timer = self.loop.call_at(deadline, self._on_timer)
-        elif timer.when() > deadline:
+            self._timer_at = deadline
+        elif self._timer_at > deadline:
             timer.cancel()
             self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
@@ -74,7 +75,8 @@ class RequestCycle:
         self.waiter: asyncio.Future[None] | None = None
         self.discarded = 0
 
-    async def call_app(self) -> None:
+    def call_app(self) -> Awaitable[None]:
+        """Start the app's call for this request (its coroutine, awaited by ``run()``)."""
         raise NotImplementedError
 
     async def run(self) -> None:
@@ -137,7 +139,8 @@ class RequestCycle:
 
     def end_body(self) -> None:
         self.body_complete = True
-        self._wake()
+        if self.waiter is not None:
+            self._wake()
 
     def connection_lost(self) -> None:
         self.disconnected = True
@@ -208,7 +211,7 @@ class RequestCycle:
         data = self.response.start(status, headers, content, more)
         if data:
             self.conn.write(data, not more)
-        if not more and self.response.state is _DONE:
+        if not more and self.waiter is not None and self.response.state is _DONE:
             self._wake()
 
     def write_body(self, content: bytes, more: bool) -> None:
@@ -222,15 +225,18 @@ class RequestCycle:
             raise
         if data or not more:
             self.conn.write(data, not more)
-        if not more:
+        if not more and self.waiter is not None:
             self._wake()
+
+
+# ord("%"), for ``PERCENT in raw_path``: CPython tries the argument of bytes.__contains__ as an
+# int first, and a bytes argument costs a raised and cleared TypeError on every request.
+PERCENT = ord("%")
 
 
 def decode_path(raw_path: bytes) -> str:
     """Percent-decode, then UTF-8 decode with replacement characters (SPEC: ``path``)."""
-    if b"%" not in raw_path:
-        try:
-            return raw_path.decode("ascii")
-        except UnicodeDecodeError:
-            return raw_path.decode("utf-8", "replace")
+    if PERCENT not in raw_path:
+        # The parser admits only ASCII in a request target, so this cannot fail.
+        return raw_path.decode("ascii")
     return unquote_to_bytes(raw_path).decode("utf-8", "replace")

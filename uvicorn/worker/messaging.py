@@ -6,6 +6,7 @@ channel. Every framing, flow-control and error rule lives in the cycle.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from uvicorn.channels import channel_names
@@ -13,7 +14,7 @@ from uvicorn.protocols.http_response import ResponseState
 from uvicorn.protocols.websocket import HandshakeState
 from uvicorn.protocols.websocket import Message as WSMessage
 from uvicorn.types import Message
-from uvicorn.worker.cycle import RequestCycle, decode_path
+from uvicorn.worker.cycle import PERCENT, RequestCycle, decode_path
 from uvicorn.worker.websocket import WebSocketSession
 
 _IDLE = ResponseState.IDLE
@@ -99,28 +100,29 @@ class BodyChannel:
 class MessagingCycle(RequestCycle):
     __slots__ = ()
 
-    async def call_app(self) -> None:
+    def call_app(self) -> Awaitable[None]:
         head = self.head
         conn = self.conn
         state = conn.state
+        raw_path = head.raw_path
         message = {
             "channel": "http.request",
             "http_version": head.http_version,
             "method": head.method,
             "scheme": self.scheme,
-            "path": decode_path(head.raw_path),
-            "raw_path": head.raw_path,
+            "path": decode_path(raw_path) if PERCENT in raw_path else raw_path.decode("ascii"),
+            "raw_path": raw_path,
             "query_string": head.query_string,
             "root_path": state.root_path,
             "headers": head.headers,
-            "body": self.take_body(),
+            "body": self.take_body() if self.body else b"",
             "client": self.client,
             "server": conn.server,
         }
         channels: dict[str, Any] = {"reply": ReplyChannel(self)}
         if not self.body_complete:
             channels["body"] = BodyChannel(self)
-        await state.app(message, channels)
+        return state.app(message, channels)  # type: ignore[no-any-return]
 
 
 # WebSockets (SPEC.md, "WebSocket").
