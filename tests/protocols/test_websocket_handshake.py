@@ -174,11 +174,10 @@ def test_two_keys_are_400() -> None:
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
 def test_wrong_method_is_refused(method: str) -> None:
-    # RFC 6455 section 4.1: "The method of the request MUST be GET"; websockets answers
-    # 405 Method Not Allowed with the Allow header RFC 9110 section 15.5.6 requires.
-    status, headers, _ = refused(handshake(method=method))
-    assert status == 405
-    assert headers["allow"] == "GET"
+    # RFC 6455 section 4.1: "The method of the request MUST be GET"; SPEC.md: an invalid
+    # handshake (bad version, key, or method) gets 400.
+    status, _, _ = refused(handshake(method=method))
+    assert status == 400
 
 
 def test_invalid_handshake_then_ignores_what_follows() -> None:
@@ -220,3 +219,26 @@ def test_bytes_after_the_request_are_kept_for_the_core() -> None:
     core.accept()
     (event,) = core.receive_data(rest)
     assert event.text == ""  # type: ignore[union-attr]
+
+
+def test_answers_carry_the_servers_headers() -> None:
+    accepted = core_for(handshake())
+    accepted.accept()
+    _, headers, _ = response_of(accepted.data_to_send()[0])
+    assert headers["server"] == "uvicorn" and "date" in headers
+    refused_ = core_for(handshake())
+    refused_.reject(403)
+    _, headers, _ = response_of(refused_.data_to_send()[0])
+    assert headers["server"] == "uvicorn" and "date" in headers
+
+
+def test_app_server_header_and_no_defaults() -> None:
+    own = core_for(handshake())
+    own.accept(headers=[(b"Server", b"mine")])
+    _, headers, _ = response_of(own.data_to_send()[0])  # response_of refuses duplicates
+    assert headers["server"] == "mine"
+    head, _ = parse_head(handshake())
+    bare = WebSocketCore(head, 2**20, True, server_header=False, date_header=False)
+    bare.accept()
+    _, headers, _ = response_of(bare.data_to_send()[0])
+    assert "server" not in headers and "date" not in headers

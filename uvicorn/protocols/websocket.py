@@ -119,7 +119,17 @@ def request_bytes(head: RequestHead) -> bytes:
 
 
 class WebSocketCore:
-    def __init__(self, head: RequestHead, max_size: int, per_message_deflate: bool) -> None:
+    def __init__(
+        self,
+        head: RequestHead,
+        max_size: int,
+        per_message_deflate: bool,
+        server_header: bool = True,
+        date_header: bool = True,
+    ) -> None:
+        self._server_header = server_header
+        self._date_header = date_header
+        self._method = head.method
         extensions = [ServerPerMessageDeflateFactory()] if per_message_deflate else None
         self.protocol = ServerProtocol(extensions=extensions, max_size=max_size, logger=_LOGGER)
         self.protocol.receive_data(request_bytes(head))
@@ -147,6 +157,10 @@ class WebSocketCore:
         if protocol.handshake_exc is not None:  # unreadable (see __init__)
             text = f"Invalid WebSocket handshake: {protocol.handshake_exc}\n"
             response = protocol.reject(400, text)
+        elif self._method != "GET":
+            # RFC 6455 section 4.1: the handshake "MUST be a valid HTTP request [...] the
+            # method of the request MUST be GET"; anything else is a bad handshake (SPEC: 400).
+            response = protocol.reject(400, "A WebSocket handshake is a GET request.\n")
         elif version and version != ["13"]:
             # RFC 6455 section 4.4: a version the server does not understand gets "an
             # appropriate HTTP error code (such as 426 Upgrade Required) and a
@@ -181,6 +195,7 @@ class WebSocketCore:
             self.protocol.subprotocol = subprotocol  # type: ignore[assignment]
         for name, value in headers:
             response.headers[_text(name)] = _text(value)
+        self._server_defaults(response)
         self.state = HandshakeState.ACCEPTED
         self.status = 101
         self.protocol.send_response(response)
@@ -205,7 +220,16 @@ class WebSocketCore:
                 response.headers[name] = _text(value)
         self._refuse(response)
 
+    def _server_defaults(self, response: HandshakeResponse) -> None:
+        """The server's own headers, as on every HTTP response: ``server`` unless the app set
+        one or --no-server-header, and websockets' ``Date`` only without --no-date-header."""
+        if not self._date_header:
+            del response.headers["Date"]
+        if self._server_header and "server" not in response.headers:
+            response.headers["server"] = "uvicorn"
+
     def _refuse(self, response: HandshakeResponse) -> None:
+        self._server_defaults(response)
         self.state = HandshakeState.REFUSED
         self.status = response.status_code
         self.protocol.send_response(response)

@@ -41,8 +41,8 @@ class ServerState:
         self.ws_ping_interval = config.ws_ping_interval
         self.ws_ping_timeout = config.ws_ping_timeout
         self.websockets: set[WebSocketSession] = set()
-        # Headers of a 101 answer: only 'server' (websockets adds 'date' itself).
-        self.handshake_headers = [(b"server", b"uvicorn")] if config.server_header else []
+        self.server_header = config.server_header
+        self.date_header = config.date_header
         self.defaults = HeaderDefaults(
             config.server_header, config.date_header, config.encoded_headers()
         )

@@ -58,7 +58,13 @@ class WebSocketSession(StreamProtocol):
         self.client = client
         self.server = server
         self.scheme = "wss" if scheme == "https" else "ws"
-        self.core = WebSocketCore(head, state.ws_max_size, state.ws_per_message_deflate)
+        self.core = WebSocketCore(
+            head,
+            state.ws_max_size,
+            state.ws_per_message_deflate,
+            state.server_header,
+            state.date_header,
+        )
         self.task: asyncio.Task[None] | None = None
         self.inbox: deque[Message | Closed] = deque()
         self.inbox_bytes = 0
@@ -224,7 +230,7 @@ class WebSocketSession(StreamProtocol):
 
     def accept(self, subprotocol: str | None = None, headers: Any = ()) -> None:
         if self.core.state is _PENDING:
-            self.core.accept(subprotocol, [*headers, *self.state.handshake_headers])
+            self.core.accept(subprotocol, headers)
             self._log(101)
             self.flush_core()
 
