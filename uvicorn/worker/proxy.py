@@ -21,6 +21,7 @@ class ProxyHeaders:
         self.trust_all = "*" in entries
         self.networks = [e for e in entries if not isinstance(e, str)]
         self.trust_unix = any(isinstance(e, str) and e.startswith("unix:") for e in entries)
+        self._known: dict[str, bool] = {}
 
     def trusts(self, client: list[Any] | None) -> bool:
         """Whether a peer may set proxy headers (``None``: a Unix socket peer)."""
@@ -33,11 +34,20 @@ class ProxyHeaders:
     def trusts_host(self, host: str) -> bool:
         if self.trust_all:
             return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in network for network in self.networks)
+        trusted = self._known.get(host)
+        if trusted is None:
+            # Parsing an address costs more than the rest of a short connection: remember the
+            # answer for the hosts seen (a bounded cache: cleared when full).
+            try:
+                address = ipaddress.ip_address(host)
+            except ValueError:
+                trusted = False
+            else:
+                trusted = any(address in network for network in self.networks)
+            if len(self._known) >= 4096:
+                self._known.clear()
+            self._known[host] = trusted
+        return trusted
 
     def resolve(
         self, headers: list[list[bytes]], client: list[Any] | None, scheme: str
