@@ -192,3 +192,17 @@ def test_systemd_socket_activation() -> None:
         assert server.stop() == 0
         running = [line for line in server.output().splitlines() if "Uvicorn running" in line]
     assert len(running) == 2, running  # one socket (systemd's) per worker: no default address
+
+
+def test_quit_stops_at_once() -> None:
+    with CLIProcess(WHOAMI, "--port", "0", "--workers", "2") as server:
+        port = server.wait_ready()
+        serving_pids(server, 2)
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"GET /block HTTP/1.1\r\nhost: x\r\n\r\n")  # would take a minute
+            server.wait_for_line("blocking the event loop")
+            started = time.monotonic()
+            server.signal(signal.SIGQUIT)
+            assert server.proc.wait(10 * UNIT) == 0
+        assert time.monotonic() - started < 5 * UNIT  # the blocked worker was killed
+        server.wait_for_line(r"did not stop in time: it was killed by SIGKILL")

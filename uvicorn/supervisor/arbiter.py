@@ -202,6 +202,9 @@ class Arbiter:
     # Children.
 
     def _reap(self, now: float) -> None:
+        if not self.waker.children_exited:
+            return
+        self.waker.children_exited = False  # before waiting: a later SIGCHLD sets it again
         # Only our workers: uvicorn.run() may run in a program that has other children.
         for pid in list(self.workers):
             try:

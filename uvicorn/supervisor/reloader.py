@@ -101,6 +101,7 @@ class Reloader:
         self._wake = wake
         self._changes: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._watching = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="uvicorn-reloader", daemon=True)
 
     def start(self) -> None:
@@ -111,6 +112,9 @@ class Reloader:
             len(directories),
         )
         self._thread.start()
+        # Return once changes are seen: an edit made as soon as the app serves must count.
+        if not self._watching.wait(timeout=10):
+            logger.warning("--reload: the file watcher is slow to start")
 
     def changes(self) -> list[str]:
         """The relevant paths changed since the last call."""
@@ -148,7 +152,7 @@ class Reloader:
             *self.filter.directories(),
             watch_filter=interesting,
             recursive=False,
-            stop_event=self._stop,
+            stop_event=_StopEvent(self._stop, self._watching),
             raise_interrupt=False,
             debounce=1600,  # ms: the longest a burst (a git checkout) is gathered over
             step=50,  # ms of quiet that ends a burst
@@ -160,3 +164,16 @@ class Reloader:
             if any(change == watchfiles.Change.added and os.path.isdir(path)
                    for change, path in batch):  # fmt: skip
                 break
+
+
+class _StopEvent:
+    """watchfiles asks ``is_set()`` between its waits, so only once its watches are in place:
+    the first call says that watching has begun."""
+
+    def __init__(self, stop: threading.Event, watching: threading.Event) -> None:
+        self._stop = stop
+        self._watching = watching
+
+    def is_set(self) -> bool:
+        self._watching.set()
+        return self._stop.is_set()

@@ -20,6 +20,7 @@ from typing import Any
 class Waker:
     def __init__(self) -> None:
         self.signals: collections.deque[int] = collections.deque(maxlen=8)
+        self.children_exited = True  # set by SIGCHLD: the master reaps only then
         self._selector = selectors.DefaultSelector()
         self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._selector.register(self._read_fd, selectors.EVENT_READ)
@@ -32,14 +33,17 @@ class Waker:
         return [self._read_fd, self._write_fd]
 
     def install(self, signums: Iterable[int]) -> None:
-        """Queue these signals; SIGCHLD only wakes (it needs a handler to do even that)."""
+        """Queue these signals; SIGCHLD sets ``children_exited``."""
         self._saved_wakeup_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
         for signum in signums:
             self._saved[signum] = signal.signal(signum, self._enqueue)
-        self._saved[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, _wake_only)
+        self._saved[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, self._child_exited)
 
     def _enqueue(self, signum: int, frame: Any) -> None:
         self.signals.append(signum)
+
+    def _child_exited(self, signum: int, frame: Any) -> None:
+        self.children_exited = True
 
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError):  # full: it is awake already
@@ -74,7 +78,3 @@ class Waker:
         self._selector.close()
         os.close(self._read_fd)
         os.close(self._write_fd)
-
-
-def _wake_only(signum: int, frame: Any) -> None:
-    pass
