@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from uvicorn.config import Config
@@ -30,6 +31,10 @@ def run(app: Any, *, supervise: bool = True, **options: Any) -> None:
 
     if supervise:
         from uvicorn.supervisor.arbiter import Arbiter
+
+        if threading.current_thread() is not threading.main_thread():
+            raise ConfigError("a master process handles signals: call uvicorn.run() from the "
+                              "main thread, or pass supervise=False")  # fmt: skip
 
         Arbiter(config, run_worker).run()
         return

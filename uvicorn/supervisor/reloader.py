@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from uvicorn.exceptions import ConfigError
+
 logger = logging.getLogger("uvicorn.supervisor")
 
 IGNORED_DIRS = frozenset(
@@ -32,6 +34,9 @@ class ChangeFilter:
         self, roots: Iterable[str], includes: Iterable[str] = (), excludes: Iterable[str] = ()
     ) -> None:
         self.roots = sorted({Path(root).resolve() for root in roots})
+        for root in self.roots:
+            if not root.is_dir():
+                raise ConfigError(f"--reload-dir {str(root)!r} is not a directory")
         self.includes = (*DEFAULT_INCLUDES, *includes)
         self.excludes = tuple(excludes)
         self._venvs: dict[Path, bool] = {}
