@@ -37,16 +37,11 @@ SIGNALS: dict[int, str] = {
 }  # fmt: skip
 
 
-def app_name(config: Config) -> str:
-    app = config.app
-    return app if isinstance(app, str) else getattr(app, "__qualname__", type(app).__name__)
-
-
 class Arbiter:
     def __init__(self, config: Config, entry: WorkerEntry) -> None:
         self.config = config
         self.entry = entry
-        self.name = app_name(config)
+        self.name = process.app_name(config)
         self.target = config.workers
         self.generation = 1
         self.workers: dict[int, Worker] = {}
@@ -78,7 +73,7 @@ class Arbiter:
             specs = config.binds(default=not inherited)
             specs += [BindSpec("fd", fd=fd) for fd in inherited]
             self.listeners = Listeners(specs, config.backlog, config.reuse_port)
-            _set_title(f"uvicorn: master [{self.name}]")
+            process.set_title(f"uvicorn: master [{self.name}]")
             self.waker.install(SIGNALS)
             if config.reload:
                 self.reloader = Reloader(
@@ -413,11 +408,3 @@ class Arbiter:
         if pidfile is not None:
             pidfile.remove()
         self.notifier.close()
-
-
-def _set_title(title: str) -> None:
-    try:
-        import setproctitle
-    except ImportError:  # pragma: no cover
-        return
-    setproctitle.setproctitle(title)

@@ -195,14 +195,23 @@ def _become_worker(master_pid: int, title: str, blocked: set[Any]) -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     if os.getppid() != master_pid:
         os._exit(0)  # the master died before the death signal was armed
-    try:
-        import setproctitle
-
-        setproctitle.setproctitle(title)
-    except ImportError:  # pragma: no cover (a dependency; titles are a nicety)
-        pass
+    set_title(title)
     # SIGABRT from the master (a blocked event loop) dumps every thread's traceback.
     faulthandler.enable(file=log_stream(), all_threads=True)
+
+
+def app_name(config: Config) -> str:
+    app = config.app
+    return app if isinstance(app, str) else getattr(app, "__qualname__", type(app).__name__)
+
+
+def set_title(title: str) -> None:
+    """What ``ps`` shows: ``uvicorn: master [app:chat_server]``."""
+    try:
+        import setproctitle
+    except ImportError:  # pragma: no cover (a dependency; titles are a nicety)
+        return
+    setproctitle.setproctitle(title)
 
 
 def _run(entry: WorkerEntry, config: Config, sockets: list[socket.socket], link: WorkerLink) -> int:
