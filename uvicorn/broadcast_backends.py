@@ -25,6 +25,10 @@ logger = logging.getLogger("uvicorn.error")
 
 RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # back-off, then every 5 s
 SUBSCRIBE_TIMEOUT = 2.0
+# Seconds without a word from Redis on the subscription before a PING; as long again without an
+# answer is an outage. A connection that goes silent (a host or network gone, with no FIN or
+# RST) would otherwise be waited on forever, until TCP keep-alive, hours later.
+HEALTH_CHECK = 5.0
 
 
 class BroadcastError(UvicornError):
@@ -215,7 +219,9 @@ class RedisBackend(Backend):
             pubsub = self._subscriber.pubsub()
             try:
                 groups = set(self._groups)
-                await pubsub.subscribe(control, *(self._channel(g) for g in groups))
+                await asyncio.wait_for(
+                    pubsub.subscribe(control, *(self._channel(g) for g in groups)), HEALTH_CHECK
+                )
                 self._pubsub = pubsub
                 joined_meanwhile = self._groups - groups
                 if joined_meanwhile:
@@ -224,7 +230,19 @@ class RedisBackend(Backend):
                     logger.info("Redis at %s is reachable again: groups restored", self.address)
                     self._outage = False
                 attempt = 0
-                async for item in pubsub.listen():
+                # Fix: a connection to Redis that went silent (its host or the network gone
+                # without a FIN or RST) used to be listened to forever: the groups of this
+                # process got nothing more, and no outage was logged. Idle, it is PINGed.
+                pinged = False
+                while True:
+                    item = await pubsub.get_message(timeout=HEALTH_CHECK)
+                    if item is None:
+                        if pinged:
+                            raise ConnectionError(f"no answer to PING within {HEALTH_CHECK} s")
+                        await pubsub.ping()
+                        pinged = True
+                        continue
+                    pinged = False
                     kind = item["type"]
                     if kind == "message":
                         self._received(item["channel"], item["data"])

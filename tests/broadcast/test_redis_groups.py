@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import connect
 
 from tests.broadcast.apps import make_relay
 from tests.broadcast.clients import ask, clients, receive, receive_until, spread
 from tests.broadcast.conftest import RedisServer
 from tests.helpers import UNIT, running_server
+from uvicorn import broadcast_backends
 
 
 @contextlib.asynccontextmanager
@@ -110,3 +114,103 @@ async def test_a_slow_consumer_does_not_delay_the_others(redis_server: RedisServ
             first = await receive(slow)
             assert first[0].startswith(b"0 ")
             slow.transport.abort()  # not a closing handshake behind megabytes it will not read
+
+
+class Proxy:
+    """A TCP proxy to Redis that can be cut like a network: new connections are refused and
+    the open ones go silent (what is sent is lost; no FIN, no RST) until ``heal()``."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.port = 0
+        self.cut = False
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        self.writers += [writer, upstream_writer]
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                if not self.cut:
+                    sink.write(data)
+            sink.close()
+
+        await asyncio.gather(pump(reader, upstream_writer), pump(upstream_reader, writer))
+
+    def partition(self) -> None:
+        self.cut = True
+        assert self.server is not None
+        self.server.close()  # new connections: refused
+
+    async def heal(self) -> None:
+        self.cut = False
+        await self.start()  # the same port
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for writer in self.writers:
+            writer.close()
+
+
+class LogWatch(logging.Handler):
+    """Wakes waiters when a record of ``uvicorn.error`` matches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+        self.changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+        self.changed.set()
+
+    async def until(self, pattern: str, count: int = 1) -> None:
+        async def wait() -> None:
+            while sum(1 for m in self.messages if re.search(pattern, m)) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(wait(), 10 * UNIT)
+
+
+async def test_a_silent_connection_to_redis_is_noticed_and_replaced(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The subscription of one instance goes through a network that goes silent: it must not be
+    # waited on forever. Its health check notices, it reconnects once the network is back, and
+    # its members get what the other instance sends.
+    monkeypatch.setattr(broadcast_backends, "HEALTH_CHECK", 0.2 * UNIT)
+    proxy = Proxy(redis_server.port)
+    await proxy.start()
+    caplog.set_level(logging.INFO, "uvicorn.error")  # the recovery is logged at INFO
+    watch = LogWatch()
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(watch)
+    try:
+        async with (
+            instances(f"redis://127.0.0.1:{proxy.port}", 1) as (behind,),
+            instances(redis_server.url, 1) as (direct,),
+            clients([f"ws://127.0.0.1:{behind}/cut", f"ws://127.0.0.1:{direct}/cut"]) as chat,
+        ):
+            near = chat[1]
+            await near.send("before")
+            for client in chat:
+                assert await receive(client) == ["before"]
+            proxy.partition()
+            await watch.until("is unreachable .*no answer to PING")
+            await proxy.heal()
+            await watch.until("is reachable again")
+            await near.send("after")
+            for client in chat:
+                assert await receive(client) == ["after"]
+    finally:
+        logger.removeHandler(watch)
+        proxy.close()
+    assert sum("is unreachable" in m for m in watch.messages) == 1, watch.messages
