@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import ResponseState, check_status
 from uvicorn.protocols.websocket import HandshakeState
 from uvicorn.protocols.websocket import Message as WSMessage
@@ -18,12 +19,46 @@ from uvicorn.worker.cycle import PERCENT, RequestCycle, decode_path
 from uvicorn.worker.messaging import check_bytes, close_code
 from uvicorn.worker.websocket import WebSocketSession
 
+if TYPE_CHECKING:
+    from uvicorn.worker.state import ServerState
+
 logger = logging.getLogger("uvicorn.error")
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 _DISCONNECT = {"type": "http.disconnect"}
 _IDLE = ResponseState.IDLE
 _PENDING = HandshakeState.PENDING
+
+
+def connection_scope(
+    kind: str,
+    head: RequestHead,
+    scheme: str,
+    client: list[Any] | None,
+    server: list[Any] | None,
+    state: ServerState,
+) -> dict[str, Any]:
+    """The keys the ``http`` and ``websocket`` scopes share (ASGI spec 2.4)."""
+    root_path = state.root_path
+    raw_path = head.raw_path
+    path = decode_path(raw_path) if PERCENT in raw_path else raw_path.decode("ascii")
+    scope = {
+        "type": kind,
+        "asgi": ASGI_VERSION,
+        "http_version": head.http_version,
+        "scheme": scheme,
+        # ASGI: 'path' includes root_path, 'raw_path' is as received.
+        "path": root_path + path if root_path else path,
+        "raw_path": raw_path,
+        "query_string": head.query_string,
+        "root_path": root_path,
+        "headers": head.headers,
+        "client": client,
+        "server": server,
+    }
+    if state.lifespan_state is not None:
+        scope["state"] = state.lifespan_state.copy()
+    return scope
 
 
 class ASGICycle(RequestCycle):
@@ -37,29 +72,10 @@ class ASGICycle(RequestCycle):
         self._request_done = False
 
     def call_app(self) -> Awaitable[None]:
-        head = self.head
         conn = self.conn
         state = conn.state
-        root_path = state.root_path
-        raw_path = head.raw_path
-        path = decode_path(raw_path) if PERCENT in raw_path else raw_path.decode("ascii")
-        scope = {
-            "type": "http",
-            "asgi": ASGI_VERSION,
-            "http_version": head.http_version,
-            "method": head.method,
-            "scheme": self.scheme,
-            # ASGI: 'path' includes root_path, 'raw_path' is as received.
-            "path": root_path + path if root_path else path,
-            "raw_path": head.raw_path,
-            "query_string": head.query_string,
-            "root_path": root_path,
-            "headers": head.headers,
-            "client": self.client,
-            "server": conn.server,
-        }
-        if state.lifespan_state is not None:
-            scope["state"] = state.lifespan_state.copy()
+        scope = connection_scope("http", self.head, self.scheme, self.client, conn.server, state)
+        scope["method"] = self.head.method
         return state.app(scope, self.receive, self.send)  # type: ignore[no-any-return]
 
     async def receive(self) -> dict[str, Any]:
@@ -125,27 +141,12 @@ class ASGIWebSocket(WebSocketSession):
     ``websocket.http.response`` extension to deny a handshake with any HTTP response."""
 
     async def call_app(self) -> None:
-        head = self.head
         state = self.state
-        root_path = state.root_path
-        path = decode_path(head.raw_path)
-        scope: dict[str, Any] = {
-            "type": "websocket",
-            "asgi": ASGI_VERSION,
-            "http_version": head.http_version,
-            "scheme": self.scheme,
-            "path": root_path + path if root_path else path,
-            "raw_path": head.raw_path,
-            "query_string": head.query_string,
-            "root_path": root_path,
-            "headers": head.headers,
-            "client": self.client,
-            "server": self.server,
-            "subprotocols": self.core.subprotocols,
-            "extensions": {"websocket.http.response": {}},
-        }
-        if state.lifespan_state is not None:
-            scope["state"] = state.lifespan_state.copy()
+        scope = connection_scope(
+            "websocket", self.head, self.scheme, self.client, self.server, state
+        )
+        scope["subprotocols"] = self.core.subprotocols
+        scope["extensions"] = {"websocket.http.response": {}}
         self._connect_sent = False
         self._denial: tuple[int, Any, list[bytes]] | None = None
         await state.app(scope, self.receive, self.send)

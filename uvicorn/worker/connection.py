@@ -61,11 +61,8 @@ class HTTPConnection(StreamProtocol):
         self.pipeline: deque[RequestCycle | BadRequest | PendingUpgrade] = deque()
         self.closing = state.shutting_down  # answer what is in flight, then close
         self.peer_eof = False  # the client shut down its sending side
-        self.read_paused = False
         self._idle_since = 0.0
         self._head_started: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0  # when the timer fires
         self._task_factory_free = self.loop.get_task_factory() is None
 
     # asyncio.Protocol
@@ -149,9 +146,7 @@ class HTTPConnection(StreamProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
         self._lost()
 
     def _lost(self) -> None:
@@ -167,13 +162,9 @@ class HTTPConnection(StreamProtocol):
     def update_reading(self) -> None:
         """Pause reading while a request waits its turn or too much body waits unread."""
         reading = self.reading
-        pause = bool(self.pipeline) or (reading is not None and reading.unread > BODY_HIGH_WATER)
-        if pause is not self.read_paused and not self.closed:
-            self.read_paused = pause
-            if pause:
-                self.transport.pause_reading()
-            else:
-                self.transport.resume_reading()
+        self._pause_reading(
+            bool(self.pipeline) or (reading is not None and reading.unread > BODY_HIGH_WATER)
+        )
 
     # Request cycles.
 
@@ -239,9 +230,7 @@ class HTTPConnection(StreamProtocol):
 
     def _upgrade(self, pending: PendingUpgrade) -> None:
         """Hand the socket over to the protocol the request asked for (WebSocket)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
         self._flush()
         head = pending.head
         client, scheme = self.client, self.scheme
@@ -279,8 +268,7 @@ class HTTPConnection(StreamProtocol):
         self.write(simple_response(self.state.defaults, error.status, error.reason), True)
         self.close()
 
-    # Timers: one per connection, re-armed lazily, so a busy keep-alive connection does not
-    # create and cancel a timer per request.
+    # Timers: the keep-alive and request-head deadlines share the connection's one timer.
 
     def _become_idle(self) -> None:
         now = self.loop.time()
@@ -297,19 +285,7 @@ class HTTPConnection(StreamProtocol):
         if self._timer is None or self._timer_at > deadline:
             self._arm(deadline)  # else the timer, firing earlier, re-arms itself
 
-    def _arm(self, deadline: float) -> None:
-        """Make the timer fire at ``deadline`` at the latest."""
-        timer = self._timer
-        if timer is None:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-            self._timer_at = deadline
-        elif self._timer_at > deadline:
-            timer.cancel()
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-            self._timer_at = deadline
-
     def _on_timer(self) -> None:
-        self._timer = None
         if self.closed or self.cycle is not None:
             return  # re-armed when the connection is idle again
         state = self.state
@@ -322,7 +298,7 @@ class HTTPConnection(StreamProtocol):
         else:
             deadline = self._idle_since + state.timeout_keep_alive
         if self.loop.time() < deadline:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._arm(deadline)
         elif in_head and self.reading is None:
             # RFC 9110 section 15.5.9: 408 (Request Timeout) for a head that never completed.
             self._answer_bad_request(BadRequest(408, "request head not received in time"))

@@ -10,6 +10,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from uvicorn.channels import channel_names
+from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import ResponseState
 from uvicorn.protocols.websocket import HandshakeState
 from uvicorn.protocols.websocket import Message as WSMessage
@@ -29,20 +30,61 @@ def check_bytes(value: Any, key: str) -> bytes:
     raise TypeError(f"invalid {key!r} {value!r}: must be bytes, got {type(value).__name__}")
 
 
-class ReplyChannel:
-    """``channels['reply']`` for an HTTP request."""
+class _Channel:
+    """A channel's ``name``, drawn only when the app asks for it (few do, every request has
+    channels)."""
 
-    __slots__ = ("_cycle", "_name")
+    __slots__ = ("_name",)
+    _kind = "reply"
 
-    def __init__(self, cycle: RequestCycle) -> None:
-        self._cycle = cycle
+    def __init__(self) -> None:
         self._name: str | None = None
 
     @property
     def name(self) -> str:
         if self._name is None:
-            self._name = channel_names.new("reply")
+            self._name = channel_names.new(self._kind)
         return self._name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+def request_message(
+    channel: str,
+    head: RequestHead,
+    scheme: str,
+    client: list[Any] | None,
+    server: list[Any] | None,
+    root_path: str,
+    body: bytes,
+) -> Message:
+    """The request keys of SPEC.md's table, for ``http.request`` and ``websocket.connect``."""
+    raw_path = head.raw_path
+    return {
+        "channel": channel,
+        "http_version": head.http_version,
+        "method": head.method,
+        "scheme": scheme,
+        "path": decode_path(raw_path) if PERCENT in raw_path else raw_path.decode("ascii"),
+        "raw_path": raw_path,
+        "query_string": head.query_string,
+        "root_path": root_path,
+        "headers": head.headers,
+        "body": body,
+        "client": client,
+        "server": server,
+    }
+
+
+class ReplyChannel(_Channel):
+    """``channels['reply']`` for an HTTP request."""
+
+    __slots__ = ("_cycle",)
+
+    def __init__(self, cycle: RequestCycle) -> None:
+        self._cycle = cycle
+        self._name = None
 
     async def send(self, message: Message) -> None:
         cycle = self._cycle
@@ -68,24 +110,16 @@ class ReplyChannel:
         if conn.write_paused:
             await conn.drain()
 
-    def __repr__(self) -> str:
-        return f"<ReplyChannel {self.name}>"
 
-
-class BodyChannel:
+class BodyChannel(_Channel):
     """``channels['body']``: the rest of a request body that is still arriving."""
 
-    __slots__ = ("_cycle", "_name")
+    __slots__ = ("_cycle",)
+    _kind = "body"
 
     def __init__(self, cycle: RequestCycle) -> None:
         self._cycle = cycle
-        self._name: str | None = None
-
-    @property
-    def name(self) -> str:
-        if self._name is None:
-            self._name = channel_names.new("body")
-        return self._name
+        self._name = None
 
     async def receive(self) -> Message:
         data, more, closed = await self._cycle.read_body()
@@ -93,32 +127,17 @@ class BodyChannel:
             return {"content": b"", "closed": True, "more_content": False}
         return {"content": data, "more_content": more}
 
-    def __repr__(self) -> str:
-        return f"<BodyChannel {self.name}>"
-
 
 class MessagingCycle(RequestCycle):
     __slots__ = ()
 
     def call_app(self) -> Awaitable[None]:
-        head = self.head
         conn = self.conn
         state = conn.state
-        raw_path = head.raw_path
-        message = {
-            "channel": "http.request",
-            "http_version": head.http_version,
-            "method": head.method,
-            "scheme": self.scheme,
-            "path": decode_path(raw_path) if PERCENT in raw_path else raw_path.decode("ascii"),
-            "raw_path": raw_path,
-            "query_string": head.query_string,
-            "root_path": state.root_path,
-            "headers": head.headers,
-            "body": self.take_body() if self.body else b"",
-            "client": self.client,
-            "server": conn.server,
-        }
+        body = self.take_body() if self.body else b""
+        message = request_message(
+            "http.request", self.head, self.scheme, self.client, conn.server, state.root_path, body
+        )
         channels: dict[str, Any] = {"reply": ReplyChannel(self)}
         if not self.body_complete:
             channels["body"] = BodyChannel(self)
@@ -128,20 +147,14 @@ class MessagingCycle(RequestCycle):
 # WebSockets (SPEC.md, "WebSocket").
 
 
-class WebSocketReplyChannel:
+class WebSocketReplyChannel(_Channel):
     """``channels['reply']`` of a WebSocket: ``text``/``bytes``, ``close``, ``accept``."""
 
-    __slots__ = ("_session", "_name")
+    __slots__ = ("_session",)
 
     def __init__(self, session: WebSocketSession) -> None:
         self._session = session
-        self._name: str | None = None
-
-    @property
-    def name(self) -> str:
-        if self._name is None:
-            self._name = channel_names.new("reply")
-        return self._name
+        self._name = None
 
     async def send(self, message: Message) -> None:
         session = self._session
@@ -169,9 +182,6 @@ class WebSocketReplyChannel:
             return  # an accept, and nothing to send
         await session.send_message(text, data, code)
 
-    def __repr__(self) -> str:
-        return f"<WebSocketReplyChannel {self.name}>"
-
 
 def close_code(close: Any) -> int | None:
     """SPEC: ``close: True | int``; RFC 6455 section 7.4: what an endpoint may send."""
@@ -194,24 +204,13 @@ class MessagingWebSocket(WebSocketSession):
         head = self.head
         state = self.state
         app = state.app
-        path = decode_path(head.raw_path)
         channels: dict[str, Any] = {"reply": WebSocketReplyChannel(self)}
-        connect = {
-            "channel": "websocket.connect",
-            "http_version": head.http_version,
-            "method": head.method,
-            "scheme": self.scheme,
-            "path": path,
-            "raw_path": head.raw_path,
-            "query_string": head.query_string,
-            "root_path": state.root_path,
-            "headers": head.headers,
-            "body": b"",
-            "client": self.client,
-            "server": self.server,
-            "subprotocols": self.core.subprotocols,
-            "order": 0,
-        }
+        connect = request_message(
+            "websocket.connect", head, self.scheme, self.client, self.server, state.root_path, b""
+        )
+        connect["subprotocols"] = self.core.subprotocols
+        connect["order"] = 0
+        path = connect["path"]
         await app(connect, channels)
         if self.core.state is _PENDING:
             self.accept()  # SPEC: implicit accept when the connect handler returns

@@ -1,5 +1,5 @@
-"""Writing to a transport, shared by the HTTP and WebSocket connections: coalescing, flow
-control (back-pressure) and closing."""
+"""What the HTTP and WebSocket connections share: writing to the transport (coalescing, flow
+control, closing) and one lazily re-armed timer."""
 
 from __future__ import annotations
 
@@ -17,11 +17,48 @@ class StreamProtocol(asyncio.Protocol):
         self.loop = loop
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.closed = False
+        self.read_paused = False
         self.write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._out: list[bytes] = []
         self._out_size = 0
         self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # when the timer fires
+
+    def _pause_reading(self, pause: bool) -> None:
+        """Pause or resume reading from the socket (back-pressure on the peer)."""
+        if pause is not self.read_paused and not self.closed:
+            self.read_paused = pause
+            if pause:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+    # One timer per connection, re-armed lazily: moving a deadline later costs nothing (the
+    # timer, firing early, re-arms itself for the real deadline in ``_on_timer()``), so a busy
+    # connection does not create and cancel a timer per request.
+
+    def _arm(self, deadline: float) -> None:
+        """Make the timer fire at ``deadline`` at the latest."""
+        timer = self._timer
+        if timer is None or self._timer_at > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._fire)
+            self._timer_at = deadline
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._on_timer()
+
+    def _on_timer(self) -> None:
+        """The connection's timer fired: act on a deadline that passed, or re-arm."""
 
     def _lost(self) -> None:
         """The peer is gone (or a write failed): stop writing, wake whoever waits to."""

@@ -68,12 +68,10 @@ class WebSocketSession(StreamProtocol):
         self.task: asyncio.Task[None] | None = None
         self.inbox: deque[Message | Closed] = deque()
         self.inbox_bytes = 0
-        self.read_paused = False
         self.disconnect: Closed | None = None  # how the connection ended, once it has
         self._waiter: asyncio.Future[None] | None = None
         self._last_heard = self.loop.time()
         self._ping_sent_at: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._close_deadline: float | None = None
 
     # The HTTP connection's side.
@@ -98,7 +96,8 @@ class WebSocketSession(StreamProtocol):
             return
         state.websockets.add(self)
         self.task = self.loop.create_task(self._run())
-        self._arm(self._last_heard + state.ws_ping_interval if state.ws_ping_interval else None)
+        if state.ws_ping_interval:
+            self._arm(self._last_heard + state.ws_ping_interval)
         if data:
             self.data_received(data)
 
@@ -117,9 +116,7 @@ class WebSocketSession(StreamProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.websockets.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
         self._lost()
         self._receive(self.core.connection_lost())
 
@@ -131,22 +128,14 @@ class WebSocketSession(StreamProtocol):
             elif type(event) is Closed:
                 self.disconnect = event
                 self.inbox.append(event)
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
+                self._cancel_timer()
             # A Pong: data_received() already noted that the peer is alive.
         if events:
             self._wake()
             self._update_reading()
 
     def _update_reading(self) -> None:
-        pause = self.inbox_bytes > INBOX_HIGH_WATER
-        if pause is not self.read_paused and not self.closed:
-            self.read_paused = pause
-            if pause:
-                self.transport.pause_reading()
-            else:
-                self.transport.resume_reading()
+        self._pause_reading(self.inbox_bytes > INBOX_HIGH_WATER)
 
     # Writing what the core produced.
 
@@ -269,17 +258,7 @@ class WebSocketSession(StreamProtocol):
 
     # Timers: keep-alive pings and the closing handshake's deadline, one per connection.
 
-    def _arm(self, deadline: float | None) -> None:
-        if deadline is None:
-            return
-        timer = self._timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-
     def _on_timer(self) -> None:
-        self._timer = None
         if self.closed:
             return
         now = self.loop.time()
