@@ -1,0 +1,1 @@
+"""The benchmark runner's parts; benchmarks/run.py is the entry point."""

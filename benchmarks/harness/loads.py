@@ -1,0 +1,185 @@
+"""The scenarios, the one-request correctness checks, and the load generators: wrk for HTTP
+(with a Lua script that reports the numbers) and ws_client.py for WebSockets."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.procs import HOST, ServerFailed, TreeWatch, busy_seconds, pinned
+
+WS_CLIENT = Path(__file__).resolve().with_name("ws_client.py")
+ECHO_SIZE = 64 * 1024
+WS_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Scenario:
+    module: str  # benchmarks/apps/<module>.py
+    path: str
+    kind: str  # "http" or "ws"
+    what: str
+
+
+SCENARIOS = {
+    "hello-ka": Scenario("hello", "/", "http", "GET / -> 'Hello, world', keep-alive"),
+    "hello-close": Scenario("hello", "/", "http", "GET / with Connection: close"),
+    "stream": Scenario("stream", "/stream", "http", "GET /stream -> 16 x 1 KiB, chunked"),
+    "echo": Scenario("echo", "/echo", "http", "POST /echo, 64 KiB body echoed back"),
+    "ws": Scenario("ws_echo", "/ws", "ws", "WebSocket echo, 64-byte text, 1 in flight per conn"),
+}
+
+_STREAM_BODY = (b"x" * 1023 + b"\n") * 16
+
+
+def check_http(name: str, port: int) -> None:
+    """One request with the scenario's shape; ServerFailed unless status and body are right."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        if name == "echo":
+            want = os.urandom(ECHO_SIZE)
+            conn.request("POST", "/echo", body=want)
+        else:
+            want = _STREAM_BODY if name == "stream" else b"Hello, world"
+            headers = {"Connection": "close"} if name == "hello-close" else {}
+            conn.request("GET", SCENARIOS[name].path, headers=headers)
+        resp = conn.getresponse()
+        got = resp.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise ServerFailed(f"check request failed: {exc!r}") from exc
+    finally:
+        conn.close()
+    if resp.status != 200 or got != want:
+        raise ServerFailed(f"wrong answer: status {resp.status}, {len(got)} body bytes "
+                           f"(want 200, {len(want)})")  # fmt: skip
+
+
+def check_ws(port: int) -> None:
+    """Handshake, one masked text frame, its echo; ServerFailed otherwise."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (f"GET /ws HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n")  # fmt: skip
+    mask, payload = os.urandom(4), b"check" * 4
+    frame = bytes((0x81, 0x80 | len(payload))) + mask
+    frame += bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    try:
+        with socket.create_connection((HOST, port), timeout=10) as sock:
+            sock.sendall(request.encode())
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            if not data.startswith(b"HTTP/1.1 101"):
+                raise ServerFailed(f"handshake refused: {data[:60]!r}")
+            data = data[data.index(b"\r\n\r\n") + 4 :]
+            sock.sendall(frame)
+            while len(data) < 2 + len(payload):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError as exc:
+        raise ServerFailed(f"WebSocket check failed: {exc!r}") from exc
+    if data[: 2 + len(payload)] != bytes((0x81, len(payload))) + payload:
+        raise ServerFailed(f"wrong WebSocket echo: {data[:40]!r}")
+
+
+_LUA_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d %d %d %d\\n", summary.requests,
+    summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def lua_script(name: str) -> str:
+    """The wrk script for an HTTP scenario: its request, and a done() that prints one line."""
+    lines = []
+    if name == "echo":
+        lines += ['wrk.method = "POST"', f'wrk.body = string.rep("e", {ECHO_SIZE})',
+                  'wrk.headers["Content-Type"] = "application/octet-stream"']  # fmt: skip
+    elif name == "hello-close":
+        lines.append('wrk.headers["Connection"] = "close"')
+    return "\n".join(lines) + _LUA_DONE
+
+
+def parse_wrk(stdout: str) -> dict[str, Any]:
+    line = next((x for x in stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise ServerFailed(f"wrk printed no result:\n{stdout[-600:]}")
+    requests, duration_us, connect, read, write, status, timeout, p50, p99 = map(
+        int, line.split()[1:]
+    )
+    return {
+        "requests": requests, "rps": requests / (duration_us / 1e6),
+        "p50_ms": p50 / 1000, "p99_ms": p99 / 1000,
+        "errors": connect + read + write + status + timeout, "non_2xx": status,
+    }  # fmt: skip
+
+
+def run_wrk(name: str, port: int, script: Path, seconds: int, connections: int,
+            cpu: int | None, watch: TreeWatch) -> dict[str, Any]:  # fmt: skip
+    """One wrk run; adds the server tree's CPU seconds and wrk's CPU% over the same window."""
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s",
+            "-s", str(script), f"http://{HOST}:{port}{SCENARIOS[name].path}"]  # fmt: skip
+    out = script.with_suffix(".out")
+    with out.open("w") as stdout:
+        cpu0, busy0, t0 = watch.cpu_seconds(), busy_seconds(), time.monotonic()
+        proc = subprocess.Popen(pinned(argv, cpu), stdout=stdout, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed, cpu1, busy1 = time.monotonic() - t0, watch.cpu_seconds(), busy_seconds()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    text = out.read_text(errors="replace")
+    if proc.returncode != 0:
+        raise ServerFailed(f"wrk exited with {proc.returncode}:\n{text[-600:]}")
+    result = parse_wrk(text)
+    client = usage.ru_utime + usage.ru_stime
+    result["server_cpu_s"] = cpu1 - cpu0
+    result["client_cpu_pct"] = 100 * client / elapsed
+    result["other_cpu_pct"] = max(0.0, 100 * (busy1 - busy0 - client - (cpu1 - cpu0)) / elapsed)
+    return result
+
+
+def run_ws(port: int, python: str, warmup: float, seconds: float, connections: int,
+           cpu: int | None, watch: TreeWatch) -> dict[str, Any]:  # fmt: skip
+    """ws_client.py under `python`; the server's CPU is sampled at its window markers."""
+    argv = [python, str(WS_CLIENT), "--port", str(port), "--connections", str(connections),
+            "--size", str(WS_SIZE), "--warmup", str(warmup),
+            "--duration", str(seconds)]  # fmt: skip
+    proc = subprocess.Popen(pinned(argv, cpu), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    marks: list[tuple[float, float, float]] = []
+    result: dict[str, Any] | None = None
+    try:
+        for line in proc.stdout:
+            if line.startswith(("MEASURE_START", "MEASURE_END")):
+                marks.append((watch.cpu_seconds(), busy_seconds(), time.monotonic()))
+            elif line.startswith("RESULT "):
+                result = json.loads(line[7:])
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0 or result is None or len(marks) != 2:
+        err = proc.stderr.read()[-600:]
+        raise ServerFailed(f"WebSocket client failed ({proc.returncode}):\n{err}")
+    (cpu0, busy0, t0), (cpu1, busy1, t1) = marks
+    client = result["client_cpu_pct"] * (t1 - t0) / 100
+    result["server_cpu_s"] = cpu1 - cpu0
+    result["other_cpu_pct"] = max(0.0, 100 * (busy1 - busy0 - client - (cpu1 - cpu0)) / (t1 - t0))
+    return result

@@ -1,0 +1,265 @@
+"""Benchmark this uvicorn against the published one (and other servers), side by side.
+
+One command, from the checkout:
+
+    python3 benchmarks/run.py
+
+It installs the published uvicorn (``uvicorn[standard]``: httptools + uvloop) into a venv of its
+own, /tmp/uvicorn-bench/published (reused when it is there; delete it to reinstall; never the
+project's .venv, where ``uvicorn`` is this checkout), serves the same apps (benchmarks/apps/) with
+it and with this checkout's server (the project's .venv, or this interpreter when it imports
+uvicorn from the checkout) and prints a markdown table per scenario and the table of the
+performance targets with a verdict. Ours runs each scenario twice: a messaging-interface app
+(``ours-messaging``) and an ASGI 3 app (``ours-asgi``); the published uvicorn and the peers run the
+ASGI app.
+
+Scenarios: hello-ka (wrk -t1 -c64, keep-alive GET, 'Hello, world'), hello-close (the same with
+Connection: close), stream (16 x 1 KiB body messages, chunked), echo (POST 64 KiB echoed back),
+ws (64 WebSocket connections, each sending a 64-byte text message and waiting for its echo; the
+client is harness/ws_client.py under the published venv's Python, which has uvloop).
+
+Method: every run starts a fresh server (one worker) pinned with taskset to one core, the load
+generator on the other; a warm-up, then the measured window. Rounds interleave the servers
+(round r starts with server r mod n), so every ratio compares numbers from the same run; the
+"paired" ratio is the median of the per-round ratios. Server CPU is the whole process tree's
+(master and worker), read from /proc around the measured window.
+
+    python3 benchmarks/run.py --rounds 5 --duration 10 --scenarios hello-ka,stream
+    python3 benchmarks/run.py --peers granian,hypercorn --json /tmp/bench.json
+
+The exit status is 0 even when targets are missed: it measures, the verdict line judges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+CHECKOUT = HERE.parent
+if str(HERE) not in sys.path:  # imported from the tests rather than run as a script
+    sys.path.insert(0, str(HERE))
+
+from harness import loads, procs, report  # noqa: E402
+
+VENVS = Path("/tmp/uvicorn-bench")
+PUBLISHED = ["uvicorn[standard]"]
+PEERS: dict[str, list[str]] = {"granian": ["granian[uvloop]"], "hypercorn": ["hypercorn", "uvloop"]}
+PEER_ARGS = {  # one worker, uvloop, no access log; the executable is bin/<peer> of its venv
+    "granian": ["--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
+                "--loop", "uvloop", "--no-access-log", "--log-level", "warning", "{app}:app"],
+    "hypercorn": ["--bind", "127.0.0.1:{port}", "--workers", "1", "--worker-class", "uvloop",
+                  "--log-level", "warning", "{app}:app"],
+}  # fmt: skip
+CLIENT_CPU, SERVER_CPU = 0, 1
+
+
+@dataclass
+class Server:
+    name: str
+    argv: list[str]  # "{app}" and "{port}" are filled in per run
+    cwd: Path
+
+    def command(self, module: str, port: int) -> list[str]:
+        return [a.format(app=f"apps.{module}", port=port) for a in self.argv]
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def venv(name: str, packages: list[str], base_python: str) -> Path:
+    """/tmp/uvicorn-bench/<name> with `packages`, created on first use, reused afterwards."""
+    path = VENVS / name
+    stamp = path / "bench-packages.txt"
+    if stamp.exists() and stamp.read_text() == " ".join(packages):
+        return path
+    log(f"installing {' '.join(packages)} into {path}")
+    subprocess.run([base_python, "-m", "venv", "--clear", str(path)], check=True)
+    subprocess.run([str(path / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                    "--disable-pip-version-check", *packages], check=True)  # fmt: skip
+    stamp.write_text(" ".join(packages))
+    return path
+
+
+def our_python() -> str:
+    """The project's .venv, else this interpreter, provided it imports uvicorn from the checkout."""
+    for python in (CHECKOUT / ".venv" / "bin" / "python", Path(sys.executable)):
+        if not python.exists():
+            continue
+        found = subprocess.run([str(python), "-c", "import uvicorn; print(uvicorn.__file__)"],
+                               cwd=CHECKOUT, capture_output=True, text=True)  # fmt: skip
+        if found.stdout.strip().startswith(str(CHECKOUT / "uvicorn")):
+            return str(python)
+    sys.exit(f"no interpreter imports uvicorn from {CHECKOUT}: run ./scripts/test once "
+             "(it creates .venv) or `pip install -e .`")  # fmt: skip
+
+
+def servers(ours: str, published: Path, peers: dict[str, Path]) -> list[Server]:
+    common = ["--host", procs.HOST, "--port", "{port}", "--no-access-log", "--log-level", "warning"]
+    out = [
+        Server(report.BASELINE, [str(published / "bin" / "python"), "-m", "uvicorn", "{app}:app",
+               *common, "--loop", "uvloop", "--http", "httptools", "--ws", "websockets"], HERE),
+        Server(report.OURS["messaging"], [ours, "-m", "uvicorn", "{app}:mi", "--app-dir",
+               "benchmarks", "--interface", "messaging", *common], CHECKOUT),
+        Server(report.OURS["ASGI"], [ours, "-m", "uvicorn", "{app}:app", "--app-dir",
+               "benchmarks", "--interface", "asgi3", *common], CHECKOUT),
+    ]  # fmt: skip
+    for peer, path in peers.items():
+        out.append(Server(peer, [str(path / "bin" / peer), *PEER_ARGS[peer]], HERE))
+    return out
+
+
+def measure(server: Server, name: str, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    """One fresh server, checked, warmed up and measured; {"error": ...} when it fails."""
+    scen = loads.SCENARIOS[name]
+    port = procs.free_port()
+    logfile = scratch / f"{server.name}-{name}-{port}.log"
+    proc = procs.Server(server.command(scen.module, port), server.cwd, logfile, args.server_cpu)
+    try:
+        watch = proc.wait_ready(port, scen.path)
+        time.sleep(0.3)  # let the worker settle before reading its idle RSS
+        idle_worker, idle_tree = watch.idle_rss()
+        watch.start()
+        if scen.kind == "ws":
+            loads.check_ws(port)
+            res = loads.run_ws(port, args.ws_python, args.warmup, args.duration,
+                               args.connections, args.client_cpu, watch)  # fmt: skip
+        else:
+            loads.check_http(name, port)
+            script = scratch / f"{name}.lua"
+            script.write_text(loads.lua_script(name))
+            if args.warmup > 0:
+                loads.run_wrk(name, port, script, args.warmup, args.connections,
+                              args.client_cpu, watch)  # fmt: skip
+            res = loads.run_wrk(name, port, script, args.duration, args.connections,
+                                args.client_cpu, watch)  # fmt: skip
+        watch.stop()
+        if proc.proc.poll() is not None:
+            raise proc.fail(f"exited with status {proc.proc.returncode} during the run")
+        res.update(peak_rss_mib=watch.peak_rss / procs.MIB, idle_worker_mib=idle_worker,
+                   idle_tree_mib=idle_tree, procs=len(watch.seen))  # fmt: skip
+        return res
+    except procs.ServerFailed as exc:
+        text = str(exc)
+        if procs.tail(logfile) and procs.tail(logfile) not in text:
+            text += "\n" + procs.tail(logfile)
+        return {"error": text}
+    except Exception as exc:
+        return {"error": f"{exc!r}\n{procs.tail(logfile)}".rstrip()}
+    finally:
+        proc.stop()
+
+
+def run_scenario(name: str, todo: list[Server], args: argparse.Namespace,
+                 scratch: Path) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    runs: dict[str, list[dict[str, Any]]] = {s.name: [] for s in todo}
+    for rnd in range(args.rounds):
+        first = rnd % len(todo)
+        for server in todo[first:] + todo[:first]:
+            res = measure(server, name, args, scratch)
+            res["round"] = rnd
+            runs[server.name].append(res)
+            if "rps" in res:
+                log(f"  {name} r{rnd} {server.name:<15} {res['rps']:>10,.0f}/s  "
+                    f"p50 {res['p50_ms']:.2f}  p99 {res['p99_ms']:.2f} ms  "
+                    f"client {res['client_cpu_pct']:.0f}%  errors {res['errors']}")  # fmt: skip
+            else:
+                log(f"  {name} r{rnd} {server.name:<15} FAILED: {res['error'].splitlines()[0]}")
+    return runs
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return {"cpu": model, "cpus": os.cpu_count(), "kernel": platform.release(),
+            "python": platform.python_version(),
+            "date": datetime.date.today().isoformat()}  # fmt: skip
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10, help="measured seconds per run")
+    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per run (0: none)")
+    names = ", ".join(loads.SCENARIOS)
+    parser.add_argument("--scenarios", default=",".join(loads.SCENARIOS), help=f"of: {names}")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--peers", default="", help=f"comma list of: {', '.join(PEERS)}")
+    parser.add_argument("--json", metavar="FILE", help="write every run and summary here")
+    args = parser.parse_args(argv)
+    args.scenarios = [s for s in args.scenarios.split(",") if s]
+    args.peers = [p for p in args.peers.split(",") if p]
+    if args.rounds < 1 or args.duration < 1 or args.warmup < 0 or args.connections < 1:
+        parser.error("--rounds, --duration and --connections must be >= 1, --warmup >= 0")
+    for scen in args.scenarios:
+        if scen not in loads.SCENARIOS:
+            parser.error(f"unknown scenario {scen!r}")
+    for peer in args.peers:
+        if peer not in PEERS:
+            parser.error(f"unknown peer {peer!r}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None and any(s != "ws" for s in args.scenarios):
+        sys.exit("wrk is not installed (apt-get install -y wrk)")
+    args.client_cpu, args.server_cpu = CLIENT_CPU, SERVER_CPU
+    if procs.can_pin():
+        os.sched_setaffinity(0, {CLIENT_CPU})  # the runner's own sampling stays off the server core
+    else:
+        log("WARNING: taskset is missing or fewer than 2 CPUs: nothing is pinned")
+        args.client_cpu = args.server_cpu = None
+    ours = our_python()
+    published = venv("published", PUBLISHED, ours)
+    peers = {p: venv(p, PEERS[p], ours) for p in args.peers}
+    args.ws_python = str(published / "bin" / "python")
+    todo = servers(ours, published, peers)
+    meta = dict(machine(), rounds=args.rounds, duration_s=args.duration, warmup_s=args.warmup,
+                connections=args.connections, pinned=args.client_cpu is not None,
+                servers={s.name: " ".join(s.argv) for s in todo})  # fmt: skip
+    log(f"{meta['cpu']} x{meta['cpus']}, Python {meta['python']}; {len(todo)} servers, "
+        f"{args.rounds} rounds of {args.warmup:g}+{args.duration:g} s")  # fmt: skip
+    results: dict[str, dict[str, report.Summary]] = {}
+    all_runs: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="uvicorn-bench-") as scratch:
+        for name in args.scenarios:
+            scen = loads.SCENARIOS[name]
+            log(f"== {name}: {scen.what}")
+            runs = run_scenario(name, todo, args, Path(scratch))
+            base = runs.get(report.BASELINE, [])
+            results[name] = {s: report.summarize(r, base) for s, r in runs.items()}
+            all_runs[name] = runs
+    pinning = "server and load generator on separate cores" if meta["pinned"] else "unpinned"
+    print(f"## uvicorn benchmarks: {meta['date']}, {meta['cpu']} ({meta['cpus']} CPUs), "
+          f"Python {meta['python']}\n\n{args.rounds} rounds x {args.duration:g} s "
+          f"(+{args.warmup:g} s warm-up), {args.connections} connections, {pinning}; "
+          "medians over rounds\n")  # fmt: skip
+    for name, sums in results.items():
+        scen = loads.SCENARIOS[name]
+        unit = "round trips/s" if scen.kind == "ws" else "req/s"
+        print(report.scenario_table(f"{name}: {scen.what}", unit, sums))
+    print(report.targets_table(results), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"meta": meta, "summaries": results,
+                                               "runs": all_runs}, indent=1))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The benchmark runner (benchmarks/run.py) without servers: its options, wrk's result line, and
+the tables and verdict it prints, from canned numbers."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+RUN_PY = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+
+
+def _load_runner() -> ModuleType:
+    saved = list(sys.path)
+    try:
+        spec = importlib.util.spec_from_file_location("benchmarks_run", RUN_PY)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path[:] = saved
+
+
+run = _load_runner()
+report, loads = run.report, run.loads
+
+
+def _run(rnd: int, rps: float, p99: float = 2.0, idle: float = 20.0) -> dict[str, Any]:
+    return {"round": rnd, "rps": rps, "requests": int(rps * 10), "p50_ms": 1.0, "p99_ms": p99,
+            "server_cpu_s": rps * 10 * 20e-6, "client_cpu_pct": 40.0, "other_cpu_pct": 1.0,
+            "peak_rss_mib": 50.0, "idle_worker_mib": idle, "errors": 0}  # fmt: skip
+
+
+def _results(ours_rps: float, asgi_rps: float) -> dict[str, dict[str, Any]]:
+    """Every target scenario: published at 10,000 and 12,000 req/s, ours at a multiple."""
+    out = {}
+    for scen in report.TARGETS:
+        base = [_run(0, 10_000, idle=30.0), _run(1, 12_000, idle=30.0)]
+        runs = {
+            report.BASELINE: base,
+            "ours-messaging": [_run(0, 10_000 * ours_rps), _run(1, 12_000 * ours_rps)],
+            "ours-asgi": [_run(0, 10_000 * asgi_rps), _run(1, 12_000 * asgi_rps)],
+        }
+        out[scen] = {name: report.summarize(r, base) for name, r in runs.items()}
+    return out
+
+
+def test_options_default_to_the_issue_method() -> None:
+    args = run.parse_args([])
+    assert (args.rounds, args.duration, args.warmup, args.connections) == (3, 10, 2, 64)
+    assert args.scenarios == ["hello-ka", "hello-close", "stream", "echo", "ws"]
+    assert run.parse_args(["--peers", "granian", "--scenarios", "ws"]).peers == ["granian"]
+
+
+def test_wrk_result_line_and_scripts() -> None:
+    res = loads.parse_wrk("Running 5s test\nRESULT 50000 5000000 0 1 0 2 0 1200 4500\n")
+    assert res["rps"] == 10_000 and res["p50_ms"] == 1.2 and res["p99_ms"] == 4.5
+    assert res["errors"] == 3 and res["non_2xx"] == 2
+    assert 'wrk.method = "POST"' in loads.lua_script("echo")
+    assert '"Connection"] = "close"' in loads.lua_script("hello-close")
+
+
+def test_summary_medians_and_ratios() -> None:
+    base = [_run(0, 10_000), _run(1, 20_000)]
+    ours = [_run(1, 30_000), _run(0, 30_000), {"round": 2, "error": "boom"}]
+    s = report.summarize(ours, base)
+    assert (s["rps_median"], s["rounds"], s["failed"]) == (30_000, 2, 1)
+    assert s["ratio"] == 2.0  # 30,000 / median(10,000, 20,000)
+    assert s["paired"] == 2.25  # median(3.0, 1.5)
+    assert round(s["cpu_us"], 6) == 20.0
+    failed = report.summarize([{"round": 0, "error": "exited with status 1\nTraceback"}], base)
+    table = report.scenario_table("hello-ka: GET /", "req/s", {"published": s, "ours": failed})
+    assert "| published | 30,000 | 30,000-30,000 | 1.00 | 2.00 | 20.0 |" in table
+    assert "| 2.00x | 2.25x | 0 (1 runs FAILED) |" in table
+    assert "| ours | FAILED |" in table and "    Traceback" in table
+
+
+def test_targets_all_met() -> None:
+    text = report.targets_table(_results(2.5, 2.5))
+    assert "| hello-ka paired req/s ratio | 2.50x | 2.50x | >= 1.50x | pass |" in text
+    assert "| idle RSS of one worker | 20.0 MiB | 20.0 MiB | <= 30.0 MiB | pass |" in text
+    assert "**Verdict: every target met (11/11 checks pass)**" in text
+    assert "WARNING" not in text
+
+
+def test_targets_missed_are_named() -> None:
+    results = _results(1.6, 1.2)
+    results["stream"]["ours-messaging"] = report.summarize([{"round": 0, "error": "x"}], [])
+    rows = {row[0]: row for row in report.target_rows(results)}
+    assert rows["hello-ka paired req/s ratio"][1:] == ("1.60x", "1.20x", ">= 1.50x",
+                                                         "FAIL (ASGI)")  # fmt: skip
+    assert rows["stream paired req/s ratio"][1] == "n/a"
+    assert rows["stream paired req/s ratio"][4] == "FAIL"
+    line = report.verdict(list(rows.values()), other_cpu=35.0)
+    assert line.startswith("**Verdict: 5 of 11 checks missed: hello-ka paired req/s ratio (ASGI);")
+    assert "stream p99 ms (messaging)" in line and "WARNING: other processes used 35%" in line
