@@ -17,6 +17,8 @@ from typing import Any
 _STATUS_LINES = {
     int(s): b"HTTP/1.1 %d %s\r\n" % (s, s.phrase.encode("ascii")) for s in http.HTTPStatus
 }
+# The content-length lines of small bodies, formatted once rather than per response.
+_LENGTH_LINES = [b"content-length: %d\r\n" % length for length in range(2048)]
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(rb"[\r\n\0]")
 
@@ -146,7 +148,12 @@ class Response:
         elif not more:
             if not (status == 204 or status == 304 or (no_body and not content)):
                 # (A HEAD answered without its body: the length is unknown, so none is sent.)
-                parts.append(b"content-length: %d\r\n" % len(content))
+                length = len(content)
+                parts.append(
+                    _LENGTH_LINES[length]
+                    if length < len(_LENGTH_LINES)
+                    else b"content-length: %d\r\n" % length
+                )
         elif no_body:
             # Nothing follows the head, whatever the app streams: no need to close-delimit.
             # A HEAD response announces the framing its GET would have had.
