@@ -28,11 +28,13 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import faulthandler
 import multiprocessing
 import os
 import re
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -134,13 +136,15 @@ async def connect(host: str, port: int, on_text: Any) -> Client:
 # The client processes: each holds its share of the clients and times what they receive.
 
 
-def client_process(port: int, count: int, conn: Connection) -> None:
+def client_process(port: int, count: int, commands: Connection, conn: Connection) -> None:
     import uvloop
 
-    uvloop.run(_client_main(port, count, conn))
+    uvloop.run(_client_main(port, count, commands, conn))
 
 
-async def _client_main(port: int, count: int, conn: Connection) -> None:
+async def _client_main(port: int, count: int, commands: Connection, conn: Connection) -> None:
+    """Results go out on ``conn`` (blocking writes); ``commands`` come in on a pipe of their own,
+    since the event loop makes the file descriptor it watches non-blocking."""
     loop = asyncio.get_running_loop()
     warmed: set[int] = set()
     expected: dict[str, int] = {}
@@ -173,7 +177,7 @@ async def _client_main(port: int, count: int, conn: Connection) -> None:
         return on_text
 
     def on_command() -> None:
-        command = conn.recv()
+        command = commands.recv()
         if command[0] == "expect":  # ("expect", phase, messages per client)
             phase = command[1]
             expected[phase] = command[2] * count
@@ -184,7 +188,7 @@ async def _client_main(port: int, count: int, conn: Connection) -> None:
         elif command[0] == "exit" and not finished.done():
             finished.set_result(None)
 
-    loop.add_reader(conn.fileno(), on_command)
+    loop.add_reader(commands.fileno(), on_command)
     clients: list[Client] = []
     for start in range(0, count, 50):  # 50 handshakes at a time: no listen backlog overflow
         batch = range(start, min(start + 50, count))
@@ -288,13 +292,34 @@ def start_server(name: str, port: int, workers: int, redis_url: str) -> subproce
     return process
 
 
+class Link:
+    """The coordinator's ends of a client process's two pipes."""
+
+    def __init__(self, commands: Connection, results: Connection) -> None:
+        self.commands = commands
+        self.results = results
+
+    def send(self, command: Any) -> None:
+        self.commands.send(command)
+
+    def poll(self, timeout: float) -> bool:
+        return self.results.poll(timeout)
+
+    def recv(self) -> Any:
+        return self.results.recv()
+
+
+def progress(text: str) -> None:
+    print(f"  {time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+
 def percentile(ordered: list[int], fraction: float) -> float:
     if not ordered:
         return float("nan")
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1e6  # ms
 
 
-async def publish_and_measure(port: int, pipes: list[Connection], args: Any) -> dict[str, Any]:
+async def publish_and_measure(port: int, pipes: list[Link], args: Any) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     publisher = await connect("127.0.0.1", port, lambda payload: None)  # a member too: it drains
 
@@ -317,6 +342,7 @@ async def publish_and_measure(port: int, pipes: list[Connection], args: Any) -> 
         publisher.send(b"w")
         await asyncio.sleep(0.1)
     await warm
+    progress("every client has joined")
     await asyncio.sleep(0.5)  # let the last warm-up messages drain before measuring
 
     results: dict[str, Any] = {}
@@ -335,6 +361,7 @@ async def publish_and_measure(port: int, pipes: list[Connection], args: Any) -> 
                 await asyncio.sleep(max(0.0, next_send - loop.time()))
             elif seq % 10 == 9:
                 await asyncio.sleep(0)  # let the transport write
+        progress(f"{phase}: {messages} messages sent")
         try:
             replies = await from_all("done", args.timeout)
         except TimeoutError:
@@ -362,16 +389,21 @@ def run_one(name: str, redis_url: str, args: Any) -> dict[str, Any]:
     port = free_port()
     server = start_server(name, port, args.workers, redis_url)
     context = multiprocessing.get_context("fork")
-    pipes, processes = [], []
+    pipes: list[Link] = []
+    processes = []
     try:
         shares = [args.clients // args.client_procs] * args.client_procs
         shares[0] += args.clients - sum(shares)
         for share in shares:
-            parent, child = context.Pipe()
-            process = context.Process(target=client_process, args=(port, share, child))
+            command_reader, command_writer = context.Pipe(duplex=False)
+            result_reader, result_writer = context.Pipe(duplex=False)
+            process = context.Process(
+                target=client_process, args=(port, share, command_reader, result_writer)
+            )
             process.start()
-            pipes.append(parent)
+            pipes.append(Link(command_writer, result_reader))
             processes.append(process)
+        progress(f"{name}: serving on port {port}; connecting {args.clients} clients")
         for pipe in pipes:
             if not pipe.poll(120):
                 raise SystemExit(f"{name}: the clients did not connect within 120 s")
@@ -406,6 +438,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["ours", "baseline"])
     parser.add_argument("--rounds", type=int, default=1, help="alternate the servers; medians")
     args = parser.parse_args()
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: where is it?
     raise_open_files_limit(2 * args.clients + 256)
 
     redis = None
