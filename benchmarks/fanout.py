@@ -439,6 +439,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="alternate the servers; medians")
     args = parser.parse_args()
     faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: where is it?
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop what it started (finally:)
     raise_open_files_limit(2 * args.clients + 256)
 
     redis = None
