@@ -5,12 +5,13 @@
 It uses the Redis server on localhost:6379, or starts one if none answers there, then starts the
 README's broadcast chat (examples/broadcast_chat) on ports 8000, 8001 and 8002 and prints their
 addresses: open each in its own browser window and chat across them. Ctrl-C stops everything it
-started.
+started. ``--redis-port``, ``--first-port`` and ``--instances`` change the defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import socket
@@ -53,8 +54,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=3)
     parser.add_argument("--first-port", type=int, default=8000)
+    parser.add_argument("--redis-port", type=int, default=6379)
     args = parser.parse_args()
-    redis_port = 6379  # where the README's example looks: BroadcastMiddleware(chat_server)
+    redis_port = args.redis_port  # 6379: where the README's example looks by default
+    # The instances use the Redis checked or started here, whatever $UVICORN_REDIS_URL says.
+    env = dict(os.environ, UVICORN_REDIS_URL=f"redis://127.0.0.1:{redis_port}")
 
     started: list[subprocess.Popen[bytes]] = []
     try:
@@ -67,7 +71,7 @@ def main() -> None:
         for port in ports:
             command = [sys.executable, "-m", "uvicorn", "app:chat_server",
                        "--bind", f"127.0.0.1:{port}", "--no-access-log"]  # fmt: skip
-            started.append(subprocess.Popen(command, cwd=HERE))
+            started.append(subprocess.Popen(command, cwd=HERE, env=env))
         print("Chat instances (open each in its own window; Ctrl-C stops them all):")
         for port in ports:
             print(f"    http://127.0.0.1:{port}/", flush=True)
