@@ -214,3 +214,30 @@ async def test_a_silent_connection_to_redis_is_noticed_and_replaced(
         logger.removeHandler(watch)
         proxy.close()
     assert sum("is unreachable" in m for m in watch.messages) == 1, watch.messages
+
+
+async def test_asgi_endpoints_on_two_instances_share_groups(redis_server: RedisServer) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    from uvicorn.broadcast import BroadcastMiddleware
+
+    async def chat(websocket: WebSocket) -> None:
+        groups = websocket.scope["extensions"]["uvicorn.groups"]
+        await groups["send"]({"group": "asgi", "add": groups["channel"]})
+        await websocket.accept()
+        async for data in websocket.iter_bytes():
+            await groups["send"]({"group": "asgi", "send": {"bytes": data}})
+
+    async with contextlib.AsyncExitStack() as stack:
+        ports = []
+        for _ in range(2):
+            app = BroadcastMiddleware(Starlette(routes=[WebSocketRoute("/", chat)]),
+                                      url=redis_server.url)  # fmt: skip
+            stack.push_async_callback(app.close)
+            ports.append((await stack.enter_async_context(running_server(app))).port)
+        chat_clients = await stack.enter_async_context(clients(spread(ports, 4)))
+        await chat_clients[1].send(b"\x00from an ASGI endpoint\xff")
+        for client in chat_clients:
+            assert await receive(client) == [b"\x00from an ASGI endpoint\xff"]
