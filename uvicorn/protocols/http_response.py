@@ -17,6 +17,8 @@ from typing import Any
 _STATUS_LINES = {
     int(s): b"HTTP/1.1 %d %s\r\n" % (s, s.phrase.encode("ascii")) for s in http.HTTPStatus
 }
+# Content-length values apps send, parsed once (apps that set one mostly send the same few).
+_LENGTH_VALUES: dict[bytes, int] = {}
 # The content-length lines of small bodies, formatted once rather than per response.
 _LENGTH_LINES = [b"content-length: %d\r\n" % length for length in range(2048)]
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -293,7 +295,9 @@ def _encode_headers(
                 raise ValueError
             if kind:
                 if kind == _CONTENT_LENGTH:
-                    length = _parse_content_length(value)
+                    length = _LENGTH_VALUES.get(value)
+                    if length is None:
+                        length = _parse_content_length(value)
                     if content_length >= 0:
                         if length != content_length:
                             raise ValueError(
@@ -335,11 +339,13 @@ def _learn_name(name: Any) -> int:
     return kind
 
 
-def _parse_content_length(value: Any) -> int:
-    text = bytes(value)
-    if not text.isdigit():
+def _parse_content_length(value: bytes) -> int:
+    if not value.isdigit():
         raise ValueError(f"invalid content-length header {value!r}: must be digits")
-    return int(text)
+    length = int(value)
+    if len(_LENGTH_VALUES) < 4096:
+        _LENGTH_VALUES[value] = length
+    return length
 
 
 def _diagnose(headers: Any) -> Exception | None:
