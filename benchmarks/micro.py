@@ -74,6 +74,8 @@ async def measure(kind: str, count: int) -> None:
                   "stream": (mi_stream, MessagingCycle),
                   "close": (mi_hello, MessagingCycle)}[kind]  # fmt: skip
     state = ServerState(Config(app=app, access_log=False), app, cycle, loop)
+    if kind == "asgi":
+        state.lifespan_state = {}  # as for an app that speaks the lifespan protocol
     transport = CountingTransport()
     if kind == "close":
         # A new connection per request, as 'Connection: close' clients do.
