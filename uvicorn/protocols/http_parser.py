@@ -17,11 +17,34 @@ the new protocol.
 
 from __future__ import annotations
 
-import enum
 import re
-from dataclasses import dataclass
 
 import httptools
+
+from uvicorn.protocols.http_events import (
+    END_OF_REQUEST,
+    BadRequest,
+    Body,
+    EndOfRequest,
+    Event,
+    Limits,
+    ParserState,
+    RequestHead,
+    Upgrade,
+)
+
+__all__ = [  # the events are re-exported: callers import them from the parser
+    "END_OF_REQUEST",
+    "BadRequest",
+    "Body",
+    "EndOfRequest",
+    "Event",
+    "Limits",
+    "ParserState",
+    "RequestHead",
+    "RequestParser",
+    "Upgrade",
+]
 
 # llhttp's error texts that deserve a more precise status than 400.
 _NOT_IMPLEMENTED = ("Request has invalid `Transfer-Encoding`",)
@@ -54,28 +77,7 @@ _BODY_FIELD_TOO_LARGE = "chunk extension or trailer field too large"
 _METHOD_PEEK = 32  # bytes kept of each request's start, to tell a bad request line from a method
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Request head limits; beyond them the request is answered 414 or 431 and the connection
-    closed, so a hostile head costs at most this much memory."""
-
-    request_line: int = 8190
-    fields: int = 100
-    field_size: int = 8190
-
-    @property
-    def head_size(self) -> int:
-        return self.request_line + self.fields * (self.field_size + 4) + 4
-
-
-class ParserState(enum.Enum):
-    IDLE = "idle"  # between requests: no byte of the next one received
-    HEAD = "head"  # part of a request head received
-    BODY = "body"  # head complete, body (or trailers) arriving
-    CLOSED = "closed"  # the last request (not keep-alive) is complete; later bytes are ignored
-    UPGRADED = "upgraded"  # the connection now speaks another protocol
-    FAILED = "failed"  # the peer broke the protocol; nothing more is parsed
-
+_DEFAULT_LIMITS = Limits()
 
 # Module globals are found faster than enum attributes, on the path of every request.
 _IDLE, _HEAD, _BODY, _CLOSED = (
@@ -84,89 +86,6 @@ _IDLE, _HEAD, _BODY, _CLOSED = (
     ParserState.BODY,
     ParserState.CLOSED,
 )
-
-
-class RequestHead:
-    """A complete request head. ``headers`` are ``[lower-case name, value]`` pairs in order."""
-
-    __slots__ = (
-        "method",
-        "raw_path",
-        "query_string",
-        "http_version",
-        "headers",
-        "keep_alive",
-        "expect_continue",
-        "upgrade",
-        "proxied",
-    )
-
-    def __init__(
-        self,
-        method: str,
-        raw_path: bytes,
-        query_string: bytes,
-        http_version: str,
-        headers: list[list[bytes]],
-        keep_alive: bool,
-        expect_continue: bool = False,
-        upgrade: bytes | None = None,
-        proxied: bool = False,
-    ) -> None:
-        self.method = method
-        self.raw_path = raw_path
-        self.query_string = query_string
-        self.http_version = http_version
-        self.headers = headers
-        self.keep_alive = keep_alive
-        self.expect_continue = expect_continue
-        self.upgrade = upgrade
-        self.proxied = proxied  # it carries X-Forwarded-* or Forwarded fields
-
-    def __repr__(self) -> str:
-        return f"<RequestHead {self.method} {self.raw_path!r} HTTP/{self.http_version}>"
-
-
-class Body:
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-
-class EndOfRequest:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "END_OF_REQUEST"
-
-
-END_OF_REQUEST = EndOfRequest()
-
-
-class Upgrade:
-    """The request asked to switch protocols and was complete; ``data`` is what followed it."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-
-class BadRequest:
-    """The peer broke the protocol: answer ``status`` (if nothing was answered yet) and close."""
-
-    __slots__ = ("status", "reason")
-
-    def __init__(self, status: int, reason: str) -> None:
-        self.status = status
-        self.reason = reason
-
-    def __repr__(self) -> str:
-        return f"<BadRequest {self.status} {self.reason!r}>"
-
-
-Event = RequestHead | Body | EndOfRequest | Upgrade | BadRequest
 
 
 class _Reject(Exception):
@@ -181,7 +100,9 @@ class RequestParser:
     """Parses the requests of one connection. ``upgrades`` names the protocols (lower-case
     bytes) the caller can switch to; other upgrade requests are served as plain HTTP."""
 
-    def __init__(self, limits: Limits = Limits(), upgrades: frozenset[bytes] = frozenset()) -> None:
+    def __init__(
+        self, limits: Limits = _DEFAULT_LIMITS, upgrades: frozenset[bytes] = frozenset()
+    ) -> None:
         self.limits = limits
         self.upgrades = upgrades
         self._request_line = limits.request_line
