@@ -145,7 +145,7 @@ class HTTPConnection(StreamProtocol):
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.state.connections.discard(self)
+        self.state.forget(self)
         self._cancel_timer()
         self._lost()
 

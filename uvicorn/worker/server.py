@@ -164,9 +164,9 @@ class Server:
         or when its keep-alive timer fires, within --graceful-timeout."""
         state = self.state
         assert state is not None
-        connections = _ConnectionSet(state.connections)
-        state.connections = connections
-        for conn in connections:
+        connections = state.connections
+        state.all_closed = asyncio.Event()
+        for conn in list(connections):
             if conn.cycle is None:
                 conn.closing = True
             else:
@@ -176,7 +176,7 @@ class Server:
         logger.info("Retiring: answering %d open connection(s) once more", len(connections))
         waiters = [
             asyncio.ensure_future(event.wait())
-            for event in (connections.emptied, self._forced, self._linger_end)
+            for event in (state.all_closed, self._forced, self._linger_end)
         ]
         await asyncio.wait(
             waiters,
@@ -214,19 +214,6 @@ def _quiet_disconnects(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
         logger.debug("An app task ended with its client: %s", context.get("message"))
         return
     loop.default_exception_handler(context)
-
-
-class _ConnectionSet(set[HTTPConnection]):
-    """``state.connections`` during a linger: says when the last connection has gone."""
-
-    def __init__(self, connections: set[HTTPConnection]) -> None:
-        super().__init__(connections)
-        self.emptied = asyncio.Event()
-
-    def discard(self, conn: object) -> None:
-        super().discard(conn)
-        if not self:
-            self.emptied.set()
 
 
 async def serve(config: Config, sockets: list[socket.socket], link: Link | None = None) -> None:

@@ -59,6 +59,8 @@ class ServerState:
         self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
         self.lifespan_state: dict[str, Any] | None = None
         self.connections: set[HTTPConnection] = set()
+        # Set when the last HTTP connection has gone, once a retiring worker waits for that.
+        self.all_closed: asyncio.Event | None = None
         self.active = 0  # app calls in flight
         self.shutting_down = False
         self._drained: asyncio.Event = asyncio.Event()
@@ -112,12 +114,19 @@ class ServerState:
     ) -> None:
         """Hand the connection's socket to a WebSocket session (RFC 6455 section 4)."""
         assert self.websocket_class is not None
-        self.connections.discard(conn)
+        self.forget(conn)
         session = self.websocket_class(self, conn.transport, head, client, conn.server, scheme)
         conn.transport.set_protocol(session)
         if conn.read_paused:
             conn.transport.resume_reading()
         session.start(data)
+
+    def forget(self, conn: HTTPConnection) -> None:
+        """``conn`` no longer serves HTTP (it closed, or became a WebSocket)."""
+        connections = self.connections
+        connections.discard(conn)
+        if not connections and self.all_closed is not None:
+            self.all_closed.set()
 
     # Graceful shutdown.
 
