@@ -126,9 +126,9 @@ class Groups:
             local = self.groups[group] = set()
         local.add(member)
         member.groups.add(group)
-        # Fix: every add waits for the group's subscription (at once when it is confirmed),
-        # not only the first: a member added while it is under way is in the group for
-        # messages from other processes only once it is confirmed.
+        # Every add waits for the group's subscription (at once when it is confirmed), not
+        # only the first: a member added while it is under way is in the group for messages
+        # from other processes only once it is confirmed.
         await self.backend.subscribe(group)
 
     def discard(self, group: str, name: str) -> None:

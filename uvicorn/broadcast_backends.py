@@ -58,9 +58,8 @@ def encode(message: Any) -> Any:
 
 
 def _encode_key(key: Any) -> Any:
-    # Fix: a tuple key used to encode as a list, which the receiving processes could not use
-    # as a key again: the message was delivered here and dropped (as malformed) everywhere
-    # else. Keys are what decodes back to a key: str, bytes, numbers, booleans and None.
+    # Only what decodes back to a key: a tuple key would travel as a list, which the other
+    # processes could not use as a key again (delivered here, dropped everywhere else).
     if isinstance(key, (str, bytes, int, float)) or key is None:
         return encode(key)
     raise TypeError(
@@ -116,7 +115,7 @@ class RedisBackend(Backend):
         import redis.asyncio as redis
 
         self.url = url
-        # Fix: errors and logs name the address without the URL's password, if it has one.
+        # Errors and logs name the address without the URL's password, if it has one.
         parts = urlsplit(url)
         self.address = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
         self.prefix = prefix
@@ -150,9 +149,9 @@ class RedisBackend(Backend):
         self._ensure_listening()
         if self._outage:
             return  # subscribed again, with every other group, once Redis is back
-        # Fix: called for every member added (not only for the group's first), and waits for
-        # the one confirmation pending: a member that joined while the group's subscription
-        # was under way used to be answered before it, and missed what was sent meanwhile.
+        # Called for every member added, not only the group's first: one that joins while the
+        # group's subscription is under way waits for the same confirmation, or it would be
+        # answered before it and miss what is sent meanwhile.
         if group in self._subscribed:
             return
         channel = self._channel(group).encode()
@@ -177,9 +176,9 @@ class RedisBackend(Backend):
             return
 
         async def run() -> None:
-            # Fix: a group left and joined again at once (its last member leaves, a new one
-            # joins) used to end unsubscribed, this UNSUBSCRIBE reaching Redis after the new
-            # SUBSCRIBE. Skip it when the group is wanted again, and subscribe again after it
+            # A group left and joined again at once (its last member leaves, a new one joins)
+            # must not end unsubscribed by this UNSUBSCRIBE reaching Redis after the new
+            # SUBSCRIBE: skip it when the group is wanted again, and subscribe again after it
             # when the group was joined while it was being sent.
             if group in self._groups:
                 return
@@ -190,7 +189,7 @@ class RedisBackend(Backend):
             except Exception as exc:  # harmless: an unwanted message is ignored
                 logger.debug("Redis unsubscribe %r failed: %r", group, exc)
 
-        # Fix: keep a reference, or the event loop may collect the task before it runs.
+        # Kept referenced: the event loop holds tasks weakly, and could collect it unrun.
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -202,9 +201,9 @@ class RedisBackend(Backend):
             try:
                 await self._publisher.publish(self._channel(group), data)
             except self._connection_errors:
-                # Fix: a pooled connection made before Redis restarted fails its first command
-                # although Redis is back, so the first send of each process after an outage
-                # failed. One more try, on a new connection, tells that from an outage.
+                # A pooled connection made before Redis restarted fails its first command
+                # although Redis is back: one more try, on a new connection, tells that from
+                # an outage.
                 await self._publisher.publish(self._channel(group), data)
         except Exception as exc:
             raise BroadcastError(f"cannot send to group {group!r}: Redis at {self.address} is "
@@ -230,9 +229,9 @@ class RedisBackend(Backend):
                     logger.info("Redis at %s is reachable again: groups restored", self.address)
                     self._outage = False
                 attempt = 0
-                # Fix: a connection to Redis that went silent (its host or the network gone
-                # without a FIN or RST) used to be listened to forever: the groups of this
-                # process got nothing more, and no outage was logged. Idle, it is PINGed.
+                # A connection to Redis that goes silent (its host or the network gone without
+                # a FIN or RST) would be listened to forever, the groups of this process getting
+                # nothing more and no outage logged: idle, it is PINGed.
                 pinged = False
                 while True:
                     item = await pubsub.get_message(timeout=HEALTH_CHECK)
