@@ -86,22 +86,21 @@ class RedisServer:
         self.start()
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def _running_redis() -> Iterator[RedisServer]:
     server = RedisServer()
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    yield from _running_redis()
 
 
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A Redis server for one test, which it may stop and restart on the same port."""
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running_redis()

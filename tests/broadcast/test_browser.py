@@ -9,7 +9,7 @@ import contextlib
 
 from tests.broadcast.conftest import RedisServer
 from tests.e2e.process import REPO, CLIProcess
-from tests.e2e.test_browser import chromium
+from tests.e2e.test_browser import chromium, type_and_see
 from tests.helpers import UNIT
 
 
@@ -32,14 +32,9 @@ def test_two_pages_on_two_instances_chat(redis_server: RedisServer) -> None:
             # Open once the handshake is answered, which is once the page is in the group.
             page.wait_for_function("window.ws && window.ws.readyState === WebSocket.OPEN")
 
-        pages[0].fill("#messageText", "Hello from the first instance")
-        pages[0].click("button")
+        type_and_see(pages, 0, "Hello from the first instance")
+        type_and_see(pages, 1, "and from the second", press_enter=True)
         for page in pages:
-            page.wait_for_selector("#messages li:has-text('Hello from the first instance')")
-        pages[1].fill("#messageText", "and from the second")
-        pages[1].press("#messageText", "Enter")
-        for page in pages:
-            page.wait_for_selector("#messages li:has-text('and from the second')")
             assert page.locator("#messages li").all_inner_texts() == [
                 "Hello from the first instance",
                 "and from the second",

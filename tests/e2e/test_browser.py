@@ -64,6 +64,17 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+def type_and_see(pages: list[Any], sender: int, text: str, press_enter: bool = False) -> None:
+    """Type ``text`` into the chat page ``pages[sender]``; wait until every page lists it."""
+    pages[sender].fill("#messageText", text)
+    if press_enter:
+        pages[sender].press("#messageText", "Enter")
+    else:
+        pages[sender].click("button")
+    for page in pages:
+        page.wait_for_selector(f"#messages li:has-text('{text}')")
+
+
 def test_chat_example_in_two_tabs() -> None:
     timeout = 10_000 * UNIT  # milliseconds
     chat = REPO / "examples" / "chat"
@@ -78,15 +89,9 @@ def test_chat_example_in_two_tabs() -> None:
             assert tab.title() == "WebSocket demo"
             tab.wait_for_function("window.__openSockets === 1")
 
-        tabs[0].fill("#messageText", "Hello from tab one")
-        tabs[0].click("button")
+        type_and_see(tabs, 0, "Hello from tab one")
+        type_and_see(tabs, 1, "and from tab two", press_enter=True)
         for tab in tabs:
-            tab.wait_for_selector("#messages li:has-text('Hello from tab one')")
-
-        tabs[1].fill("#messageText", "and from tab two")
-        tabs[1].press("#messageText", "Enter")
-        for tab in tabs:
-            tab.wait_for_selector("#messages li:has-text('and from tab two')")
             items = tab.locator("#messages li").all_inner_texts()
             assert items == ["Hello from tab one", "and from tab two"]
         assert tabs[0].input_value("#messageText") == ""  # the page's own sendMessage ran

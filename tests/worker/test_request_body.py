@@ -8,24 +8,10 @@ from typing import Any
 
 import pytest
 
+from examples.echo_body import read_body  # the README's pattern (tests/test_readme.py)
 from tests.helpers import UNIT, Watch, get, only_connection, running_server
 from uvicorn.worker.connection import HTTPConnection
 from uvicorn.worker.cycle import BODY_HIGH_WATER, DISCARD_LIMIT
-
-
-# The README's pattern, verbatim.
-async def read_body(message, channels):  # type: ignore[no-untyped-def]
-    """
-    Read and return the entire body from an incoming ASGI message.
-    """
-    body = message.get("body", b"")
-    if "body" in channels:
-        while True:
-            message_chunk = await channels["body"].receive()
-            body += message_chunk["content"]
-            if not message_chunk.get("more_content", False):
-                break
-    return body
 
 
 async def echo_body(message, channels):  # type: ignore[no-untyped-def]
