@@ -355,3 +355,41 @@ def test_unknown_but_valid_method_in_a_pipeline() -> None:
     data = b"GET / HTTP/1.1\r\n" + H + b"\r\n"
     assert feed_all(data + b"BREW /pot HTTP/1.1\r\n" + H + b"\r\n") == [Head(), END, bad(501)]
     assert feed_all(data + b"GET/ HTTP/1.1\r\n" + H + b"\r\n") == [Head(), END, bad(400)]
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b"GET / HTTP/1.0",
+        b"DELETE /x HTTP/1.1",
+        # Longer than the 32 bytes the parser keeps of a request split across chunks.
+        b"GET /" + b"a" * 100 + b"?q=" + b"b" * 50 + b" HTTP/1.0",
+        b"OPTIONS * HTTP/1.0",
+        b"GET http://example.com/abs?q HTTP/1.1",
+    ],
+)
+def test_version_however_the_request_line_arrives(request_line: bytes) -> None:
+    # The version is read from the request line where the chunk holds it, and asked of llhttp
+    # otherwise (split heads, requests that begin mid-chunk): the answers must agree.
+    version = request_line[-3:].decode()
+    request = request_line + b"\r\n" + H + b"\r\n"
+    pipelined = b"GET /first HTTP/1.1\r\n" + H + b"\r\n" + request
+    for data in (request, pipelined):
+        heads = [e for e in feed_all(data) if isinstance(e, Head)]
+        assert heads[-1].http_version == version
+        assert heads[-1].keep_alive is (version == "1.1")
+
+
+def test_every_field_of_a_head_is_set() -> None:
+    # The parser sets RequestHead's fields itself, without an __init__ that would default any.
+    requests = [
+        b"GET / HTTP/1.1\r\n" + H + b"\r\n",
+        b"POST /?a HTTP/1.0\r\nX-Forwarded-For: 1.2.3.4\r\nContent-Length: 0\r\n\r\n",
+        b"PUT / HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+        b"GET / HTTP/1.1\r\n" + H + b"Connection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    ]
+    for data in requests:
+        head = RequestParser(upgrades=WS).receive_data(data)[0]
+        assert isinstance(head, RequestHead)
+        for name in RequestHead.__slots__:
+            assert hasattr(head, name), name

@@ -34,7 +34,11 @@ class ParserState(enum.Enum):
 
 
 class RequestHead:
-    """A complete request head. ``headers`` are ``[lower-case name, value]`` pairs in order."""
+    """A complete request head. ``headers`` are ``[lower-case name, value]`` pairs in order.
+
+    Made only by the parser, which sets every field itself rather than through an
+    ``__init__``: it makes one per request, and a class call costs about as much as the rest
+    of that step together."""
 
     __slots__ = (
         "method",
@@ -47,28 +51,15 @@ class RequestHead:
         "upgrade",
         "proxied",
     )
-
-    def __init__(
-        self,
-        method: str,
-        raw_path: bytes,
-        query_string: bytes,
-        http_version: str,
-        headers: list[list[bytes]],
-        keep_alive: bool,
-        expect_continue: bool = False,
-        upgrade: bytes | None = None,
-        proxied: bool = False,
-    ) -> None:
-        self.method = method
-        self.raw_path = raw_path
-        self.query_string = query_string
-        self.http_version = http_version
-        self.headers = headers
-        self.keep_alive = keep_alive
-        self.expect_continue = expect_continue
-        self.upgrade = upgrade
-        self.proxied = proxied  # it carries X-Forwarded-* or Forwarded fields
+    method: str
+    raw_path: bytes
+    query_string: bytes
+    http_version: str
+    headers: list[list[bytes]]
+    keep_alive: bool
+    expect_continue: bool  # Expect: 100-continue, on an HTTP/1.1 request
+    upgrade: bytes | None  # the (lower-case) protocol of an upgrade we may switch to
+    proxied: bool  # it carries X-Forwarded-* or Forwarded fields
 
     def __repr__(self) -> str:
         return f"<RequestHead {self.method} {self.raw_path!r} HTTP/{self.http_version}>"

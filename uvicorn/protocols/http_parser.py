@@ -51,6 +51,9 @@ _NOT_IMPLEMENTED = ("Request has invalid `Transfer-Encoding`",)
 _VERSION_ERRORS = ("Invalid HTTP version", "Pause on PRI/Upgrade")
 
 _METHODS: dict[bytes, str] = {}  # bytes -> str, so a request's method is not decoded each time
+# The end of a request line, for the versions served (see on_headers_complete).
+_VERSIONS = {b" HTTP/1.1": "1.1", b" HTTP/1.0": "1.0"}
+_new_object = object.__new__
 
 # RFC 9110 section 5.6.2: token = 1*tchar.
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -61,6 +64,7 @@ _HOST = re.compile(
 )
 _OWS = b" \t"
 _HASH = ord("#")
+_QUESTION = ord("?")
 # Request header fields the parser acts on, by lower-case name.
 _HOST_FIELD, _EXPECT_FIELD, _UPGRADE_FIELD, _TE_FIELD, _PROXY_FIELD = range(5)
 _REQUEST_SPECIAL = {
@@ -114,6 +118,9 @@ class RequestParser:
         self._url = b""
         self._headers: list[list[bytes]] = []
         self._head_bytes = 0  # bytes fed since the current head started
+        # Bytes fed since the parser was last idle at the start of a feed: no header or trailer
+        # field completing now can be longer.
+        self._fed = 0
         # Bytes fed since llhttp last handed us something (URL, field, body). httptools buffers a
         # header or trailer field until it is complete, concatenating the pieces at quadratic
         # cost: a field trickled in is refused once this passes what a field may be, rather than
@@ -146,13 +153,17 @@ class RequestParser:
                         break
                 self.state = _HEAD
                 self._start = data  # kept until the head completes; only its start is read
-                self._head_bytes = len(data)
+                # No field was in progress: whatever completes in this feed lies within it.
+                self._head_bytes = self._fed = len(data)
             elif state is _HEAD:
                 self._head_bytes += len(data)
+                self._fed += len(data)
                 start = self._start
                 if start is not None and len(start) < _METHOD_PEEK:
                     self._start = start + data[: _METHOD_PEEK - len(start)]
-            elif state is not _BODY:
+            elif state is _BODY:
+                self._fed += len(data)  # (a trailer field may be in progress)
+            else:
                 break  # CLOSED, UPGRADED or FAILED: nothing more is parsed
             self._pending += len(data)
             try:
@@ -202,20 +213,23 @@ class RequestParser:
             raise _Reject(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        # This runs for every field of every request: written for few bytecodes.
         self._pending = 0
-        if value[-1:] <= b" ":  # empty, or ending with SP or HTAB (llhttp rejects other CTLs)
+        if value and value[-1] <= 32:  # ends with SP or HTAB (llhttp rejects other CTLs)
             # RFC 9112 section 5: field-line = field-name ":" OWS field-value OWS; llhttp
             # strips the leading OWS only.
             value = value.rstrip(_OWS)
-        if len(name) + len(value) > self._field_size:
+        # A field is no longer than the bytes fed since it could have begun (_fed), so most
+        # requests skip the measuring.
+        if self._fed > self._field_size and len(name) + len(value) > self._field_size:
             if self.state is _BODY:
                 raise _Reject(400, _BODY_FIELD_TOO_LARGE)
             raise _Reject(431, "header field too large")
         if self.state is _BODY:
             # A trailer section: never merged into the request headers (RFC 9112 section 7.1.2).
             return
-        if len(self._headers) >= self._max_fields:
-            raise _Reject(431, "too many header fields")
+        # (The number of fields is checked once the head is complete: until then, the head
+        # size limit bounds what they hold.)
         name = name.lower()
         kind = _REQUEST_SPECIAL.get(name)
         if kind is not None:
@@ -240,26 +254,42 @@ class RequestParser:
         self._headers.append([name, value])
 
     def on_headers_complete(self) -> None:
+        # This runs for every request: written for few calls and bytecodes.
         parser = self._parser
-        version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
-            raise _Reject(505, f"HTTP/{version} is not supported")
+        method_bytes = parser.get_method()
+        url = self._url
+        version = None
+        start = self._start
+        if start is not None:
+            # The request line ends with " HTTP/x.y" right after the target: read the version
+            # there when this chunk holds the line (httptools' get_http_version() formats a new
+            # string for every request). llhttp validated the line; where the bytes are not
+            # laid out so (extra spaces, a line longer than the chunk), nothing matches here.
+            at = len(method_bytes) + 1 + len(url)
+            version = _VERSIONS.get(start[at : at + 9])
+        if version is None:
+            version = parser.get_http_version()
+            if version != "1.1" and version != "1.0":
+                raise _Reject(505, f"HTTP/{version} is not supported")
+        headers = self._headers
+        if len(headers) > self._max_fields:
+            raise _Reject(431, "too many header fields")
         if self._hosts != 1 and (self._hosts or version == "1.1"):
             # RFC 9112 section 3.2: 400 for an HTTP/1.1 request without a Host header, and
             # for any request with more than one.
             raise _Reject(
                 400, "missing Host header" if not self._hosts else "duplicate Host header"
             )
-        method_bytes = parser.get_method()
         method = _METHODS.get(method_bytes)
         if method is None:
             method = method_bytes.decode("ascii")
+            if method == "CONNECT":
+                raise _Reject(501, "CONNECT is not supported")
             if len(_METHODS) < 64:
                 _METHODS[method_bytes] = method
-        if method == "CONNECT":
-            raise _Reject(501, "CONNECT is not supported")
         te = self._transfer_encoding
         if te is not None:
+            self._transfer_encoding = None
             if version == "1.0":
                 # RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty
                 # framing.
@@ -270,17 +300,30 @@ class RequestParser:
                 # accepts any coding before a final chunked one, which would hand the app a
                 # body still encoded; chunked alone is what we decode.
                 raise _Reject(501, "unsupported transfer coding")
-        url = self._url
-        # origin-form, as nearly every request has it. (An int tested for membership: CPython
+        # origin-form, as nearly every request has it. (Ints tested for membership: CPython
         # tries bytes.__contains__'s argument as an int first, and a bytes one costs a raised
         # and cleared TypeError.)
         if url[:1] == b"/" and _HASH not in url:
-            raw_path, _, query_string = url.partition(b"?")
+            if _QUESTION in url:
+                raw_path, _, query_string = url.partition(b"?")
+            else:
+                raw_path, query_string = url, b""
         else:
             raw_path, query_string = _split_target(url, method)
         keep_alive = self._keep_alive = parser.should_keep_alive()
-        head = RequestHead(method, raw_path, query_string, version, self._headers, keep_alive)
-        # The rarely set ones are reset only when set: this runs for every request.
+        # Every field set here, without a call to __init__ (a class call costs more than the
+        # whole of the rest of this function's bookkeeping).
+        head = _new_object(RequestHead)
+        head.method = method
+        head.raw_path = raw_path
+        head.query_string = query_string
+        head.http_version = version
+        head.headers = headers
+        head.keep_alive = keep_alive
+        head.expect_continue = False
+        head.upgrade = None
+        head.proxied = False
+        # The rarely set ones are reset only when set.
         if self._expect_continue:
             head.expect_continue = version == "1.1"
             self._expect_continue = False
@@ -291,7 +334,6 @@ class RequestParser:
         if self._proxied:
             head.proxied = True
             self._proxied = False
-        self._transfer_encoding = None
         self._events.append(head)
         self.state = _BODY
         self._url = b""

@@ -106,7 +106,7 @@ class ASGICycle(RequestCycle):
             else:
                 self.write_body(body, more)
         elif kind == "http.response.start":
-            if self._start is not None or self.response.state is not _IDLE:
+            if self._start is not None or self.state is not _IDLE:
                 raise RuntimeError("http.response.start sent twice")
             if "status" not in message:
                 raise ValueError("http.response.start needs a 'status'")

@@ -203,8 +203,7 @@ class HTTPConnection(StreamProtocol):
             state.drained()
         if self.closed:
             return
-        response = cycle.response
-        if response.state is not ResponseState.DONE or not response.keep_alive or self.closing:
+        if cycle.state is not ResponseState.DONE or not cycle.keep_alive or self.closing:
             self.close()
             return
         if not cycle.body_complete:
@@ -252,8 +251,8 @@ class HTTPConnection(StreamProtocol):
             # The body of the request being answered broke its framing: nothing after it can
             # be trusted. Answer 400 if the request is still unanswered, then close.
             reading.connection_lost()
-            if reading is self.cycle and reading.response.state is ResponseState.IDLE:
-                reading.response.abandon()
+            if reading is self.cycle and reading.state is ResponseState.IDLE:
+                reading.abandon()
                 self._answer_bad_request(error)
             else:
                 self.close()
@@ -311,5 +310,5 @@ class HTTPConnection(StreamProtocol):
         cycle = self.cycle
         if cycle is None:
             self.close()
-        elif cycle.response.state is ResponseState.IDLE:
-            cycle.response.keep_alive = False
+        elif cycle.state is ResponseState.IDLE:
+            cycle.keep_alive = False

@@ -95,7 +95,7 @@ class ReplyChannel(_Channel):
             raise TypeError(f"invalid message {message!r}: must be a dict") from None
         if type(content) is not bytes:
             content = check_bytes(content, "content")
-        if "status" in message or cycle.response.state is _IDLE:
+        if "status" in message or cycle.state is _IDLE:
             if "status" not in message:
                 if "headers" in message:
                     raise ValueError(f"missing 'status' in the response start {message!r}")
@@ -134,7 +134,7 @@ class MessagingCycle(RequestCycle):
     def call_app(self) -> Awaitable[None]:
         conn = self.conn
         state = conn.state
-        body = self.take_body() if self.body else b""
+        body = self.take_body() if self.received else b""
         message = request_message(
             "http.request", self.head, self.scheme, self.client, conn.server, state.root_path, body
         )

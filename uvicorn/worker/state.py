@@ -88,7 +88,7 @@ class ServerState:
         target = head.raw_path.decode("latin-1")
         if head.query_string:
             target += "?" + head.query_string.decode("latin-1")
-        status = cycle.response.status
+        status = cycle.status
         self.log_request(cycle.client, head.method, target, head.http_version, status)
 
     @staticmethod
