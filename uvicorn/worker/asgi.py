@@ -98,7 +98,7 @@ class ASGICycle(RequestCycle):
             body = message.get("body", b"")
             if type(body) is not bytes:
                 body = check_bytes(body, "body")
-            more = bool(message.get("more_body", False))
+            more = message.get("more_body", False)  # (only its truth is used)
             start = self._start
             if start is not None:
                 self._start = None

@@ -14,9 +14,9 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from uvicorn.protocols.http_parser import (
+    END_OF_REQUEST,
     BadRequest,
     Body,
-    EndOfRequest,
     ParserState,
     RequestHead,
     RequestParser,
@@ -35,6 +35,7 @@ _PARSER_IDLE = ParserState.IDLE
 _PARSER_HEAD = ParserState.HEAD
 _PARSER_BODY = ParserState.BODY
 _PARSER_UPGRADED = ParserState.UPGRADED
+_DONE = ResponseState.DONE
 
 
 class PendingUpgrade:
@@ -88,6 +89,12 @@ class HTTPConnection(StreamProtocol):
         upgrading: RequestHead | None = None
         queued = False
         for event in self.parser.receive_data(data):
+            if event is END_OF_REQUEST:
+                reading = self.reading
+                if reading is not None:
+                    self.reading = None
+                    reading.end_body()
+                continue
             kind = type(event)
             if kind is Body:
                 reading = self.reading
@@ -107,11 +114,6 @@ class HTTPConnection(StreamProtocol):
                 else:
                     self.pipeline.append(cycle)
                     queued = True
-            elif kind is EndOfRequest:
-                reading = self.reading
-                if reading is not None:
-                    self.reading = None
-                    reading.end_body()
             elif kind is BadRequest:
                 self._bad_request(event)  # type: ignore[arg-type]
             elif kind is Upgrade:
@@ -203,7 +205,7 @@ class HTTPConnection(StreamProtocol):
             state.drained()
         if self.closed:
             return
-        if cycle.state is not ResponseState.DONE or not cycle.keep_alive or self.closing:
+        if cycle.state is not _DONE or not cycle.keep_alive or self.closing:
             self.close()
             return
         if not cycle.body_complete:
