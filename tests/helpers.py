@@ -85,11 +85,10 @@ class Response:
 
 
 class _ResponseParser:
-    def __init__(self, head_request: bool) -> None:
+    def __init__(self) -> None:
         self.responses: list[Response] = []
         self.current = Response()
         self.parser = httptools.HttpResponseParser(self)
-        self.head_request = head_request
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.current.headers.append((name, value))
@@ -114,6 +113,7 @@ class RawClient:
         self.reader = reader
         self.writer = writer
         self._raw = bytearray()
+        self._unparsed = bytearray()  # received, not yet handed to a response parser
         self._parser: _ResponseParser | None = None
 
     @property
@@ -126,29 +126,45 @@ class RawClient:
         await self.writer.drain()
 
     async def read_response(self, head: bool = False) -> Response:
-        """The next complete response (``head``: it answers a HEAD request, so has no body)."""
-        if self._parser is None:
-            self._parser = _ResponseParser(head)
-        parser = self._parser
-        while not parser.responses:
-            if head and parser.current.status and b"\r\n\r\n" in self._raw:
-                parser.current.finish()
-                parser.responses.append(parser.current)
-                break
-            data = await asyncio.wait_for(self.reader.read(65536), 5 * UNIT)
-            if not data:
-                if parser.current.status:  # close-delimited body
-                    parser.parser.feed_data(b"")
-                    parser.current.finish()
-                    parser.responses.append(parser.current)
-                    break
-                raise ConnectionError(f"connection closed; received {self.raw!r}")
-            self._raw += data
-            parser.parser.feed_data(data)
-        response = parser.responses.pop(0)
+        """The next complete response (``head``: it answers a HEAD request, so has no body:
+        only its head is parsed, and whatever followed it waits for the next call)."""
         if head:
             self._parser = None
-        return response
+            while b"\r\n\r\n" not in self._unparsed:
+                if not await self._receive():
+                    raise ConnectionError(f"connection closed; received {self.raw!r}")
+            end = self._unparsed.index(b"\r\n\r\n") + 4
+            block = bytes(self._unparsed[:end])
+            del self._unparsed[:end]
+            head_parser = _ResponseParser()
+            head_parser.parser.feed_data(block)
+            if not head_parser.responses:  # (a 204 or 304 completes at its head)
+                head_parser.current.finish()
+                head_parser.responses.append(head_parser.current)
+            return head_parser.responses[0]
+        if self._parser is None:
+            self._parser = _ResponseParser()
+        parser = self._parser
+        while not parser.responses:
+            if not self._unparsed:
+                if not await self._receive():
+                    if parser.current.status:  # close-delimited body
+                        parser.parser.feed_data(b"")
+                        parser.current.finish()
+                        parser.responses.append(parser.current)
+                        break
+                    raise ConnectionError(f"connection closed; received {self.raw!r}")
+            data = bytes(self._unparsed)
+            self._unparsed.clear()
+            parser.parser.feed_data(data)
+        return parser.responses.pop(0)
+
+    async def _receive(self) -> bool:
+        """Read more; False at the end of the stream."""
+        data = await asyncio.wait_for(self.reader.read(65536), 5 * UNIT)
+        self._raw += data
+        self._unparsed += data
+        return bool(data)
 
     async def read_until_closed(self) -> bytes:
         """Everything until the server closes the connection."""

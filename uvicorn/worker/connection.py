@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from uvicorn.worker.state import ServerState
 
 logger = logging.getLogger("uvicorn.error")
+
+# Tasks that start running when created (asyncio.Task's eager_start), from Python 3.12.
+EAGER_TASKS = sys.version_info >= (3, 12)
 
 _PARSER_IDLE = ParserState.IDLE
 _PARSER_HEAD = ParserState.HEAD
@@ -170,7 +174,9 @@ class HTTPConnection(StreamProtocol):
 
     # Request cycles.
 
-    def _start_cycle(self, cycle: RequestCycle) -> None:
+    def _start_cycle(self, cycle: RequestCycle, eager: bool = True) -> None:
+        """Call the app for ``cycle``; ``eager`` (Python 3.12+) runs the call at once, up to
+        where it first waits, rather than from the event loop's queue."""
         state = self.state
         self._head_started = None
         if state.limit_concurrency is not None and state.active >= state.limit_concurrency:
@@ -188,8 +194,15 @@ class HTTPConnection(StreamProtocol):
             )
         if self._task_factory_free:
             # What loop.create_task() does without a task factory, minus the "Task-<n>" name
-            # that CPython 3.11 formats for every task.
-            cycle.task = asyncio.Task(cycle.run(), loop=self.loop, name="uvicorn.request")
+            # that CPython formats for every task.
+            if EAGER_TASKS and eager:
+                # An eager task is a real Task (current_task() is right for the app), but an
+                # app that answers without waiting finishes here, never queued in the loop.
+                cycle.task = asyncio.Task(  # type: ignore[call-arg, unused-ignore]
+                    cycle.run(), loop=self.loop, name="uvicorn.request", eager_start=True
+                )
+            else:
+                cycle.task = asyncio.Task(cycle.run(), loop=self.loop, name="uvicorn.request")
         else:
             cycle.task = self.loop.create_task(cycle.run())
 
@@ -223,7 +236,9 @@ class HTTPConnection(StreamProtocol):
                 return
             self.cycle = following
             self.update_reading()
-            self._start_cycle(following)
+            # Not eager: it would finish inside this call and start the next one from there,
+            # one stack frame deeper for each pipelined request.
+            self._start_cycle(following, eager=False)
         else:
             if self.read_paused:
                 self.update_reading()
