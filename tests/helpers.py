@@ -56,7 +56,7 @@ class RunningServer:
         client = await self.connect()
         try:
             await client.send(data)
-            return await client.read_response()
+            return await client.read_response(head=data.startswith(b"HEAD "))
         finally:
             client.close()
 
@@ -114,7 +114,6 @@ class RawClient:
         self.writer = writer
         self._raw = bytearray()
         self._unparsed = bytearray()  # received, not yet handed to a response parser
-        self._parser: _ResponseParser | None = None
 
     @property
     def raw(self) -> bytes:
@@ -126,38 +125,54 @@ class RawClient:
         await self.writer.drain()
 
     async def read_response(self, head: bool = False) -> Response:
-        """The next complete response (``head``: it answers a HEAD request, so has no body:
-        only its head is parsed, and whatever followed it waits for the next call)."""
-        if head:
-            self._parser = None
-            while b"\r\n\r\n" not in self._unparsed:
-                if not await self._receive():
-                    raise ConnectionError(f"connection closed; received {self.raw!r}")
-            end = self._unparsed.index(b"\r\n\r\n") + 4
-            block = bytes(self._unparsed[:end])
+        """The next complete response (``head``: it answers a HEAD request, so has no body).
+
+        The response's own bytes are found first (RFC 9112 section 6.3), then parsed with
+        httptools; whatever follows them in the same read waits for the next call."""
+        end = head_end = await self._until(b"\r\n\r\n") + 4
+        parser = _ResponseParser()
+        parser.parser.feed_data(bytes(self._unparsed[:end]))
+        response = parser.responses[0] if parser.responses else parser.current
+        status, length = response.status, response.header(b"content-length")
+        if head or status < 200 or status in (204, 304) or parser.responses:
             del self._unparsed[:end]
-            head_parser = _ResponseParser()
-            head_parser.parser.feed_data(block)
-            if not head_parser.responses:  # (a 204 or 304 completes at its head)
-                head_parser.current.finish()
-                head_parser.responses.append(head_parser.current)
-            return head_parser.responses[0]
-        if self._parser is None:
-            self._parser = _ResponseParser()
-        parser = self._parser
-        while not parser.responses:
-            if not self._unparsed:
-                if not await self._receive():
-                    if parser.current.status:  # close-delimited body
-                        parser.parser.feed_data(b"")
-                        parser.current.finish()
-                        parser.responses.append(parser.current)
-                        break
-                    raise ConnectionError(f"connection closed; received {self.raw!r}")
-            data = bytes(self._unparsed)
-            self._unparsed.clear()
-            parser.parser.feed_data(data)
-        return parser.responses.pop(0)
+            response.finish()
+            return response
+        if response.chunked:
+            while True:  # chunk-size [ext] CRLF data CRLF, until the last chunk and trailers
+                line_end = await self._until(b"\r\n", end)
+                size = int(self._unparsed[end:line_end].split(b";")[0], 16)
+                end = line_end + 2
+                if size == 0:
+                    end = await self._until(b"\r\n\r\n", end - 2) + 4
+                    break
+                end += size + 2
+                while len(self._unparsed) < end:
+                    await self._receive_or_fail()
+        elif length is not None:
+            end += int(length)
+            while len(self._unparsed) < end:
+                await self._receive_or_fail()
+        else:  # close-delimited
+            while await self._receive():
+                pass
+            end = len(self._unparsed)
+        body = bytes(self._unparsed[head_end:end])
+        del self._unparsed[:end]
+        parser.parser.feed_data(body)
+        if not parser.responses:
+            parser.parser.feed_data(b"")  # the end of a close-delimited body
+        return parser.responses[0]
+
+    async def _until(self, marker: bytes, start: int = 0) -> int:
+        """Where ``marker`` begins in the unparsed bytes, reading until it arrives."""
+        while (at := self._unparsed.find(marker, start)) < 0:
+            await self._receive_or_fail()
+        return at
+
+    async def _receive_or_fail(self) -> None:
+        if not await self._receive():
+            raise ConnectionError(f"connection closed; received {self.raw!r}")
 
     async def _receive(self) -> bool:
         """Read more; False at the end of the stream."""
