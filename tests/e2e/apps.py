@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -23,6 +24,11 @@ async def describe(message: dict[str, Any], channels: dict[str, Any]) -> None:
         {k: message[k] for k in ("scheme", "client", "server", "root_path", "path", "headers")}
     )
     await channels["reply"].send({"status": 200, "content": text.encode()})
+
+
+async def gc_frozen(message: dict[str, Any], channels: dict[str, Any]) -> None:
+    """Answers with the number of objects the worker set apart from the garbage collector."""
+    await channels["reply"].send({"status": 200, "content": b"%d" % gc.get_freeze_count()})
 
 
 async def lifespan_fails(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -47,6 +47,16 @@ def test_echo_body_example() -> None:
         assert server.stop() == 0
 
 
+def test_a_worker_sets_what_it_loaded_apart_from_the_garbage_collector() -> None:
+    # gc.freeze() once serving: full collections then walk only what requests create, so they
+    # no longer pause every request for milliseconds (the benchmarks' p99).
+    with CLIProcess("tests.e2e.apps:gc_frozen", "--port", "0") as server:
+        port = server.wait_ready()
+        response = http_get(port, "/")
+        assert int(response.partition(b"\r\n\r\n")[2]) > 1000
+        assert server.stop() == 0
+
+
 def test_access_log_line() -> None:
     with CLIProcess("examples.hello_world:hello_world", "--port", "0") as server:
         port = server.wait_ready()

@@ -82,6 +82,7 @@ _METHOD_PEEK = 32  # bytes kept of each request's start, to tell a bad request l
 
 
 _DEFAULT_LIMITS = Limits()
+_RETIRED = httptools.HttpRequestParser(object())  # what a closed RequestParser holds
 
 # Module globals are found faster than enum attributes, on the path of every request.
 _IDLE, _HEAD, _BODY, _CLOSED = (
@@ -353,6 +354,14 @@ class RequestParser:
         # HTTP/1.0 one without keep-alive), the server "MUST NOT process any further requests
         # received on that connection".
         self.state = _IDLE if self._keep_alive else _CLOSED
+
+    def close(self) -> None:
+        """Nothing more will be parsed on this connection. Lets go of llhttp's parser, which
+        holds this object's callbacks: left to the cyclic garbage collector, one such cycle per
+        connection makes for frequent full collections, each pausing every request."""
+        if self.state is _IDLE or self.state is _HEAD or self.state is _BODY:
+            self.state = _CLOSED
+        self._parser = _RETIRED
 
     # Internals.
 

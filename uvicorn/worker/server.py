@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -227,6 +228,10 @@ async def serve(config: Config, sockets: list[socket.socket], link: Link | None 
         server.install_signal_handlers()
     try:
         await server.start()
+        # What exists now (the app, its modules, what its startup made) lives as long as the
+        # worker: set it apart from the cyclic garbage collector, whose full collections would
+        # otherwise walk all of it again and again, each one pausing every request.
+        gc.freeze()
         if supervised is not None:
             supervised.serving()
         await server.wait()

@@ -123,6 +123,7 @@ class ServerState:
 
     def forget(self, conn: HTTPConnection) -> None:
         """``conn`` no longer serves HTTP (it closed, or became a WebSocket)."""
+        conn.parser.close()
         connections = self.connections
         connections.discard(conn)
         if not connections and self.all_closed is not None:
