@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Callable
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
@@ -73,15 +72,12 @@ class ServerState:
     def addresses(transport: asyncio.BaseTransport) -> tuple[list[Any] | None, list[Any] | None]:
         """(client, server) as SPEC.md spells them: ``[host, port]``, or for a Unix socket
         ``None`` and ``[path, None]``."""
-        sock = transport.get_extra_info("socket")
-        family = getattr(sock, "family", socket.AF_INET)
-        if family == socket.AF_UNIX:
-            return None, [transport.get_extra_info("sockname") or "", None]
-        peer = transport.get_extra_info("peername")
         local = transport.get_extra_info("sockname")
+        if type(local) is not tuple:  # AF_UNIX: a path (str, or bytes if abstract), or None
+            return None, [local or "", None]
+        peer = transport.get_extra_info("peername")
         client = [peer[0], peer[1]] if peer else None
-        server = [local[0], local[1]] if local else None
-        return client, server
+        return client, [local[0], local[1]]
 
     def log_access(self, cycle: RequestCycle) -> None:
         head = cycle.head
