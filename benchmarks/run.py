@@ -93,6 +93,18 @@ def venv(name: str, packages: list[str], base_python: str) -> Path:
     return path
 
 
+def install_wrk() -> None:
+    """wrk from the distribution's packages (Debian, Ubuntu), as root or through sudo."""
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    if shutil.which("apt-get") is None or (sudo and shutil.which("sudo") is None):
+        sys.exit("wrk is not installed: install it (Debian: apt-get install -y wrk) and run again")
+    log("installing wrk (apt-get install -y wrk)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+        if subprocess.run([*sudo, *step], env=env).returncode != 0:
+            sys.exit(f"could not install wrk ({' '.join(step)} failed): install it and run again")
+
+
 def our_python() -> str:
     """The project's .venv, else this interpreter, provided it imports uvicorn from the checkout."""
     for python in (CHECKOUT / ".venv" / "bin" / "python", Path(sys.executable)):
@@ -193,9 +205,11 @@ def machine() -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=int, default=10, help="measured seconds per run")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per run (0: none)")
+    # Five short rounds rather than three long ones: on a shared machine a burst of noise
+    # spoils one run, and the median of five paired ratios sets two such rounds aside.
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=6, help="measured seconds per run")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds per run (0: none)")
     names = ", ".join(loads.SCENARIOS)
     parser.add_argument("--scenarios", default=",".join(loads.SCENARIOS), help=f"of: {names}")
     parser.add_argument("--connections", type=int, default=64)
@@ -218,7 +232,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("wrk") is None and any(s != "ws" for s in args.scenarios):
-        sys.exit("wrk is not installed (apt-get install -y wrk)")
+        install_wrk()
     args.client_cpu, args.server_cpu = CLIENT_CPU, SERVER_CPU
     if procs.can_pin():
         os.sched_setaffinity(0, {CLIENT_CPU})  # the runner's own sampling stays off the server core

@@ -51,7 +51,7 @@ def _results(ours_rps: float, asgi_rps: float) -> dict[str, dict[str, Any]]:
 
 def test_options_default_to_the_issue_method() -> None:
     args = run.parse_args([])
-    assert (args.rounds, args.duration, args.warmup, args.connections) == (3, 10, 2, 64)
+    assert (args.rounds, args.duration, args.warmup, args.connections) == (5, 6, 1, 64)
     assert args.scenarios == ["hello-ka", "hello-close", "stream", "echo", "ws"]
     assert run.parse_args(["--peers", "granian", "--scenarios", "ws"]).peers == ["granian"]
 
