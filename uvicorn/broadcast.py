@@ -29,8 +29,11 @@ from uvicorn.types import Channels, Message
 logger = logging.getLogger("uvicorn.error")
 
 # A member that falls this many messages behind is dropped from its groups: one slow client
-# must not make its process hold an unbounded backlog.
+# must not make its process hold an unbounded backlog. It is also sent a close (a WebSocket
+# closes with 1013, "try again later"; an HTTP stream ends), so that its client learns it
+# missed messages rather than waiting for them forever.
 MAX_BACKLOG = 1000
+TOO_SLOW = {"close": 1013}
 
 __all__ = ["BroadCastMiddleware", "BroadcastError", "BroadcastMiddleware", "Groups"]
 
@@ -52,6 +55,7 @@ class _Member:
         if self.task is not None:  # still sending earlier messages: queue behind them
             if len(self.backlog) >= MAX_BACKLOG:
                 self.owner.evict(self, f"more than {MAX_BACKLOG} messages behind")
+                self._close_slow()
             else:
                 self.backlog.append(message)
             return
@@ -67,6 +71,23 @@ class _Member:
             self._failed(exc)
             return
         self.task = asyncio.get_running_loop().create_task(self._finish(coroutine, waiting_on))
+
+    def _close_slow(self) -> None:
+        """Stop sending what is queued and send a close instead. A reply channel writes its
+        message before it waits for a slow peer, so one step of the send is enough: the rest
+        (waiting for the peer to read) is abandoned, and the server's closing-handshake
+        timeout ends a connection whose peer never reads again."""
+        if self.task is not None:
+            self.task.cancel()
+        coroutine = self.channel.send(dict(TOO_SLOW))
+        try:
+            coroutine.send(None)
+        except StopIteration:
+            return
+        except Exception as exc:  # it may be gone already, or not take a close: dropped anyway
+            logger.debug("Closing %s failed: %r", self.name, exc)
+            return
+        coroutine.close()
 
     async def _finish(self, coroutine: Any, waiting_on: Any) -> None:
         try:

@@ -106,8 +106,9 @@ class MemoryBackend(Backend):
         pass
 
     async def publish(self, group: str, message: dict[str, Any]) -> None:
-        encode(message)  # the same type rules as across processes
-        self.on_message(group, message)
+        # The same types as across processes (a tuple arrives as a list, as it would there),
+        # and a copy: the app may reuse its message once send() returned.
+        self.on_message(group, decode(encode(message)))
 
 
 class RedisBackend(Backend):
@@ -196,7 +197,8 @@ class RedisBackend(Backend):
 
     async def publish(self, group: str, message: dict[str, Any]) -> None:
         self._ensure_listening()
-        data = json.dumps({"o": self.origin, "m": encode(message)}, separators=(",", ":"))
+        encoded = encode(message)
+        data = json.dumps({"o": self.origin, "m": encoded}, separators=(",", ":"))
         try:
             try:
                 await self._publisher.publish(self._channel(group), data)
@@ -208,7 +210,9 @@ class RedisBackend(Backend):
         except Exception as exc:
             raise BroadcastError(f"cannot send to group {group!r}: Redis at {self.address} is "
                                  f"unreachable ({exc})") from None  # fmt: skip
-        self.on_message(group, message)  # local members: no round trip through Redis
+        # Local members: no round trip through Redis, but the types the others get (a tuple
+        # arrives as a list everywhere), and a copy the app cannot change after send().
+        self.on_message(group, decode(encoded))
 
     async def _listen(self) -> None:
         """Receive what other processes publish; reconnect with back-off when Redis is gone."""

@@ -1,5 +1,5 @@
-"""Reply channels for the Groups unit tests: one that records, one that blocks, one that is
-closed."""
+"""Reply channels for the Groups unit tests: one that records, two whose client does not read,
+one that is closed."""
 
 from __future__ import annotations
 
@@ -44,6 +44,16 @@ class Blocked(Recorder):
 
     def release(self) -> None:
         self.released.set()
+
+
+class Backpressured(Blocked):
+    """A member whose client does not read, as the server's reply channels behave: each
+    message is written at once, then the send waits until ``release()`` (back-pressure)."""
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.started += 1
+        await Recorder.send(self, message)
+        await self.released.wait()
 
 
 class Closed(Recorder):

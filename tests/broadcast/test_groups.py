@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.broadcast.fakes import Blocked, Closed, Recorder
+from tests.broadcast.fakes import Backpressured, Blocked, Closed, Recorder
 from tests.helpers import UNIT, Watch, running_server
 from uvicorn import broadcast
 from uvicorn.broadcast import BroadCastMiddleware, BroadcastMiddleware, Groups, GroupsChannel
@@ -135,11 +135,11 @@ async def test_a_slow_member_delays_no_one_and_catches_up_in_order() -> None:
     assert await asyncio.wait_for(slow.until(10), 5 * UNIT) == expected
 
 
-async def test_a_member_too_far_behind_is_dropped_from_its_groups(
+async def test_a_member_too_far_behind_is_closed_and_dropped_from_its_groups(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     groups = make_groups()
-    slow, a = Blocked(), Recorder()
+    slow, a = Backpressured(), Recorder()
     await join(groups, "g", slow, a)
     await join(groups, "h", slow)
     channel = GroupsChannel(groups, a)
@@ -154,12 +154,13 @@ async def test_a_member_too_far_behind_is_dropped_from_its_groups(
     assert [r.getMessage() for r in caplog.records if slow.name in r.getMessage()] == [
         f"Dropping {slow.name} from its groups: more than {broadcast.MAX_BACKLOG} messages behind"
     ]
-    # It gets nothing more, and its held backlog is gone.
+    # The message being sent when it was dropped, then a close: its client learns that it
+    # missed messages (a WebSocket closes with 1013, try again later). The backlog is gone.
+    assert slow.messages == [{"n": 0}, {"close": 1013}]
     slow.release()
     await channel.send({"group": "g", "send": {"n": "after"}})
-    await asyncio.wait_for(slow.until(1), 5 * UNIT)
-    assert slow.messages == [{"n": 0}]  # the one that was being sent when it was dropped
     assert a.messages[-1] == {"n": "after"}
+    assert slow.messages == [{"n": 0}, {"close": 1013}]
 
 
 async def test_a_closed_member_leaves_its_groups_and_breaks_no_one() -> None:
@@ -276,3 +277,16 @@ async def test_asgi_apps_get_the_groups_through_the_scope_extension(monkeypatch:
             assert len(groups.members) == 2
         await watch.until(lambda: not groups.members)  # each left when its endpoint returned
         assert groups.groups == {}
+
+
+async def test_members_get_the_types_other_processes_get_and_a_copy() -> None:
+    # Across processes a tuple arrives as a list; a member in the sending process gets the
+    # same, and a copy: the app may reuse its message dict once send() returned.
+    groups = make_groups()
+    a, b = Recorder(), Recorder()
+    await join(groups, "g", a, b)
+    message: dict[str, Any] = {"text": "hi", "meta": {"at": (1, 2)}, "bytes": b"\x00"}
+    await GroupsChannel(groups, a).send({"group": "g", "send": message})
+    message["meta"]["at"] = "changed"
+    expected = {"text": "hi", "meta": {"at": [1, 2]}, "bytes": b"\x00"}
+    assert a.messages == [expected] and b.messages == [expected]

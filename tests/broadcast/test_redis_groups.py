@@ -13,12 +13,15 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.broadcast.apps import make_relay
 from tests.broadcast.clients import ask, clients, receive, receive_until, spread
 from tests.broadcast.conftest import RedisServer
+from tests.broadcast.fakes import Recorder
 from tests.helpers import UNIT, running_server
-from uvicorn import broadcast_backends
+from uvicorn import broadcast, broadcast_backends
+from uvicorn.broadcast import Groups, GroupsChannel
 
 
 @contextlib.asynccontextmanager
@@ -114,6 +117,31 @@ async def test_a_slow_consumer_does_not_delay_the_others(redis_server: RedisServ
             first = await receive(slow)
             assert first[0].startswith(b"0 ")
             slow.transport.abort()  # not a closing handshake behind megabytes it will not read
+
+
+async def test_a_consumer_too_far_behind_is_closed_with_1013(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Dropped from its groups, it would otherwise stay connected and wait forever for messages
+    # that no longer come: it gets a close (1013, try again later) behind what was written.
+    monkeypatch.setattr(broadcast, "MAX_BACKLOG", 5)
+    async with (
+        instances(redis_server.url) as ports,
+        clients(spread(ports, 2, "/slow")) as (slow, other),
+    ):
+        slow.transport.pause_reading()
+        big = os.urandom(65536)
+        for i in range(100):  # 6.5 MB: the socket buffers fill, then the backlog
+            await other.send(b"%d %s" % (i, big))
+        assert len(await receive(other, 100)) == 100
+        slow.transport.resume_reading()
+        received = 0
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                await asyncio.wait_for(slow.recv(), 10 * UNIT)
+                received += 1
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1013
+        assert 0 < received < 100
 
 
 class Proxy:
@@ -241,3 +269,20 @@ async def test_asgi_endpoints_on_two_instances_share_groups(redis_server: RedisS
         await chat_clients[1].send(b"\x00from an ASGI endpoint\xff")
         for client in chat_clients:
             assert await receive(client) == [b"\x00from an ASGI endpoint\xff"]
+
+
+async def test_local_and_remote_members_get_the_same_types(redis_server: RedisServer) -> None:
+    here = Groups(broadcast_backends.RedisBackend(redis_server.url, "t:"))
+    there = Groups(broadcast_backends.RedisBackend(redis_server.url, "t:"))
+    local, remote = Recorder(), Recorder()
+    try:
+        await GroupsChannel(here, local).send({"group": "g", "add": local.name})
+        await GroupsChannel(there, remote).send({"group": "g", "add": remote.name})
+        message = {"n": (1, (2, 3)), "b": b"\xff", "d": {1: None}}
+        await GroupsChannel(here, local).send({"group": "g", "send": message})
+        await asyncio.wait_for(remote.until(1), 5 * UNIT)
+        expected = {"n": [1, [2, 3]], "b": b"\xff", "d": {1: None}}
+        assert local.messages == remote.messages == [expected]
+    finally:
+        await here.backend.close()
+        await there.backend.close()
