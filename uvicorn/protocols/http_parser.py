@@ -17,8 +17,6 @@ the new protocol.
 
 from __future__ import annotations
 
-import re
-
 import httptools
 
 from uvicorn.protocols.http_events import (
@@ -31,6 +29,15 @@ from uvicorn.protocols.http_events import (
     ParserState,
     RequestHead,
     Upgrade,
+)
+from uvicorn.protocols.http_rules import (
+    HOST,
+    METHOD_PEEK,
+    Reject,
+    body_framing,
+    method_error,
+    split_target,
+    status_for,
 )
 
 __all__ = [  # the events are re-exported: callers import them from the parser
@@ -46,22 +53,11 @@ __all__ = [  # the events are re-exported: callers import them from the parser
     "Upgrade",
 ]
 
-# llhttp's error texts that deserve a more precise status than 400.
-_NOT_IMPLEMENTED = ("Request has invalid `Transfer-Encoding`",)
-_VERSION_ERRORS = ("Invalid HTTP version", "Pause on PRI/Upgrade")
-
 _METHODS: dict[bytes, str] = {}  # bytes -> str, so a request's method is not decoded each time
 # The end of a request line, for the versions served (see on_headers_complete).
 _VERSIONS = {b" HTTP/1.1": "1.1", b" HTTP/1.0": "1.0"}
 _new_object = object.__new__
 
-# RFC 9110 section 5.6.2: token = 1*tchar.
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# RFC 9110 section 7.2: Host = uri-host [ ":" port ], uri-host being an IP-literal or a reg-name
-# (RFC 3986 section 3.2.2; an IPv4 address is a valid reg-name). Empty is allowed.
-_HOST = re.compile(
-    rb"(?:\[[0-9A-Za-z:.\-_~!$&'()*+,;=%]+\]|[0-9A-Za-z.\-_~!$&'()*+,;=%]*)(?::[0-9]*)?"
-)
 _OWS = b" \t"
 _HASH = ord("#")
 _QUESTION = ord("?")
@@ -78,7 +74,6 @@ _REQUEST_SPECIAL = {
 }
 _HOSTS: set[bytes] = set()  # Host values seen valid, so each is checked once
 _BODY_FIELD_TOO_LARGE = "chunk extension or trailer field too large"
-_METHOD_PEEK = 32  # bytes kept of each request's start, to tell a bad request line from a method
 
 
 _DEFAULT_LIMITS = Limits()
@@ -91,14 +86,6 @@ _IDLE, _HEAD, _BODY, _CLOSED = (
     ParserState.BODY,
     ParserState.CLOSED,
 )
-
-
-class _Reject(Exception):
-    """Raised inside an httptools callback to stop parsing with a given answer."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        self.status = status
-        self.reason = reason
 
 
 class RequestParser:
@@ -160,8 +147,8 @@ class RequestParser:
                 self._head_bytes += len(data)
                 self._fed += len(data)
                 start = self._start
-                if start is not None and len(start) < _METHOD_PEEK:
-                    self._start = start + data[: _METHOD_PEEK - len(start)]
+                if start is not None and len(start) < METHOD_PEEK:
+                    self._start = start + data[: METHOD_PEEK - len(start)]
             elif state is _BODY:
                 self._fed += len(data)  # (a trailer field may be in progress)
             else:
@@ -175,15 +162,15 @@ class RequestParser:
                     continue  # served as plain HTTP: parse what followed the request
             except httptools.HttpParserCallbackError as exc:
                 reject = exc.__context__
-                if not isinstance(reject, _Reject):
+                if not isinstance(reject, Reject):
                     raise
                 self._fail(reject.status, reject.reason)
             except httptools.HttpParserInvalidMethodError as exc:
-                self._fail(*_method_error(self._start, str(exc)))
+                self._fail(*method_error(self._start, str(exc)))
             except httptools.HttpParserInvalidURLError:
                 self._fail(400, "invalid request target")
             except httptools.HttpParserError as exc:
-                self._fail(*_status_for(str(exc)))
+                self._fail(*status_for(str(exc)))
             break
         state = self.state
         if state is _HEAD:
@@ -211,7 +198,7 @@ class RequestParser:
         if len(self._url) > self._request_line:
             # RFC 9112 section 3: a server that receives a request-target longer than any URI
             # it wishes to parse MUST respond with a 414 (URI Too Long).
-            raise _Reject(414, "request target too long")
+            raise Reject(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # This runs for every field of every request: written for few bytecodes.
@@ -224,8 +211,8 @@ class RequestParser:
         # requests skip the measuring.
         if self._fed > self._field_size and len(name) + len(value) > self._field_size:
             if self.state is _BODY:
-                raise _Reject(400, _BODY_FIELD_TOO_LARGE)
-            raise _Reject(431, "header field too large")
+                raise Reject(400, _BODY_FIELD_TOO_LARGE)
+            raise Reject(431, "header field too large")
         if self.state is _BODY:
             # A trailer section: never merged into the request headers (RFC 9112 section 7.1.2).
             return
@@ -237,10 +224,10 @@ class RequestParser:
             if kind == _HOST_FIELD:
                 self._hosts += 1
                 if value not in _HOSTS:
-                    if not _HOST.fullmatch(value):
+                    if not HOST.fullmatch(value):
                         # RFC 9112 section 3.2: a server MUST respond with 400 to any request
                         # message that contains [...] a Host header field with an invalid value.
-                        raise _Reject(400, "invalid Host header")
+                        raise Reject(400, "invalid Host header")
                     if len(_HOSTS) < 64:
                         _HOSTS.add(value)
             elif kind == _PROXY_FIELD:
@@ -271,21 +258,21 @@ class RequestParser:
         if version is None:
             version = parser.get_http_version()
             if version != "1.1" and version != "1.0":
-                raise _Reject(505, f"HTTP/{version} is not supported")
+                raise Reject(505, f"HTTP/{version} is not supported")
         headers = self._headers
         if len(headers) > self._max_fields:
-            raise _Reject(431, "too many header fields")
+            raise Reject(431, "too many header fields")
         if self._hosts != 1 and (self._hosts or version == "1.1"):
             # RFC 9112 section 3.2: 400 for an HTTP/1.1 request without a Host header, and
             # for any request with more than one.
-            raise _Reject(
+            raise Reject(
                 400, "missing Host header" if not self._hosts else "duplicate Host header"
             )
         method = _METHODS.get(method_bytes)
         if method is None:
             method = method_bytes.decode("ascii")
             if method == "CONNECT":
-                raise _Reject(501, "CONNECT is not supported")
+                raise Reject(501, "CONNECT is not supported")
             if len(_METHODS) < 64:
                 _METHODS[method_bytes] = method
         te = self._transfer_encoding
@@ -294,13 +281,13 @@ class RequestParser:
             if version == "1.0":
                 # RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty
                 # framing.
-                raise _Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
+                raise Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
             if te.strip(_OWS).lower() != b"chunked":
                 # RFC 9112 section 6.1: "A server that receives a request message with a
                 # transfer coding it does not understand SHOULD respond with 501". llhttp
                 # accepts any coding before a final chunked one, which would hand the app a
                 # body still encoded; chunked alone is what we decode.
-                raise _Reject(501, "unsupported transfer coding")
+                raise Reject(501, "unsupported transfer coding")
         # origin-form, as nearly every request has it. (Ints tested for membership: CPython
         # tries bytes.__contains__'s argument as an int first, and a bytes one costs a raised
         # and cleared TypeError.)
@@ -310,7 +297,7 @@ class RequestParser:
             else:
                 raw_path, query_string = url, b""
         else:
-            raw_path, query_string = _split_target(url, method)
+            raw_path, query_string = split_target(url, method)
         keep_alive = self._keep_alive = parser.should_keep_alive()
         # Every field set here, without a call to __init__ (a class call costs more than the
         # whole of the rest of this function's bookkeeping).
@@ -370,7 +357,7 @@ class RequestParser:
         unparsed. Switch protocols, or return True to go on parsing ``rest`` as HTTP."""
         events = self._events
         head = next(e for e in reversed(events) if isinstance(e, RequestHead))
-        body = _body_framing(head.headers)
+        body = body_framing(head.headers)
         if head.upgrade in self.upgrades and head.http_version == "1.1" and body is None:
             self.state = ParserState.UPGRADED
             events.append(Upgrade(rest))
@@ -406,63 +393,3 @@ class RequestParser:
         self._events.append(BadRequest(status, reason))
 
 
-def _status_for(error: str) -> tuple[int, str]:
-    if error.startswith(_VERSION_ERRORS):
-        return 505, "HTTP version not supported"
-    if error.startswith(_NOT_IMPLEMENTED):
-        # RFC 9112 section 6.1: an unknown transfer coding gets 501 (Not Implemented).
-        return 501, "unsupported transfer coding"
-    return 400, error.lower().replace("`", "")
-
-
-def _method_error(start: bytes | None, error: str) -> tuple[int, str]:
-    """llhttp knows only the methods it knows. RFC 9110 section 9.1: "An origin server that
-    receives a request method that is unrecognized or not implemented SHOULD respond with the
-    501"; but a request line whose method is not even a token does not match the grammar: 400
-    (RFC 9112 section 2.2)."""
-    if start is not None:
-        method = start[:_METHOD_PEEK].partition(b" ")[0]
-        if method and _TOKEN.fullmatch(method):
-            return 501, "unsupported method"
-        return 400, "malformed request line"
-    # The request began mid-chunk: judge by where llhttp stopped. After a known method's
-    # letters, a byte other than a space; or a byte that begins no known method.
-    if error.startswith("Expected space"):
-        return 400, "malformed request line"
-    return 501, "unsupported method"
-
-
-def _body_framing(headers: list[list[bytes]]) -> bytes | None:
-    """The header line that declares the content of a (validated) request head, if any."""
-    for name, value in headers:
-        if name == b"content-length":
-            return b"content-length: %d\r\n" % int(value) if int(value) else None
-        if name == b"transfer-encoding":
-            return b"transfer-encoding: chunked\r\n"
-    return None
-
-
-def _split_target(target: bytes, method: str) -> tuple[bytes, bytes]:
-    """Split a request target into the path and the query string (RFC 9112 section 3.2)."""
-    if target[:1] == b"/":
-        if b"#" in target:
-            # A fragment is no part of a request target (RFC 9112 section 3.2): drop it, as
-            # clients should have.
-            target = target.partition(b"#")[0]
-        path, _, query = target.partition(b"?")
-        return path, query
-    if target[:1] == b"*":
-        # RFC 9112 section 3.2.4: the asterisk-form "is only used for a server-wide OPTIONS
-        # request".
-        if target == b"*" and method == "OPTIONS":
-            return target, b""
-        raise _Reject(400, "invalid request target")
-    # absolute-form (RFC 9112 section 3.2.2): the server MUST accept it; use its path.
-    try:
-        url = httptools.parse_url(target)
-    except httptools.HttpParserInvalidURLError:
-        raise _Reject(400, "invalid request target") from None
-    if url.userinfo is not None:
-        # RFC 9110 section 4.2.4: a recipient SHOULD "treat its presence as an error".
-        raise _Reject(400, "invalid request target: userinfo")
-    return url.path or b"/", url.query or b""

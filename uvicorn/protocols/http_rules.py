@@ -1,0 +1,93 @@
+"""What RFC 9110 and RFC 9112 say about requests that llhttp leaves to the server: the status
+to answer for each kind of malformed request, and the forms of a request target.
+
+The parser's helpers (``http_parser.py``), kept apart so that it holds only the parsing."""
+
+from __future__ import annotations
+
+import re
+
+import httptools
+
+# llhttp's error texts that deserve a more precise status than 400.
+_NOT_IMPLEMENTED = ("Request has invalid `Transfer-Encoding`",)
+_VERSION_ERRORS = ("Invalid HTTP version", "Pause on PRI/Upgrade")
+
+# RFC 9110 section 5.6.2: token = 1*tchar.
+TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 section 7.2: Host = uri-host [ ":" port ], uri-host being an IP-literal or a reg-name
+# (RFC 3986 section 3.2.2; an IPv4 address is a valid reg-name). Empty is allowed.
+HOST = re.compile(
+    rb"(?:\[[0-9A-Za-z:.\-_~!$&'()*+,;=%]+\]|[0-9A-Za-z.\-_~!$&'()*+,;=%]*)(?::[0-9]*)?"
+)
+METHOD_PEEK = 32  # bytes kept of each request's start, to tell a bad request line from a method
+
+
+class Reject(Exception):
+    """Raised inside an httptools callback to stop parsing with a given answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+
+
+def status_for(error: str) -> tuple[int, str]:
+    if error.startswith(_VERSION_ERRORS):
+        return 505, "HTTP version not supported"
+    if error.startswith(_NOT_IMPLEMENTED):
+        # RFC 9112 section 6.1: an unknown transfer coding gets 501 (Not Implemented).
+        return 501, "unsupported transfer coding"
+    return 400, error.lower().replace("`", "")
+
+
+def method_error(start: bytes | None, error: str) -> tuple[int, str]:
+    """llhttp knows only the methods it knows. RFC 9110 section 9.1: "An origin server that
+    receives a request method that is unrecognized or not implemented SHOULD respond with the
+    501"; but a request line whose method is not even a token does not match the grammar: 400
+    (RFC 9112 section 2.2)."""
+    if start is not None:
+        method = start[:METHOD_PEEK].partition(b" ")[0]
+        if method and TOKEN.fullmatch(method):
+            return 501, "unsupported method"
+        return 400, "malformed request line"
+    # The request began mid-chunk: judge by where llhttp stopped. After a known method's
+    # letters, a byte other than a space; or a byte that begins no known method.
+    if error.startswith("Expected space"):
+        return 400, "malformed request line"
+    return 501, "unsupported method"
+
+
+def body_framing(headers: list[list[bytes]]) -> bytes | None:
+    """The header line that declares the content of a (validated) request head, if any."""
+    for name, value in headers:
+        if name == b"content-length":
+            return b"content-length: %d\r\n" % int(value) if int(value) else None
+        if name == b"transfer-encoding":
+            return b"transfer-encoding: chunked\r\n"
+    return None
+
+
+def split_target(target: bytes, method: str) -> tuple[bytes, bytes]:
+    """Split a request target into the path and the query string (RFC 9112 section 3.2)."""
+    if target[:1] == b"/":
+        if b"#" in target:
+            # A fragment is no part of a request target (RFC 9112 section 3.2): drop it, as
+            # clients should have.
+            target = target.partition(b"#")[0]
+        path, _, query = target.partition(b"?")
+        return path, query
+    if target[:1] == b"*":
+        # RFC 9112 section 3.2.4: the asterisk-form "is only used for a server-wide OPTIONS
+        # request".
+        if target == b"*" and method == "OPTIONS":
+            return target, b""
+        raise Reject(400, "invalid request target")
+    # absolute-form (RFC 9112 section 3.2.2): the server MUST accept it; use its path.
+    try:
+        url = httptools.parse_url(target)
+    except httptools.HttpParserInvalidURLError:
+        raise Reject(400, "invalid request target") from None
+    if url.userinfo is not None:
+        # RFC 9110 section 4.2.4: a recipient SHOULD "treat its presence as an error".
+        raise Reject(400, "invalid request target: userinfo")
+    return url.path or b"/", url.query or b""
