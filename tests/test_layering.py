@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "uvicorn"
-BASE = {"uvicorn", "uvicorn.types", "uvicorn.exceptions", "uvicorn.config", "uvicorn.importer",
-        "uvicorn.logging", "uvicorn.channels"}  # fmt: skip
+BASE = {"uvicorn", "uvicorn.types", "uvicorn.exceptions", "uvicorn.config",
+        "uvicorn.config_values", "uvicorn.importer", "uvicorn.logging",
+        "uvicorn.channels"}  # fmt: skip
 ALLOWED = {
     "protocols": BASE | {"uvicorn.protocols"},
     "adapters": BASE | {"uvicorn.adapters"},

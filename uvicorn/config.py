@@ -8,12 +8,21 @@ takes the same names, so a setting is added in exactly one place. Validation rai
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from uvicorn.config_values import (
+    DEFAULT_PORT,
+    BindSpec,
+    cert_reqs,
+    header,
+    non_negative_float,
+    non_negative_int,
+    parse_allowed_ips,
+    parse_bind,
+    positive_int,
+)
 from uvicorn.exceptions import ConfigError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -21,7 +30,6 @@ INTERFACES = ("auto", "messaging", "asgi3", "asgi2", "wsgi")
 LIFESPAN_MODES = ("auto", "on", "off")
 WS_MODES = ("auto", "websockets", "none")
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
 
 
 def option(
@@ -53,97 +61,6 @@ def option(
 
 
 @dataclass(frozen=True)
-class BindSpec:
-    """One listening address: ``tcp`` (host, port), ``unix`` (path) or ``fd`` (an open socket)."""
-
-    kind: str
-    host: str = ""
-    port: int = 0
-    path: str = ""
-    fd: int = -1
-
-    def __str__(self) -> str:
-        if self.kind == "unix":
-            return f"unix:{self.path}"
-        if self.kind == "fd":
-            return f"fd://{self.fd}"
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_bind(address: str) -> BindSpec:
-    """Parse ``HOST:PORT``, ``[IPV6]:PORT``, ``unix:PATH`` or ``fd://N``."""
-    problem = (
-        f"invalid bind address {address!r}: expected HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N"
-    )
-    if address.startswith("unix:"):
-        path = address[len("unix:") :]
-        if not path:
-            raise ConfigError(problem)
-        return BindSpec("unix", path=path)
-    if address.startswith("fd://"):
-        text = address[len("fd://") :]
-        if not text.isdigit():
-            raise ConfigError(problem)
-        return BindSpec("fd", fd=int(text))
-    match = re.fullmatch(
-        r"\[([0-9A-Fa-f:.%a-zA-Z]+)\]:(\d+)|([^:\[\]]*):(\d+)|([^:\[\]]+)", address
-    )
-    if match is None:
-        raise ConfigError(problem)
-    if match.group(1) is not None:
-        host, port_text = match.group(1), match.group(2)
-        try:
-            ipaddress.IPv6Address(host.split("%")[0])
-        except ValueError:
-            raise ConfigError(problem) from None
-    elif match.group(3) is not None:
-        host, port_text = match.group(3) or "0.0.0.0", match.group(4)
-    else:
-        host, port_text = match.group(5), str(DEFAULT_PORT)
-    port = int(port_text)
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"invalid port in bind address {address!r}: {port} is not in 0-65535")
-    return BindSpec("tcp", host=host, port=port)
-
-
-def _header(text: str) -> str:
-    if ":" not in text or not text.split(":", 1)[0].strip():
-        raise ConfigError(f"invalid --header {text!r}: expected NAME:VALUE")
-    return text
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise ValueError
-    return value
-
-
-def _cert_reqs(text: str) -> int:
-    names = {"none": 0, "optional": 1, "required": 2}
-    if text.lower() in names:
-        return names[text.lower()]
-    value = int(text)
-    if value not in (0, 1, 2):
-        raise ValueError
-    return value
-
-
-@dataclass(frozen=True)
 class Config:
     """The server's settings. Field names are the keywords of ``uvicorn.run()``."""
 
@@ -169,7 +86,7 @@ class Config:
     wsgi_threads: int = option(
         10,
         help="Threads that run a WSGI app (--interface wsgi): requests it serves at once.",
-        parse=_positive_int,
+        parse=positive_int,
         metavar="N",
     )
     lifespan: str = option(
@@ -189,27 +106,27 @@ class Config:
     timeout_keep_alive: float = option(
         5.0,
         help="Close idle keep-alive connections after this many seconds.",
-        parse=_non_negative_float,
+        parse=non_negative_float,
         metavar="SECONDS",
     )
     timeout_request_head: float = option(
         30.0,
         help="Answer 408 and close when a request head takes longer than this to arrive.",
-        parse=_non_negative_float,
+        parse=non_negative_float,
         metavar="SECONDS",
     )
     limit_concurrency: int | None = option(
-        help="Answer 503 to requests beyond this many in flight.", parse=_positive_int, metavar="N"
+        help="Answer 503 to requests beyond this many in flight.", parse=positive_int, metavar="N"
     )
-    backlog: int = option(2048, help="Listen backlog.", parse=_positive_int, metavar="N")
+    backlog: int = option(2048, help="Listen backlog.", parse=positive_int, metavar="N")
     limit_request_line: int = option(
-        8190, help="Longest request line, in bytes (414 beyond).", parse=_positive_int, metavar="N"
+        8190, help="Longest request line, in bytes (414 beyond).", parse=positive_int, metavar="N"
     )
     limit_request_fields: int = option(
-        100, help="Most header fields in a request (431 beyond).", parse=_positive_int, metavar="N"
+        100, help="Most header fields in a request (431 beyond).", parse=positive_int, metavar="N"
     )
     limit_request_field_size: int = option(
-        8190, help="Longest header field, in bytes (431 beyond).", parse=_positive_int, metavar="N"
+        8190, help="Longest header field, in bytes (431 beyond).", parse=positive_int, metavar="N"
     )
     ws: str = option(
         "auto", help="WebSocket support: 'none' serves upgrade requests as plain HTTP.",
@@ -218,19 +135,19 @@ class Config:
     ws_max_size: int = option(
         16 * 1024 * 1024,
         help="Largest WebSocket message accepted, in bytes (closed with 1009 beyond).",
-        parse=_positive_int,
+        parse=positive_int,
         metavar="BYTES",
     )
     ws_ping_interval: float = option(
         20.0,
         help="Ping a WebSocket peer silent for this long (0: never).",
-        parse=_non_negative_float,
+        parse=non_negative_float,
         metavar="SECONDS",
     )
     ws_ping_timeout: float = option(
         20.0,
         help="Close a WebSocket whose peer does not answer a ping within this long.",
-        parse=_non_negative_float,
+        parse=non_negative_float,
         metavar="SECONDS",
     )
     ws_per_message_deflate: bool = option(
@@ -256,7 +173,7 @@ class Config:
     ssl_cert_reqs: int = option(
         0,
         help="Client certificates: none (0), optional (1) or required (2).",
-        parse=_cert_reqs,
+        parse=cert_reqs,
         metavar="MODE",
     )
     server_header: bool = option(True, help="Send 'server: uvicorn'.", negatable=True)
@@ -264,7 +181,7 @@ class Config:
     headers: list[str] = option(
         help="Add this header to every response. Repeatable.",
         metavar="NAME:VALUE",
-        parse=_header,
+        parse=header,
         repeatable=True,
         flag="--header",
     )
@@ -272,14 +189,14 @@ class Config:
         30.0,
         help="On SIGTERM/SIGINT (and for a worker retired by SIGHUP), wait this long for "
         "in-flight requests before closing them.",
-        parse=_non_negative_float,
+        parse=non_negative_float,
         metavar="SECONDS",
     )
     # The supervisor (uvicorn/supervisor/): the master process and its workers.
     workers: int = option(
         1,
         help="Number of worker processes, supervised by a master process.",
-        parse=_positive_int,
+        parse=positive_int,
         metavar="N",
         env="WEB_CONCURRENCY",
     )
@@ -292,19 +209,19 @@ class Config:
         30.0,
         help="Abort (SIGABRT, traceback logged) and replace a worker whose event loop has been "
         "blocked this long; 0: never.",
-        parse=_non_negative_float,
+        parse=non_negative_float,
         metavar="SECONDS",
     )
     max_requests: int = option(
         0,
         help="Replace a worker, gracefully, after it has served this many requests; 0: never.",
-        parse=_non_negative_int,
+        parse=non_negative_int,
         metavar="N",
     )
     max_requests_jitter: int = option(
         0,
         help="Add a random 0 to N to --max-requests for each worker, so they retire apart.",
-        parse=_non_negative_int,
+        parse=non_negative_int,
         metavar="N",
     )
     pid: str | None = option(
@@ -353,7 +270,7 @@ class Config:
         for address in self.bind:
             parse_bind(address)
         for text in self.headers:
-            _header(text)
+            header(text)
         parse_allowed_ips(self.forwarded_allow_ips)
         if bool(self.ssl_keyfile) != bool(self.ssl_certfile):
             raise ConfigError("--ssl-keyfile and --ssl-certfile must be given together")
@@ -402,27 +319,6 @@ class Config:
             name, value = text.split(":", 1)
             pairs.append((name.strip().lower().encode("latin-1"), value.strip().encode("latin-1")))
         return pairs
-
-
-def parse_allowed_ips(text: str) -> list[Any]:
-    """``--forwarded-allow-ips``: addresses, networks (CIDR), '*' or Unix socket literals."""
-    entries: list[Any] = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        if item == "*":
-            entries.append("*")
-            continue
-        try:
-            entries.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            if item.startswith("unix:"):
-                entries.append(item)
-            else:
-                raise ConfigError(
-                    f"invalid --forwarded-allow-ips entry {item!r}: not an address or network"
-                ) from None
-    return entries
 
 
 def fields() -> list[dataclasses.Field[Any]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from uvicorn.config import BindSpec
+from uvicorn.config_values import BindSpec
 from uvicorn.exceptions import StartupError
 from uvicorn.supervisor.pidfile import PidFile
 from uvicorn.supervisor.sockets import Listeners

@@ -16,7 +16,8 @@ import signal
 import socket
 import time
 
-from uvicorn.config import BindSpec, Config
+from uvicorn.config import Config
+from uvicorn.config_values import BindSpec
 from uvicorn.exceptions import StartupError
 from uvicorn.logging import reopen_log_files
 from uvicorn.supervisor import policy, process, systemd

@@ -7,7 +7,7 @@ import os
 import socket
 import stat
 
-from uvicorn.config import BindSpec
+from uvicorn.config_values import BindSpec
 from uvicorn.exceptions import StartupError
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from uvicorn.config import parse_allowed_ips
+from uvicorn.config_values import parse_allowed_ips
 
 _SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 
