@@ -22,16 +22,26 @@ def _openssl(*args: str) -> None:
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA, a server certificate (key encrypted with 'secret') and a client certificate."""
+    # With the extensions strict verification asks for (Python 3.13 verifies strictly by
+    # default): key usages, key identifiers, and the names in subjectAltName.
     d = tmp_path_factory.mktemp("pki")
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "ca.key"),
-             "-out", str(d / "ca.pem"), "-days", "2", "-subj", "/CN=test CA")  # fmt: skip
+             "-out", str(d / "ca.pem"), "-days", "2", "-subj", "/CN=test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
     for name, extra in (("server", ["-passout", "pass:secret"]), ("client", ["-nodes"])):
         key_args = extra if name == "client" else ["-passout", "pass:secret"]
+        usage = "serverAuth" if name == "server" else "clientAuth"
+        (d / f"{name}.ext").write_text(
+            f"subjectAltName=DNS:{name}\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+            f"extendedKeyUsage={usage}\nauthorityKeyIdentifier=keyid,issuer\n"
+            "subjectKeyIdentifier=hash\nbasicConstraints=critical,CA:FALSE\n"
+        )
         _openssl("req", "-newkey", "rsa:2048", *key_args, "-keyout", str(d / f"{name}.key"),
                  "-out", str(d / f"{name}.csr"), "-subj", f"/CN={name}")  # fmt: skip
         _openssl("x509", "-req", "-in", str(d / f"{name}.csr"), "-CA", str(d / "ca.pem"),
                  "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "2",
-                 "-out", str(d / f"{name}.pem"))  # fmt: skip
+                 "-extfile", str(d / f"{name}.ext"), "-out", str(d / f"{name}.pem"))  # fmt: skip
     return d
 
 
