@@ -52,6 +52,7 @@ def _results(ours_rps: float, asgi_rps: float) -> dict[str, dict[str, Any]]:
 def test_options_default_to_the_issue_method() -> None:
     args = run.parse_args([])
     assert (args.rounds, args.duration, args.warmup, args.connections) == (5, 6, 1, 64)
+    assert args.redos == 2
     assert args.scenarios == ["hello-ka", "hello-close", "stream", "echo", "ws"]
     assert run.parse_args(["--peers", "granian", "--scenarios", "ws"]).peers == ["granian"]
 
@@ -98,3 +99,23 @@ def test_targets_missed_are_named() -> None:
     line = report.verdict(list(rows.values()), other_cpu=35.0)
     assert line.startswith("**Verdict: 5 of 11 checks missed: hello-ka paired req/s ratio (ASGI);")
     assert "stream p99 ms (messaging)" in line and "WARNING: other processes used 35%" in line
+
+
+def test_a_round_the_host_stole_from_is_measured_again_whole(monkeypatch: Any) -> None:
+    # Steal in round 1's first attempt (on one server's run only): every server of that round
+    # is measured again; a round still stolen from after --redos attempts is kept as it is.
+    steal = iter([0.0, 0.0, 9.0, 0.0, 0.0, 0.0] + [9.0] * 6)
+    calls: list[str] = []
+
+    def measure(server: Any, name: str, args: Any, scratch: Any) -> dict[str, Any]:
+        calls.append(server.name)
+        return dict(_run(0, 1000.0), steal_pct=next(steal))
+
+    monkeypatch.setattr(run, "measure", measure)
+    servers = [run.Server("published", [], RUN_PY), run.Server("ours", [], RUN_PY)]
+    args = run.parse_args(["--rounds", "3", "--redos", "1"])
+    runs, redone = run.run_scenario("hello-ka", servers, args, RUN_PY)
+    assert redone == 2  # round 1 once, round 2 once (and kept after that)
+    assert len(calls) == 2 * (1 + 2 + 2)
+    assert [r["round"] for r in runs["ours"]] == [0, 1, 2]
+    assert [r["steal_pct"] for r in runs["published"]] == [0.0, 0.0, 9.0]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.procs import HOST, ServerFailed, TreeWatch, busy_seconds, pinned
+from harness.procs import HOST, ServerFailed, StealWatch, TreeWatch, busy_seconds, pinned
 
 WS_CLIENT = Path(__file__).resolve().with_name("ws_client.py")
 ECHO_SIZE = 64 * 1024
@@ -131,16 +131,20 @@ def parse_wrk(stdout: str) -> dict[str, Any]:
 
 
 def run_wrk(name: str, port: int, script: Path, seconds: int, connections: int,
-            cpu: int | None, watch: TreeWatch) -> dict[str, Any]:  # fmt: skip
-    """One wrk run; adds the server tree's CPU seconds and wrk's CPU% over the same window."""
+            cpu: int | None, watch: TreeWatch,
+            server_cpu: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """One wrk run; adds the server tree's CPU seconds, wrk's CPU% and the time stolen from
+    either core (steal_pct) over the same window."""
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s",
             "-s", str(script), f"http://{HOST}:{port}{SCENARIOS[name].path}"]  # fmt: skip
     out = script.with_suffix(".out")
     with out.open("w") as stdout:
         cpu0, busy0, t0 = watch.cpu_seconds(), busy_seconds(), time.monotonic()
+        steal = StealWatch([cpu, server_cpu] if cpu is not None else [None])
         proc = subprocess.Popen(pinned(argv, cpu), stdout=stdout, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed, cpu1, busy1 = time.monotonic() - t0, watch.cpu_seconds(), busy_seconds()
+        stolen = steal.percent()
         proc.returncode = os.waitstatus_to_exitcode(status)
     text = out.read_text(errors="replace")
     if proc.returncode != 0:
@@ -150,11 +154,13 @@ def run_wrk(name: str, port: int, script: Path, seconds: int, connections: int,
     result["server_cpu_s"] = cpu1 - cpu0
     result["client_cpu_pct"] = 100 * client / elapsed
     result["other_cpu_pct"] = max(0.0, 100 * (busy1 - busy0 - client - (cpu1 - cpu0)) / elapsed)
+    result["steal_pct"] = stolen
     return result
 
 
 def run_ws(port: int, python: str, warmup: float, seconds: float, connections: int,
-           cpu: int | None, watch: TreeWatch) -> dict[str, Any]:  # fmt: skip
+           cpu: int | None, watch: TreeWatch,
+           server_cpu: int | None = None) -> dict[str, Any]:  # fmt: skip
     """ws_client.py under `python`; the server's CPU is sampled at its window markers."""
     argv = [python, str(WS_CLIENT), "--port", str(port), "--connections", str(connections),
             "--size", str(WS_SIZE), "--warmup", str(warmup),
@@ -164,10 +170,16 @@ def run_ws(port: int, python: str, warmup: float, seconds: float, connections: i
     assert proc.stdout is not None and proc.stderr is not None
     marks: list[tuple[float, float, float]] = []
     result: dict[str, Any] | None = None
+    steal: StealWatch | None = None
+    stolen = 0.0
     try:
         for line in proc.stdout:
             if line.startswith(("MEASURE_START", "MEASURE_END")):
                 marks.append((watch.cpu_seconds(), busy_seconds(), time.monotonic()))
+                if steal is None:
+                    steal = StealWatch([cpu, server_cpu] if cpu is not None else [None])
+                else:
+                    stolen = steal.percent()
             elif line.startswith("RESULT "):
                 result = json.loads(line[7:])
         proc.wait(timeout=30)
@@ -182,4 +194,5 @@ def run_ws(port: int, python: str, warmup: float, seconds: float, connections: i
     client = result["client_cpu_pct"] * (t1 - t0) / 100
     result["server_cpu_s"] = cpu1 - cpu0
     result["other_cpu_pct"] = max(0.0, 100 * (busy1 - busy0 - client - (cpu1 - cpu0)) / (t1 - t0))
+    result["steal_pct"] = stolen
     return result

@@ -92,6 +92,34 @@ def busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / TICKS
 
 
+def cpu_ticks(cpu: int | None) -> tuple[int, int]:
+    """(steal, all) ticks of one core since boot, or of every core for None (/proc/stat). Steal
+    is time the hypervisor gave this core's slot to another machine: on a shared host, it is
+    what makes one run slower than the next for reasons neither server owns."""
+    prefix = "cpu " if cpu is None else f"cpu{cpu} "
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(prefix):
+            ticks = list(map(int, line.split()[1:9]))
+            return ticks[7], sum(ticks)
+    return 0, 0
+
+
+class StealWatch:
+    """The largest share of time stolen from any of the given cores over a window, in %."""
+
+    def __init__(self, cpus: list[int | None]) -> None:
+        self.cpus = cpus
+        self.start = [cpu_ticks(cpu) for cpu in cpus]
+
+    def percent(self) -> float:
+        shares = [0.0]
+        for cpu, (steal0, all0) in zip(self.cpus, self.start, strict=True):
+            steal1, all1 = cpu_ticks(cpu)
+            if all1 > all0:
+                shares.append(100 * (steal1 - steal0) / (all1 - all0))
+        return max(shares)
+
+
 def pinned(argv: list[str], cpu: int | None) -> list[str]:
     return argv if cpu is None else ["taskset", "-c", str(cpu), *argv]
 
