@@ -73,11 +73,11 @@ class ServerState:
         """(client, server) as SPEC.md spells them: ``[host, port]``, or for a Unix socket
         ``None`` and ``[path, None]``."""
         local = transport.get_extra_info("sockname")
-        if type(local) is not tuple:  # AF_UNIX: a path (str, or bytes if abstract), or None
-            return None, [local or "", None]
-        peer = transport.get_extra_info("peername")
-        client = [peer[0], peer[1]] if peer else None
-        return client, [local[0], local[1]]
+        if type(local) is tuple or local is None:  # IP (None: the socket is already gone)
+            peer = transport.get_extra_info("peername")
+            client = [peer[0], peer[1]] if peer else None
+            return client, [local[0], local[1]] if local else None
+        return None, [local or "", None]  # AF_UNIX: a path (str, or bytes if abstract)
 
     def log_access(self, cycle: RequestCycle) -> None:
         head = cycle.head
