@@ -140,7 +140,7 @@ def run_wrk(name: str, port: int, script: Path, seconds: int, connections: int,
     out = script.with_suffix(".out")
     with out.open("w") as stdout:
         cpu0, busy0, t0 = watch.cpu_seconds(), busy_seconds(), time.monotonic()
-        steal = StealWatch([cpu, server_cpu] if cpu is not None else [None])
+        steal = StealWatch(cpu, server_cpu)
         proc = subprocess.Popen(pinned(argv, cpu), stdout=stdout, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed, cpu1, busy1 = time.monotonic() - t0, watch.cpu_seconds(), busy_seconds()
@@ -177,7 +177,7 @@ def run_ws(port: int, python: str, warmup: float, seconds: float, connections: i
             if line.startswith(("MEASURE_START", "MEASURE_END")):
                 marks.append((watch.cpu_seconds(), busy_seconds(), time.monotonic()))
                 if steal is None:
-                    steal = StealWatch([cpu, server_cpu] if cpu is not None else [None])
+                    steal = StealWatch(cpu, server_cpu)
                 else:
                     stolen = steal.percent()
             elif line.startswith("RESULT "):

@@ -105,10 +105,11 @@ def cpu_ticks(cpu: int | None) -> tuple[int, int]:
 
 
 class StealWatch:
-    """The largest share of time stolen from any of the given cores over a window, in %."""
+    """The largest share of time stolen from the load generator's or the server's core over a
+    window, in %; from the whole machine when nothing is pinned."""
 
-    def __init__(self, cpus: list[int | None]) -> None:
-        self.cpus = cpus
+    def __init__(self, client_cpu: int | None, server_cpu: int | None) -> None:
+        self.cpus = [client_cpu, server_cpu] if client_cpu is not None else [None]
         self.start = [cpu_ticks(cpu) for cpu in cpus]
 
     def percent(self) -> float:

@@ -7,16 +7,23 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from tests.helpers import get, running_server
+import pytest
+
+from tests.helpers import Watch, get, running_server
+from uvicorn.worker.state import ServerState
 
 
 async def app(message: dict[str, Any], channels: dict[str, Any]) -> None:
     await channels["reply"].send({"status": 200, "content": b"ok"})
 
 
-async def test_connections_leave_no_reference_cycles() -> None:
+async def test_connections_leave_no_reference_cycles(monkeypatch: pytest.MonkeyPatch) -> None:
+    forgotten = Watch(monkeypatch, (ServerState, "forget"))
     async with running_server(app) as server:
+        state = server.server.state
+        assert state is not None
         await server.request(get())  # warm up: what the first request creates for good
+        await forgotten.until(lambda: not state.connections)
         gc.collect()
         gc.set_debug(gc.DEBUG_SAVEALL)
         try:
@@ -28,7 +35,8 @@ async def test_connections_leave_no_reference_cycles() -> None:
                 await client.send(get())
                 await client.read_response()
             client.close()
-            await server.request(get())  # the server has seen the previous ones close
+            # Every connection is over on the server's side too before anything is counted.
+            await forgotten.until(lambda: not state.connections)
             gc.collect()
             ours = [o for o in gc.garbage if type(o).__module__.startswith("uvicorn")]
         finally:

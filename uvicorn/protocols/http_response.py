@@ -196,7 +196,7 @@ class Response:
             parts[1] = self._defaults.without(bool(has & 1), bool(has & 2))
         if chunked and content:  # (chunked only while more is to come)
             parts += (b"\r\n%x\r\n" % len(content), content, b"\r\n")
-        elif content and not no_body and not chunked:
+        elif content and not no_body:
             parts += (b"\r\n", content)
         else:
             parts.append(b"\r\n")

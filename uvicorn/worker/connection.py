@@ -198,7 +198,7 @@ class HTTPConnection(StreamProtocol):
             if EAGER_TASKS and eager:
                 # An eager task is a real Task (current_task() is right for the app), but an
                 # app that answers without waiting finishes here, never queued in the loop.
-                cycle.task = asyncio.Task(  # type: ignore[call-arg, unused-ignore]
+                cycle.task = asyncio.Task(  # type: ignore[call-arg]
                     cycle.run(), loop=self.loop, name="uvicorn.request", eager_start=True
                 )
             else:
