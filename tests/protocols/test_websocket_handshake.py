@@ -51,11 +51,45 @@ def test_accept_answers_101_with_the_accept_key() -> None:
 
 def test_accept_with_extra_headers() -> None:
     core = core_for(handshake())
-    core.accept(headers=[(b"set-cookie", b"session=1"), [b"x-extra", b"yes"], ("x-str", "ok")])
+    core.accept(headers=[(b"set-cookie", b"session=1"), [b"x-extra", bytearray(b"yes")]])
     _, headers, _ = response_of(core.data_to_send()[0])
     assert headers["set-cookie"] == "session=1"
     assert headers["x-extra"] == "yes"
-    assert headers["x-str"] == "ok"
+
+
+# Headers from the app are checked as for any HTTP response: whatever websockets version is
+# installed, none can end its line and smuggle in one of its own (response splitting).
+BAD_HEADERS = [
+    ([(b"x-a", b"1\r\nX-Injected: yes")], ValueError),
+    ([(b"x-a", b"1\nX-Injected: yes")], ValueError),
+    ([(b"x-a", b"1\rX-Injected: yes")], ValueError),
+    ([(b"x-a", b"1\x00")], ValueError),
+    ([(b"X-Injected: yes\r\nx-a", b"1")], ValueError),
+    ([(b"x a", b"1")], ValueError),
+    ([(b"", b"1")], ValueError),
+    ([("x-str", "ok")], TypeError),
+    ([(b"x-a", "ok")], TypeError),
+    ([(b"x-a",)], TypeError),
+    ([b"x-a: 1"], TypeError),
+]
+
+
+@pytest.mark.parametrize("headers, error", BAD_HEADERS)
+@pytest.mark.parametrize("answer", ["accept", "reject"])
+def test_invalid_headers_are_refused_and_the_handshake_stays_unanswered(
+    headers: list[object], error: type[Exception], answer: str
+) -> None:
+    core = core_for(handshake())
+    with pytest.raises(error):
+        if answer == "accept":
+            core.accept(headers=headers)
+        else:
+            core.reject(401, headers, b"no")
+    assert core.state is HandshakeState.PENDING
+    assert core.data_to_send() == (b"", False)
+    core.reject(500)  # what the worker then answers
+    data, _ = core.data_to_send()
+    assert data.startswith(b"HTTP/1.1 500 ") and b"Injected" not in data
 
 
 def test_subprotocols_offered_in_several_headers() -> None:

@@ -359,6 +359,16 @@ def _parse_content_length(value: bytes) -> int:
     return length
 
 
+def check_headers(headers: Any) -> list[tuple[bytes, bytes]]:
+    """``headers`` as (name, value) byte pairs, or the TypeError or ValueError that
+    ``Response.start`` raises for them: for responses framed elsewhere (a WebSocket handshake's
+    answer), so that no header line an app sends can smuggle in another (CR, LF, NUL)."""
+    error = _diagnose(headers)
+    if error is not None:
+        raise error
+    return [(bytes(name), bytes(value)) for name, value in headers]
+
+
 def _diagnose(headers: Any) -> Exception | None:
     """A precise error for headers that failed the fast path, naming the bad item."""
     if not isinstance(headers, (list, tuple)):

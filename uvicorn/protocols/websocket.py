@@ -29,6 +29,7 @@ from websockets.server import ServerProtocol
 
 from uvicorn.logging import TRACE
 from uvicorn.protocols.http_parser import RequestHead
+from uvicorn.protocols.http_response import check_headers
 
 # RFC 6455 section 7.4.1 codes, for the callers' convenience.
 NORMAL_CLOSURE = 1000
@@ -181,9 +182,11 @@ class WebSocketCore:
     # The app's decision.
 
     def accept(self, subprotocol: str | None = None, headers: Iterable[Any] = ()) -> None:
-        """Answer ``101 Switching Protocols``."""
+        """Answer ``101 Switching Protocols``. Raises TypeError or ValueError for headers an HTTP
+        response would refuse (the handshake stays unanswered)."""
         if self.state is not HandshakeState.PENDING:
             raise RuntimeError(f"the handshake was already answered ({self.state.value})")
+        extra = _header_texts(headers)
         response = self._response
         if subprotocol is not None:
             if subprotocol not in self.subprotocols:
@@ -193,17 +196,19 @@ class WebSocketCore:
                 )
             response.headers["Sec-WebSocket-Protocol"] = subprotocol
             self.protocol.subprotocol = subprotocol  # type: ignore[assignment]
-        for name, value in headers:
-            response.headers[_text(name)] = _text(value)
+        for name, value in extra:
+            response.headers[name] = value
         self._server_defaults(response)
         self.state = HandshakeState.ACCEPTED
         self.status = 101
         self.protocol.send_response(response)
 
     def reject(self, status: int = 403, headers: Iterable[Any] = (), body: bytes = b"") -> None:
-        """Refuse the handshake with an HTTP response (403 unless told otherwise)."""
+        """Refuse the handshake with an HTTP response (403 unless told otherwise). Raises
+        TypeError or ValueError for invalid headers, as ``accept()`` does."""
         if self.state is not HandshakeState.PENDING:
             raise RuntimeError(f"the handshake was already answered ({self.state.value})")
+        extra = _header_texts(headers)
         response = self.protocol.reject(403, "")
         # Any status, not only those Python's HTTPStatus names (which reject() insists on):
         # the ASGI websocket.http.response extension lets the app choose, e.g. 499.
@@ -214,10 +219,9 @@ class WebSocketCore:
         response.headers["Content-Length"] = str(len(body))
         if body:
             del response.headers["Content-Type"]
-        for name, value in headers:
-            name = _text(name)
+        for name, value in extra:
             if name.lower() not in ("content-length", "connection"):
-                response.headers[name] = _text(value)
+                response.headers[name] = value
         self._refuse(response)
 
     def _server_defaults(self, response: HandshakeResponse) -> None:
@@ -355,12 +359,15 @@ def _offered_subprotocols(headers: Headers) -> list[str]:
     return offered
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("latin-1")
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"invalid header {value!r}: must be bytes")
+def _header_texts(headers: Iterable[Any]) -> list[tuple[str, str]]:
+    """The app's headers checked as for any HTTP response, as websockets' ``Headers`` takes
+    them. Checked here, not left to websockets: its versions that setup.cfg allows differ in
+    what they refuse (13.x takes CR/LF in names and values alike, later ones still in names),
+    and a CR or LF would end the header line and start one the app did not mean."""
+    if not isinstance(headers, (list, tuple)):
+        headers = list(headers)
+    pairs = check_headers(headers)
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in pairs]
 
 
 __all__ = ["Closed", "Message", "Pong", "WebSocketCore"]
