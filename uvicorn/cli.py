@@ -58,18 +58,8 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
         env = field.metadata["env"]
         if raw is None and env and env in os.environ:
             raw = os.environ[env]
-        if raw is None:
-            continue
-        parse = field.metadata["parse"]
-        if parse is not None:
-            flag = flag_of(field)
-            try:
-                raw = [parse(item) for item in raw] if field.metadata["repeatable"] else parse(raw)
-            except ConfigError:
-                raise
-            except (TypeError, ValueError):
-                raise ConfigError(f"invalid {flag} value {raw!r}") from None
-        options[field.name] = raw
+        if raw is not None:
+            options[field.name] = raw  # text: Config parses and checks every setting
     return options
 
 

@@ -21,6 +21,7 @@ from uvicorn.config_values import (
     non_negative_int,
     parse_allowed_ips,
     parse_bind,
+    port_number,
     positive_int,
 )
 from uvicorn.exceptions import ConfigError
@@ -72,9 +73,13 @@ class Config:
         repeatable=True,
     )
     host: str | None = option(help=f"Bind to this host (default {DEFAULT_HOST}).", metavar="HOST")
-    port: int | None = option(help=f"Bind to this port (default {DEFAULT_PORT}).", parse=int)
+    port: int | None = option(
+        help=f"Bind to this port (default {DEFAULT_PORT}).", parse=port_number, metavar="PORT"
+    )
     uds: str | None = option(help="Bind to this Unix domain socket.", metavar="PATH")
-    fd: int | None = option(help="Serve on this already open socket file descriptor.", parse=int)
+    fd: int | None = option(
+        help="Serve on this already open socket file descriptor.", parse=non_negative_int
+    )
     app_dir: str = option(".", help="Look for the app's module in this directory.", metavar="DIR")
     factory: bool = option(False, help="Treat MODULE:ATTR as a factory that returns the app.")
     interface: str = option(
@@ -146,7 +151,7 @@ class Config:
     )
     ws_ping_timeout: float = option(
         20.0,
-        help="Close a WebSocket whose peer does not answer a ping within this long.",
+        help="Close a WebSocket whose peer does not answer a ping within this long (0: never).",
         parse=non_negative_float,
         metavar="SECONDS",
     )
@@ -255,33 +260,18 @@ class Config:
     )
 
     def __post_init__(self) -> None:
-        if self.port is not None and not 0 <= self.port <= 65535:
-            raise ConfigError(f"invalid --port {self.port}: not in 0-65535")
-        for name, choices in (
-            ("interface", INTERFACES),
-            ("lifespan", LIFESPAN_MODES),
-            ("ws", WS_MODES),
-            ("log_level", LOG_LEVELS),
-        ):
-            value = getattr(self, name)
-            if value is not None and value not in choices:
-                flag = "--" + name.replace("_", "-")
-                raise ConfigError(f"invalid {flag} {value!r}: choose from {', '.join(choices)}")
+        # Every setting is checked here, whether it came from the command line (text), the
+        # environment (text) or a program calling uvicorn.run() (typed values): one rule each.
+        for f in fields():
+            value = getattr(self, f.name)
+            checked = _checked(f, value)
+            if checked is not value:
+                object.__setattr__(self, f.name, checked)  # text made typed: "4" -> 4
         for address in self.bind:
             parse_bind(address)
-        for text in self.headers:
-            header(text)
         parse_allowed_ips(self.forwarded_allow_ips)
         if bool(self.ssl_keyfile) != bool(self.ssl_certfile):
             raise ConfigError("--ssl-keyfile and --ssl-certfile must be given together")
-        if self.limit_concurrency is not None and self.limit_concurrency <= 0:
-            raise ConfigError(f"invalid --limit-concurrency {self.limit_concurrency}: must be > 0")
-        if self.workers < 1:
-            raise ConfigError(f"invalid --workers {self.workers}: must be at least 1")
-        for name in ("timeout", "max_requests", "max_requests_jitter"):
-            if getattr(self, name) < 0:
-                flag = "--" + name.replace("_", "-")
-                raise ConfigError(f"invalid {flag} {getattr(self, name)}: must be >= 0")
         if self.reload and not isinstance(self.app, str):
             raise ConfigError("--reload needs the app as an import string, e.g. 'app:hello_world'")
         if self.log_file and self.log_config:
@@ -319,6 +309,40 @@ class Config:
             name, value = text.split(":", 1)
             pairs.append((name.strip().lower().encode("latin-1"), value.strip().encode("latin-1")))
         return pairs
+
+
+def _checked(f: dataclasses.Field[Any], value: Any) -> Any:
+    """``value`` as the setting ``f`` takes it (parsed from text if need be), or ConfigError."""
+    flag = flag_of(f)
+    if f.metadata["repeatable"]:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"invalid {flag} {value!r}: expected a list of values")
+        return [_checked_one(f, flag, item) for item in value]
+    if value is None and f.default is None:
+        return None  # not set
+    return _checked_one(f, flag, value)
+
+
+def _checked_one(f: dataclasses.Field[Any], flag: str, value: Any) -> Any:
+    meta = f.metadata
+    parse = meta["parse"]
+    if parse is not None:
+        try:
+            return parse(value)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"invalid {flag} {value!r}: {exc}") from None
+    kind = str(f.type)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"invalid {flag} {value!r}: must be True or False")
+    elif kind.startswith(("str", "list[str]")) and not isinstance(value, str):
+        raise ConfigError(f"invalid {flag} {value!r}: must be a string")
+    choices = meta["choices"]
+    if choices and value not in choices:
+        raise ConfigError(f"invalid {flag} {value!r}: choose from {', '.join(choices)}")
+    return value
 
 
 def fields() -> list[dataclasses.Field[Any]]:

@@ -4,7 +4,9 @@ which the caller turns into one naming the flag)."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -68,41 +70,77 @@ def parse_bind(address: str) -> BindSpec:
     return BindSpec("tcp", host=host, port=port)
 
 
-def header(text: str) -> str:
-    if ":" not in text or not text.split(":", 1)[0].strip():
-        raise ConfigError(f"invalid --header {text!r}: expected NAME:VALUE")
-    return text
+# The value parsers of the settings. Each takes the text of a flag (or an environment variable)
+# or the value a program passed to ``uvicorn.run()``, and returns the typed value or raises
+# ValueError saying what is wrong; ``Config`` calls them for every setting, whatever its
+# source, so that the command line and ``uvicorn.run()`` accept exactly the same values.
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError
+def header(value: Any) -> str:
+    if not isinstance(value, str) or ":" not in value or not value.split(":", 1)[0].strip():
+        raise ValueError("expected NAME:VALUE")
     return value
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError
-    return value
+def _integer(value: Any) -> int:
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError("not a whole number")
 
 
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise ValueError
-    return value
+def _number(value: Any) -> float:
+    number = None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value.strip())
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    if number is None or not math.isfinite(number):
+        raise ValueError("not a number")
+    return number
 
 
-def cert_reqs(text: str) -> int:
+def positive_int(value: Any) -> int:
+    number = _integer(value)
+    if number <= 0:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def non_negative_int(value: Any) -> int:
+    number = _integer(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+def non_negative_float(value: Any) -> float:
+    number = _number(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+def port_number(value: Any) -> int:
+    number = _integer(value)
+    if not 0 <= number <= 65535:
+        raise ValueError("not in 0-65535")
+    return number
+
+
+def cert_reqs(value: Any) -> int:
     names = {"none": 0, "optional": 1, "required": 2}
-    if text.lower() in names:
-        return names[text.lower()]
-    value = int(text)
-    if value not in (0, 1, 2):
-        raise ValueError
-    return value
+    if isinstance(value, str) and value.strip().lower() in names:
+        return names[value.strip().lower()]
+    number = _integer(value)
+    if number not in (0, 1, 2):
+        raise ValueError("choose none (0), optional (1) or required (2)")
+    return number
 
 
 def parse_allowed_ips(text: str) -> list[Any]:

@@ -78,8 +78,8 @@ def test_no_access_log() -> None:
     [
         (["examples.hello_world:hello_world", "--nope"], "unrecognized arguments: --nope"),
         (["examples.hello_world:hello_world", "--bind", "a:b:c"], "invalid bind address 'a:b:c'"),
-        (["examples.hello_world:hello_world", "--port", "http"], "invalid --port value 'http'"),
-        (["examples.hello_world:hello_world", "--port", "70000"], "invalid --port 70000"),
+        (["examples.hello_world:hello_world", "--port", "http"], "invalid --port 'http': not a"),
+        (["examples.hello_world:hello_world", "--port", "70000"], "--port '70000': not in 0-65535"),
         (["examples.hello_world:hello_world", "--lifespan", "maybe"], "invalid choice: 'maybe'"),
         (["no_such_module:app"], "could not import module 'no_such_module'"),
         (["examples.hello_world:nope"], "attribute 'nope' not found in module"),

@@ -513,6 +513,22 @@ async def test_silent_peer_is_closed_after_the_ping_timeout() -> None:
         assert disconnect["code"] == 1006
 
 
+async def test_ping_timeout_0_pings_a_silent_peer_but_never_closes_it() -> None:
+    options = {"ws_ping_interval": 0.02 * UNIT, "ws_ping_timeout": 0}
+    async with running_server(echo, **options) as server:
+        raw = await RawWebSocket.connect(server.port)
+        await raw.handshake()
+        for _ in range(5):  # never answered, and the connection stays
+            frame = await raw.next_frame()
+            assert frame is not None and frame.opcode is Opcode.PING
+        raw.send_text("still here")
+        frame = await raw.next_frame()
+        while frame is not None and frame.opcode is Opcode.PING:
+            frame = await raw.next_frame()
+        assert frame is not None and bytes(frame.data) == b"still here"
+        raw.close()
+
+
 async def test_a_peer_answering_pings_stays(monkeypatch: pytest.MonkeyPatch) -> None:
     options = {"ws_ping_interval": 0.02 * UNIT, "ws_ping_timeout": 0.1 * UNIT}
     async with running_server(echo, **options) as server:

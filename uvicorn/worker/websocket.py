@@ -276,11 +276,13 @@ class WebSocketSession(StreamProtocol):
                 return
             self._arm(self._ping_sent_at + self.state.ws_ping_timeout)
         elif now >= self._last_heard + interval:
+            timeout = self.state.ws_ping_timeout
             if self.core.is_open:
-                self._ping_sent_at = now
+                # --ws-ping-timeout 0: ping the silent peer, but never close for its silence.
+                self._ping_sent_at = now if timeout else None
                 self.core.send_ping()
                 self.flush_core()
-            self._arm(now + min(interval, self.state.ws_ping_timeout))
+            self._arm(now + (min(interval, timeout) if timeout else interval))
         else:
             self._arm(self._last_heard + interval)
 
