@@ -30,6 +30,9 @@ def listen(host: str = "127.0.0.1") -> socket.socket:
 async def running_server(app: Any, **options: Any) -> AsyncIterator[RunningServer]:
     """Serve ``app`` on 127.0.0.1 (a free port) in this event loop."""
     options.setdefault("access_log", False)
+    # No drain when the test is over: what is still in flight is cancelled at once, and the
+    # lifespan shutdown still runs (a forced stop would skip it).
+    options.setdefault("graceful_timeout", 0)
     config = Config(app=app, **options)
     sock = listen()
     server = Server(config, [sock])
@@ -37,7 +40,7 @@ async def running_server(app: Any, **options: Any) -> AsyncIterator[RunningServe
     try:
         yield RunningServer(server, sock.getsockname()[1])
     finally:
-        server.stop(force=True)
+        server.stop()
         await server.shutdown()
         sock.close()
 

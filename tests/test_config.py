@@ -31,6 +31,7 @@ def refusal(options: dict[str, Any]) -> str | None:
         ({"ws_max_size": 0}, "invalid --ws-max-size 0: must be at least 1"),
         ({"limit_request_line": -5}, "invalid --limit-request-line -5: must be at least 1"),
         ({"graceful_timeout": -1}, "invalid --graceful-timeout -1: must be 0 or more"),
+        ({"boot_timeout": -1}, "invalid --boot-timeout -1: must be 0 or more"),
         ({"workers": 0}, "invalid --workers 0: must be at least 1"),
         ({"workers": 2.5}, "invalid --workers 2.5: not a whole number"),
         ({"backlog": True}, "invalid --backlog True: not a whole number"),

@@ -217,6 +217,13 @@ class Config:
         parse=non_negative_float,
         metavar="SECONDS",
     )
+    boot_timeout: float = option(
+        60.0,
+        help="Stop a worker (its traceback logged) that has not started serving this long after "
+        "it was started: the app's import and its lifespan startup; 0: never.",
+        parse=non_negative_float,
+        metavar="SECONDS",
+    )
     max_requests: int = option(
         0,
         help="Replace a worker, gracefully, after it has served this many requests; 0: never.",

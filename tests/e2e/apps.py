@@ -43,3 +43,27 @@ def factory() -> Any:
         await channels["reply"].send({"status": 200, "content": b"from factory"})
 
     return app
+
+
+async def hangs_in_startup(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A lifespan startup that never completes (waiting for a database that never answers)."""
+    if scope["type"] == "lifespan":
+        await receive()
+        await wait_for_the_database()
+
+
+async def wait_for_the_database() -> None:
+    await asyncio.Event().wait()
+
+
+async def hangs_in_shutdown(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Starts and serves; its lifespan shutdown never completes."""
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        logger.warning("app: shutdown asked")
+        await asyncio.Event().wait()
+        return
+    await send({"type": "http.response.start", "status": 200})
+    await send({"type": "http.response.body", "body": b"up"})

@@ -21,20 +21,21 @@ _RUNNING = re.compile(r"Uvicorn running on (https?)://(\[[^\]]+\]|[^:]+):(\d+)")
 
 class CLIProcess:
     """``python -m uvicorn ARGS`` with its stderr collected line by line (``module``: another
-    server, e.g. gunicorn; ``prefix``: a command that runs it, e.g. ``ip netns exec NAME``)."""
+    server, e.g. gunicorn, or None for ``python ARGS``; ``prefix``: a command that runs it, e.g.
+    ``ip netns exec NAME``)."""
 
     def __init__(
         self,
         *args: str,
         cwd: Path = REPO,
         env: dict[str, str] | None = None,
-        module: str = "uvicorn",
+        module: str | None = "uvicorn",
         prefix: tuple[str, ...] = (),
     ) -> None:
         environment = dict(os.environ, PYTHONUNBUFFERED="1")
         environment.update(env or {})
         self.proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", module, *args],
+            [*prefix, sys.executable, *(["-m", module] if module else []), *args],
             cwd=cwd,
             env=environment,
             stdout=subprocess.PIPE,

@@ -29,9 +29,12 @@ from uvicorn.supervisor.waker import Waker
 
 logger = logging.getLogger("uvicorn.supervisor")
 
-KILL_MARGIN = 5.0  # beyond --graceful-timeout, for cancellation and the lifespan shutdown
+# Beyond --graceful-timeout, before SIGKILL: a worker's shutdown ends 1 s past it (its
+# FINAL_GRACE), so this is for a worker whose event loop is blocked.
+KILL_MARGIN = 5.0
 QUICK_STOP = 2.0  # how long QUIT (and a halt) waits before SIGKILL
 ABORT_GRACE = 2.0  # from SIGABRT (traceback dump) to SIGKILL
+BOOT_MARGIN = 1.0  # past --boot-timeout, before a booting worker is aborted (see _watch_deadline)
 SIGNALS: dict[int, str] = {
     signal.SIGHUP: "hup", signal.SIGINT: "int", signal.SIGTERM: "term", signal.SIGQUIT: "quit",
     signal.SIGTTIN: "ttin", signal.SIGTTOU: "ttou", signal.SIGUSR1: "usr1",
@@ -147,9 +150,11 @@ class Arbiter:
 
     def _next_deadline(self, now: float) -> float | None:
         deadlines = [w.kill_at for w in self.workers.values() if w.kill_at is not None]
-        if self.config.timeout and not self.stopping:
+        if not self.stopping:
             deadlines += [
-                w.last_beat + self.config.timeout for w in self.workers.values() if not w.aborted
+                deadline
+                for w in self.workers.values()
+                if not w.aborted and (deadline := self._watch_deadline(w)) is not None
             ]
         if self.spawn_after > now and not self.stopping:
             deadlines.append(self.spawn_after)
@@ -334,25 +339,45 @@ class Arbiter:
         worker.signal(signum)
         worker.kill_at = now + self.config.graceful_timeout + KILL_MARGIN
 
+    def _watch_deadline(self, worker: Worker) -> float | None:
+        """When ``worker`` is to be aborted unless it shows life: a booting worker when
+        --boot-timeout has passed (its import may block its event loop, heartbeats and all,
+        for longer than --timeout), a started one when its heartbeats stop for --timeout."""
+        config = self.config
+        if worker.state is State.BOOTING:
+            if not config.boot_timeout:
+                return None
+            # The worker's own deadline goes first when its loop turns, logging where the app
+            # waits: the master's is a moment later, for a loop blocked by the import.
+            return worker.spawned_at + config.boot_timeout + BOOT_MARGIN
+        return worker.last_beat + config.timeout if config.timeout else None
+
     def _check_heartbeats(self, now: float) -> None:
-        timeout = self.config.timeout
-        if not timeout:
-            return
         for worker in self.workers.values():
-            if not worker.aborted and now - worker.last_beat > timeout:
-                if worker.state is State.BOOTING:  # a slow import, most often
-                    worker.error = (
-                        f"worker timed out while booting (longer than --timeout {timeout:g})"
-                    )
+            deadline = self._watch_deadline(worker)
+            if worker.aborted or deadline is None or now < deadline:
+                continue
+            if worker.state is State.BOOTING:
+                worker.error = worker.error or (
+                    "worker timed out while booting "
+                    f"(longer than --boot-timeout {self.config.boot_timeout:g}s)"
+                )
+                logger.error(
+                    "Worker [%d] timed out while booting (longer than --boot-timeout %gs); "
+                    "aborting it (SIGABRT: traceback follows)",
+                    worker.pid,
+                    self.config.boot_timeout,
+                )
+            else:
                 logger.error(
                     "Worker [%d] timed out: its event loop has been blocked for over %gs; "
                     "aborting it (SIGABRT: traceback follows)",
                     worker.pid,
-                    timeout,
+                    self.config.timeout,
                 )
-                worker.aborted = True
-                worker.signal(signal.SIGABRT)
-                worker.kill_at = min(worker.kill_at or float("inf"), now + ABORT_GRACE)
+            worker.aborted = True
+            worker.signal(signal.SIGABRT)
+            worker.kill_at = min(worker.kill_at or float("inf"), now + ABORT_GRACE)
 
     def _escalate(self, now: float) -> None:
         for worker in self.workers.values():

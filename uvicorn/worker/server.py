@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import gc
 import logging
 import os
@@ -13,6 +14,7 @@ from typing import Any
 
 from uvicorn.config import Config
 from uvicorn.exceptions import ClientDisconnected, StartupError
+from uvicorn.logging import log_stream
 from uvicorn.protocols.websocket import GOING_AWAY, SERVICE_RESTART
 from uvicorn.worker.asgi import ASGICycle, ASGIWebSocket, asgi2_to_asgi3
 from uvicorn.worker.connection import HTTPConnection
@@ -22,9 +24,16 @@ from uvicorn.worker.loading import load_app
 from uvicorn.worker.messaging import MessagingCycle, MessagingWebSocket
 from uvicorn.worker.state import ServerState
 from uvicorn.worker.supervised import Link, Supervised
-from uvicorn.worker.websocket import CLOSE_TIMEOUT, WebSocketSession
+from uvicorn.worker.websocket import WebSocketSession
 
 logger = logging.getLogger("uvicorn.error")
+
+# How long past --boot-timeout a worker whose event loop is blocked (a slow import) is left
+# before it is aborted: the worker's own deadline, which logs the app's coroutines, goes first.
+BOOT_MARGIN = 1.0
+# Past --graceful-timeout, cancelled calls get up to half of this to unwind, and the lifespan
+# shutdown what is left of it: a shutdown takes at most --graceful-timeout plus this.
+FINAL_GRACE = 1.0
 
 
 class Server:
@@ -109,54 +118,93 @@ class Server:
         loop.add_signal_handler(signal.SIGQUIT, self.stop, True)
 
     async def shutdown(self, restart: bool = False) -> None:
-        """Stop accepting, let in-flight requests finish (up to --graceful-timeout), then
-        close WebSockets with 1001 (going away), or 1012 (service restart) when ``restart``
-        says a new worker replaces this one."""
+        """Stop accepting, close WebSockets (1001 going away, or 1012 service restart when
+        ``restart`` says a new worker replaces this one), let in-flight requests finish, then
+        cut what is left and run the lifespan shutdown.
+
+        One deadline, --graceful-timeout from now, is shared by every step (a retirement's
+        linger, the requests, the WebSockets' closing handshakes); past it, cancelled calls get
+        what is left of a short grace to unwind (a 500 for a response not started) and the
+        lifespan shutdown the rest of it. A second stop() (a second signal) ends every wait."""
         state = self.state
         if state is None:
             return
         logger.info("Shutting down")
+        loop = state.loop
+        deadline = loop.time() + self.config.graceful_timeout
+        final = deadline + FINAL_GRACE
         state.shutting_down = True
         for listener in self._listeners:
             listener.close()
-        deadline = state.loop.time() + self.config.graceful_timeout
         if self.linger:
             await self._linger(deadline)
         for conn in list(state.connections):
             conn.shutdown()
-        if state.active and not self._forced.is_set():
-            logger.info("Waiting for %d request(s) to finish", state.active)
-            drained = asyncio.ensure_future(state.wait_drained())
-            stopped = asyncio.ensure_future(self._forced.wait())
-            await asyncio.wait(
-                [drained, stopped],
-                timeout=max(0.0, deadline - state.loop.time()),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+        # WebSockets have no request to finish: their closing handshakes start now, so that
+        # they end cleanly within the deadline, and their clients reconnect elsewhere sooner.
+        sessions = list(state.websockets)
+        for session in sessions:
+            session.close_with(SERVICE_RESTART if restart else GOING_AWAY)
+        sockets = [session.task for session in sessions if session.task is not None]
+        if (state.active or sockets) and not self._forced.is_set():
+            logger.info("Waiting for %d request(s) and %d WebSocket(s) to finish",
+                        state.active, len(sockets))  # fmt: skip
+            drained = loop.create_task(state.wait_drained())
+            await self._wait([drained, *sockets], deadline)
             drained.cancel()
-            stopped.cancel()
-        await self._close_websockets(SERVICE_RESTART if restart else GOING_AWAY)
-        tasks = [
-            conn.cycle.task
-            for conn in state.connections
-            if conn.cycle is not None and conn.cycle.task is not None
-        ]
-        for task in tasks:
+        # Past the deadline (or all done): cut what is left. A request's app is cancelled; a
+        # WebSocket's app is given its disconnect (1006), then cancelled if it goes on.
+        for session in sessions:
+            session.transport.close()
+        requests = [conn.cycle.task for conn in state.connections
+                    if conn.cycle is not None and conn.cycle.task is not None]  # fmt: skip
+        for task in requests:
             task.cancel()
+        tasks = [task for task in requests + sockets if not task.done()]
         if tasks:
-            # Let the cancelled calls unwind before closing, so that a client whose response
-            # had not started gets its 500 rather than a bare close. Bounded: an app that
-            # ignores cancellation does not hold the shutdown.
-            await asyncio.wait(tasks, timeout=1.0)
+            # Let the calls unwind: a client whose response had not started gets its 500
+            # rather than a bare close, an app its WebSocket's disconnect. Half the grace at
+            # most: the lifespan shutdown is not left without time by an app that goes on.
+            until = min(final, loop.time() + FINAL_GRACE / 2)
+            await self._wait(tasks, until, at_least_one_turn=True)
+            for task in sockets:
+                task.cancel()
         for conn in list(state.connections):
             conn.close()
         if self._date_timer is not None:
             self._date_timer.cancel()
         if self.lifespan is not None:
-            await self.lifespan.shutdown()
+            remaining = 0.0 if self._forced.is_set() else final - loop.time()
+            await self.lifespan.shutdown(remaining, self._forced)
         for listener in self._listeners:
-            await listener.wait_closed()
+            waiter = loop.create_task(listener.wait_closed())
+            await self._wait([waiter], final, at_least_one_turn=True)
+            waiter.cancel()
         logger.info("Finished server process [%d]", os.getpid())
+
+    async def _wait(
+        self, tasks: list[asyncio.Task[Any]], until: float, at_least_one_turn: bool = False
+    ) -> None:
+        """Wait until every task is done, the loop's clock reaches ``until``, or a second stop()
+        (``_forced``): whichever comes first. ``at_least_one_turn``: even when out of time,
+        let the tasks run once (a cancelled task unwinds in one turn)."""
+        loop = asyncio.get_running_loop()
+        pending = {task for task in tasks if not task.done()}
+        if pending and at_least_one_turn:
+            await asyncio.sleep(0)
+            pending = {task for task in pending if not task.done()}
+        forced = loop.create_task(self._forced.wait())
+        try:
+            while pending and not forced.done():
+                remaining = until - loop.time()
+                if remaining <= 0:
+                    return
+                done, _ = await asyncio.wait(
+                    pending | {forced}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending -= done
+        finally:
+            forced.cancel()
 
     async def _linger(self, deadline: float) -> None:
         """A retiring worker, while others go on serving: a request may already be on its
@@ -175,37 +223,17 @@ class Server:
         if not connections:
             return
         logger.info("Retiring: answering %d open connection(s) once more", len(connections))
-        waiters = [
-            asyncio.ensure_future(event.wait())
-            for event in (state.all_closed, self._forced, self._linger_end)
-        ]
-        await asyncio.wait(
-            waiters,
-            timeout=max(0.0, deadline - state.loop.time()),
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        for waiter in waiters:
-            waiter.cancel()
+        loop = state.loop
+        closed = loop.create_task(state.all_closed.wait())
+        ended = loop.create_task(self._linger_end.wait())
+        # The linger ends early when every connection closed, or when a TERM ends it.
+        await self._wait([loop.create_task(_first(closed, ended))], deadline)
+        closed.cancel()
+        ended.cancel()
 
-    async def _close_websockets(self, code: int) -> None:
-        """Start each WebSocket's closing handshake and give the apps their disconnect; a
-        peer that does not answer in time is cut off."""
-        state = self.state
-        assert state is not None
-        sessions = list(state.websockets)
-        if not sessions:
-            return
-        for session in sessions:
-            session.close_with(code)
-        tasks = [session.task for session in sessions if session.task is not None]
-        if tasks and not self._forced.is_set():
-            await asyncio.wait(tasks, timeout=min(CLOSE_TIMEOUT, self.config.graceful_timeout))
-        for session in sessions:
-            session.transport.close()  # the app then gets its disconnect (1006)
-        if tasks:
-            await asyncio.wait(tasks, timeout=1.0)
-        for task in tasks:
-            task.cancel()
+
+async def _first(*tasks: asyncio.Task[Any]) -> None:
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
 
 
 def _quiet_disconnects(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -227,7 +255,7 @@ async def serve(config: Config, sockets: list[socket.socket], link: Link | None 
     else:
         server.install_signal_handlers()
     try:
-        await server.start()
+        await boot(server, config.boot_timeout, watchdog=supervised is None)
         # What exists now (the app, its modules, what its startup made) lives as long as the
         # worker: set it apart from the cyclic garbage collector, whose full collections would
         # otherwise walk all of it again and again, each one pausing every request.
@@ -239,6 +267,33 @@ async def serve(config: Config, sockets: list[socket.socket], link: Link | None 
         await server.shutdown(restart=server.restart)
         if supervised is not None:
             supervised.close()
+
+
+async def boot(server: Server, timeout: float, watchdog: bool) -> None:
+    """``server.start()`` (the app's import and its lifespan startup) within --boot-timeout:
+    past it, log where the app waits and raise ``StartupError``. An import that blocks the
+    event loop cannot be interrupted from it: the master aborts such a worker (SIGABRT, its
+    traceback dumped); without a master, ``watchdog`` makes faulthandler's thread dump every
+    traceback and end the process a moment later."""
+    if not timeout:
+        await server.start()
+        return
+    if watchdog:
+        faulthandler.dump_traceback_later(timeout + BOOT_MARGIN, exit=True, file=log_stream())
+    try:
+        await asyncio.wait_for(server.start(), timeout)
+    except asyncio.TimeoutError:
+        message = f"worker timed out while booting (longer than --boot-timeout {timeout:g}s)"
+        lifespan = server.lifespan
+        if lifespan is not None and lifespan.task is not None and not lifespan.task.done():
+            logger.error("%s: the app's lifespan startup has not completed; it waits in:\n%s",
+                         message, lifespan.where())  # fmt: skip
+        else:
+            logger.error("%s", message)
+        raise StartupError(message) from None
+    finally:
+        if watchdog:
+            faulthandler.cancel_dump_traceback_later()
 
 
 def make_ssl_context(config: Config) -> ssl.SSLContext:
