@@ -106,8 +106,8 @@ class Arbiter:
         while True:
             now = time.monotonic()
             self._reap(now)
-            while self.waker.signals:
-                getattr(self, "handle_" + SIGNALS[self.waker.signals.popleft()])()
+            for signum, count in self.waker.take_signals():
+                getattr(self, "handle_" + SIGNALS[signum])(count)
             if self.reloader is not None:
                 self._reload_on_change()
             if self.stopping:
@@ -160,9 +160,10 @@ class Arbiter:
             deadlines.append(self.spawn_after)
         return min(deadlines) if deadlines else None
 
-    # Signals: the handlers only enqueue (waker.py); the loop calls handle_<name>().
+    # Signals: the handlers only enqueue (waker.py); the loop calls handle_<name>(count), count
+    # being how many times the signal came since the loop last looked.
 
-    def handle_hup(self) -> None:
+    def handle_hup(self, count: int) -> None:
         if self.stopping:
             return
         self.generation = max([self.generation, *(w.generation for w in self.workers.values())]) + 1
@@ -173,28 +174,28 @@ class Arbiter:
             logger.warning("The app is an object, not an import string: its code stays the same")
         self.notifier.reloading(f"reloading: starting generation {self.generation}")
 
-    def handle_term(self) -> None:
+    def handle_term(self, count: int) -> None:
         self._stop(graceful=True, reason="Received SIGTERM")
 
-    def handle_int(self) -> None:
-        # A second Ctrl-C while stopping gracefully: stop at once.
-        self._stop(graceful=not self.stopping, reason="Received SIGINT")
+    def handle_int(self, count: int) -> None:
+        # A second Ctrl-C while stopping gracefully (or two at once): stop at once.
+        self._stop(graceful=not self.stopping and count == 1, reason="Received SIGINT")
 
-    def handle_quit(self) -> None:
+    def handle_quit(self, count: int) -> None:
         self._stop(graceful=False, reason="Received SIGQUIT")
 
-    def handle_ttin(self) -> None:
-        self.target += 1
-        logger.info("Received SIGTTIN: %d workers", self.target)
+    def handle_ttin(self, count: int) -> None:
+        self.target += count
+        logger.info("Received SIGTTIN%s: %d workers", _times(count), self.target)
 
-    def handle_ttou(self) -> None:
+    def handle_ttou(self, count: int) -> None:
         if self.target == 1:
-            logger.info("Received SIGTTOU: staying at one worker")
+            logger.info("Received SIGTTOU%s: staying at one worker", _times(count))
             return
-        self.target -= 1
-        logger.info("Received SIGTTOU: %d workers", self.target)
+        self.target = max(1, self.target - count)
+        logger.info("Received SIGTTOU%s: %d workers", _times(count), self.target)
 
-    def handle_usr1(self) -> None:
+    def handle_usr1(self, count: int) -> None:
         reopen_log_files()
         for worker in self.workers.values():
             worker.signal(signal.SIGUSR1)
@@ -434,3 +435,7 @@ class Arbiter:
         if pidfile is not None:
             pidfile.remove()
         self.notifier.close()
+
+
+def _times(count: int) -> str:
+    return f" ({count} times)" if count > 1 else ""

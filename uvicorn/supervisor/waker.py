@@ -19,7 +19,12 @@ from typing import Any
 
 class Waker:
     def __init__(self) -> None:
-        self.signals: collections.deque[int] = collections.deque(maxlen=8)
+        # Signals received and not yet taken, in order. Nothing is ever dropped: a TERM that
+        # came while the master was blocked (writing a log line to a pipe that stopped reading
+        # for a moment) is still there after any number of other signals, and 20 TTIN then 20
+        # TTOU count 20 each. (A list, because append() is one atomic step: a handler that
+        # interrupted another one's read-modify-write of a counter would lose a count.)
+        self._signals: list[int] = []
         self.children_exited = True  # set by SIGCHLD: the master reaps only then
         self._selector = selectors.DefaultSelector()
         self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -40,7 +45,16 @@ class Waker:
         self._saved[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, self._child_exited)
 
     def _enqueue(self, signum: int, frame: Any) -> None:
-        self.signals.append(signum)
+        self._signals.append(signum)
+
+    def take_signals(self) -> list[tuple[int, int]]:
+        """The signals received since the last call, as (signal, times received), in the order
+        each first came."""
+        # A handler runs between two bytecodes of this thread: it appends to the list taken
+        # (counted below) or to the new one, never to neither.
+        taken = self._signals
+        self._signals = []
+        return list(collections.Counter(taken).items())
 
     def _child_exited(self, signum: int, frame: Any) -> None:
         self.children_exited = True
