@@ -49,6 +49,12 @@ class Arbiter:
         self.target = config.workers
         self.generation = 1
         self.workers: dict[int, Worker] = {}
+        # What was open before the master made anything of its own (the standard streams, the
+        # log file, sockets systemd passed, whatever the program calling uvicorn.run() holds):
+        # a worker inherits these. Everything the master opens from now on (its selector and
+        # wake-up pipe, the other workers' pipes, the reloader's inotify and eventfd, the
+        # systemd notification socket, listeners meant for other workers) a worker closes.
+        self.inherited = process.open_fds()
         self.waker = Waker()
         self.backoff = policy.Backoff()
         self.spawn_after = 0.0  # no start before this (back-off)
@@ -308,11 +314,10 @@ class Arbiter:
         assert self.listeners is not None
         config = self.config
         jitter = random.randint(0, config.max_requests_jitter)
-        close_fds = list(self.waker.fds)
-        close_fds += [w.fd for w in self.workers.values() if w.fd >= 0]
         own: list[socket.socket] = []
         try:
             sockets, own = self.listeners.for_worker()
+            close_fds = process.open_fds() - self.inherited - {s.fileno() for s in sockets}
             worker = process.spawn(
                 self.entry,
                 config,

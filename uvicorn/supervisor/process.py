@@ -132,6 +132,21 @@ class WorkerLink:
         faulthandler.enable(file=log_stream(), all_threads=True)
 
 
+def open_fds() -> set[int]:
+    """The file descriptors open in this process (not the one that lists them)."""
+    names = os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd")
+    # The listing was made through a descriptor of its own, closed since.
+    return {fd for fd in map(int, names) if _is_open(fd)}
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def spawn(
     entry: WorkerEntry,
     config: Config,

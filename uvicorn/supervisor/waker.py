@@ -32,11 +32,6 @@ class Waker:
         self._saved: dict[int, Any] = {}
         self._saved_wakeup_fd = -1
 
-    @property
-    def fds(self) -> list[int]:
-        """Descriptors a forked worker must close."""
-        return [self._read_fd, self._write_fd]
-
     def install(self, signums: Iterable[int]) -> None:
         """Queue these signals; SIGCHLD sets ``children_exited``."""
         self._saved_wakeup_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
