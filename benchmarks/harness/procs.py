@@ -110,7 +110,7 @@ class StealWatch:
 
     def __init__(self, client_cpu: int | None, server_cpu: int | None) -> None:
         self.cpus = [client_cpu, server_cpu] if client_cpu is not None else [None]
-        self.start = [cpu_ticks(cpu) for cpu in cpus]
+        self.start = [cpu_ticks(cpu) for cpu in self.cpus]
 
     def percent(self) -> float:
         shares = [0.0]
