@@ -1,0 +1,524 @@
+"""Soak test: one worker of this checkout's server under a million keep-alive requests, then a
+million ``Connection: close`` requests; its memory and open file descriptors before and after.
+
+One command, from the checkout:
+
+    python3 benchmarks/soak.py
+    python3 benchmarks/soak.py --interfaces asgi --requests 200000 --json /tmp/soak.json
+
+For each interface (the messaging-interface hello app, then the ASGI 3 one: benchmarks/apps/
+hello.py), it starts the server as benchmarks/run.py starts "ours" (the project's .venv, the real
+command line, ``--workers 1``: a master and one worker), pinned with taskset to one core, wrk on
+the other. It checks one answer of each kind, warms up (``--warmup`` keep-alive requests, then as
+many ``Connection: close`` ones), and then runs the phases: ``--requests`` keep-alive requests
+(wrk -t1 -c64), then ``--requests`` ``Connection: close`` requests (wrk reconnects for each).
+
+The count is exact to within one poll of wrk's event loop: wrk's Lua script counts the responses
+and, at the count, stops its thread and says so; this script then interrupts wrk (SIGINT, once
+/proc shows wrk catches it), which prints its summary. When wrk's own deadline comes first, it is
+run again for the responses still owed.
+
+Before and after each phase it reads, from /proc, the worker's RSS (and the whole tree's:
+master and worker) and its open file descriptors, each classified (socket with its TCP state,
+pipe, eventpoll, ...). "After" is read once the connections are gone: the worker's descriptor
+count is polled until it is back to what it was before the phase or, when it is not, until it
+has not changed for ``--settle-quiet`` seconds (longer than the 5 s keep-alive timeout, so that a
+connection the server only closes by its timer is not taken for a leak), ``--settle-timeout`` at
+most.
+
+Verdict: PASS when, in every phase, the worker's RSS grew by less than ``--rss-limit`` MiB, no
+file descriptor was left behind (open after the phase and not before), wrk saw no error (socket
+error or non-2xx answer) and the same worker served throughout; otherwise FAIL with the numbers,
+and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # imported from the tests rather than run as a script
+    sys.path.insert(0, str(HERE))
+
+import run  # noqa: E402
+from harness import loads, procs, report  # noqa: E402
+
+INTERFACES = {"messaging": report.OURS["messaging"], "asgi": report.OURS["ASGI"]}
+PHASES = (("keep-alive", "hello-ka"), ("Connection: close", "hello-close"))
+TCP_STATES = {
+    "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
+    "05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK",
+    "0A": "LISTEN", "0B": "CLOSING",
+}  # fmt: skip
+POLL = 0.05
+
+# Prepended to the scenario's script (harness/loads.py: its request and its RESULT line).
+_LUA_COUNT = """
+local limit, seen = {limit}, 0
+response = function(status, headers, body)
+  seen = seen + 1
+  if seen == limit then
+    io.write("LIMIT\\n")
+    io.flush()
+    wrk.thread:stop()
+  end
+end
+"""
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# -- /proc ----------------------------------------------------------------------------------
+
+
+def open_fds(pid: int) -> dict[int, str]:
+    """fd -> what /proc/<pid>/fd/<fd> links to ("socket:[123]", "pipe:[45]", a path)."""
+    fds = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):  # closed between the listing and the readlink
+            fds[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+    return fds
+
+
+def socket_kinds(pid: int) -> dict[str, str]:
+    """Socket inode -> "tcp LISTEN", "tcp ESTABLISHED", "unix", ... from the pid's net namespace."""
+    kinds = {}
+    for proto in ("tcp", "tcp6", "udp", "udp6", "unix"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{proto}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if proto == "unix" and len(fields) >= 7:
+                kinds[fields[6]] = "unix"
+            elif proto != "unix" and len(fields) >= 10:
+                state = TCP_STATES.get(fields[3], fields[3]) if proto.startswith("tcp") else ""
+                kinds[fields[9]] = f"{proto.rstrip('6')} {state}".rstrip()
+    return kinds
+
+
+def fd_kind(target: str, sockets: dict[str, str]) -> str:
+    """A descriptor's kind, from its link target: "socket (tcp LISTEN)", "pipe", "/dev/null"..."""
+    if target.startswith("socket:["):
+        return f"socket ({sockets.get(target[8:-1], 'other')})"
+    if target.startswith("pipe:["):
+        return "pipe"
+    return target  # anon_inode:[eventpoll], a path
+
+
+def kinds_text(fds: dict[int, str]) -> str:
+    """ "6 pipe, 3 socket (tcp LISTEN), ..." for fds whose targets are already kinds."""
+    counts = collections.Counter(fds.values())
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "none"
+
+
+@dataclass
+class Snapshot:
+    worker_rss: float  # MiB
+    tree_rss: float  # MiB, master and worker
+    fds: dict[int, str]  # fd -> kind
+    links: dict[int, str]  # fd -> link target, to tell a descriptor reopened under its number
+
+
+def snapshot(root: int, worker: int) -> Snapshot:
+    links = open_fds(worker)
+    sockets = socket_kinds(worker)
+    tree = procs.tree(root)
+    if worker not in tree:
+        raise procs.ServerFailed(f"the worker (pid {worker}) is gone")
+    return Snapshot(
+        worker_rss=tree[worker][3] * procs.PAGE / procs.MIB,
+        tree_rss=sum(info[3] for info in tree.values()) * procs.PAGE / procs.MIB,
+        fds={fd: fd_kind(target, sockets) for fd, target in links.items()},
+        links=links,
+    )
+
+
+def left_behind(before: Snapshot, after: Snapshot) -> dict[int, str]:
+    """Descriptors open after and not before (a number reused for another object counts)."""
+    return {fd: kind for fd, kind in after.fds.items() if before.links.get(fd) != after.links[fd]}
+
+
+def settle(pid: int, baseline: int, quiet: float, timeout: float) -> tuple[float, bool]:
+    """Poll the pid's descriptor count until it is back to `baseline` (True), or has not changed
+    for `quiet` seconds, or `timeout` has passed (False); and the seconds it took."""
+    start = time.monotonic()
+    last, since = -1, start
+    while True:
+        now = time.monotonic()
+        count = len(os.listdir(f"/proc/{pid}/fd"))
+        if count <= baseline:
+            return now - start, True
+        if count != last:
+            last, since = count, now
+        elif now - since >= quiet or now - start >= timeout:
+            return now - start, False
+        time.sleep(POLL)
+
+
+def catches_sigint(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGINT - 1) & 1)
+    return False
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of the server's tree (master and worker)."""
+    return sum(info[2] for info in procs.tree(root).values()) / procs.TICKS
+
+
+def find_worker(root: int, timeout: float = 10.0) -> int:
+    """The one worker the master forked (--workers 1)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        children = [pid for pid, info in procs.tree(root).items() if info[0] == root]
+        if len(children) == 1:
+            return children[0]
+        if time.monotonic() > deadline:
+            raise procs.ServerFailed(f"expected one worker under pid {root}, found {children}")
+        time.sleep(POLL)
+
+
+# -- wrk ------------------------------------------------------------------------------------
+
+
+def count_script(name: str, limit: int) -> str:
+    """The scenario's wrk script, which stops its thread after `limit` responses."""
+    return _LUA_COUNT.format(limit=limit) + loads.lua_script(name)
+
+
+@dataclass
+class Load:
+    requests: int = 0
+    errors: int = 0
+    non_2xx: int = 0
+    seconds: float = 0.0
+    runs: int = 0
+    p99_ms: float = 0.0  # the largest of the runs'
+    client_cpu_s: float = 0.0  # wrk's own CPU time
+
+
+def wrk_once(url: str, script: Path, connections: int, seconds: int,
+             cpu: int | None) -> dict[str, Any]:  # fmt: skip
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
+            "-s", str(script), url]  # fmt: skip
+    start = time.monotonic()
+    proc = subprocess.Popen(procs.pinned(argv, cpu), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("LIMIT"):
+                # wrk's thread has stopped; its main thread sleeps out -d unless interrupted. It
+                # installs its SIGINT handler after starting the thread: wait for it.
+                deadline = time.monotonic() + 5
+                while not catches_sigint(proc.pid) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                proc.send_signal(signal.SIGINT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = "".join(lines)
+    if proc.returncode != 0:
+        raise procs.ServerFailed(f"wrk exited with {proc.returncode}:\n{text[-600:]}")
+    result = loads.parse_wrk(text)
+    result["seconds"] = result["requests"] / result["rps"] if result["rps"] else 0.0
+    result["wall_s"] = time.monotonic() - start
+    result["client_cpu_s"] = usage.ru_utime + usage.ru_stime
+    return result
+
+
+def wrk_count(port: int, name: str, count: int, args: argparse.Namespace,
+              scratch: Path) -> Load:  # fmt: skip
+    """At least `count` responses from wrk; run again for what is still owed when wrk's own
+    deadline comes first; ServerFailed past --phase-timeout."""
+    url = f"http://{procs.HOST}:{port}/"
+    load = Load()
+    deadline = time.monotonic() + args.phase_timeout
+    while load.requests < count:
+        left = int(deadline - time.monotonic())
+        if left < 1:
+            raise procs.ServerFailed(f"{name}: {load.requests:,} of {count:,} responses in "
+                                     f"{args.phase_timeout:g} s")  # fmt: skip
+        script = scratch / f"{name}-count.lua"
+        script.write_text(count_script(name, count - load.requests))
+        res = wrk_once(url, script, args.connections, left, args.client_cpu)
+        load.requests += res["requests"]
+        load.errors += res["errors"]
+        load.non_2xx += res["non_2xx"]
+        load.seconds += res["seconds"]
+        load.p99_ms = max(load.p99_ms, res["p99_ms"])
+        load.client_cpu_s += res["client_cpu_s"]
+        load.runs += 1
+    return load
+
+
+# -- the soak -------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    interface: str
+    phase: str
+    load: Load
+    before: Snapshot
+    after: Snapshot
+    settled: bool  # the descriptor count came back to its value before the phase
+    settle_s: float
+    cpu_us: float  # worker CPU per request
+    client_cpu_pct: float  # wrk's CPU, % of one core over the phase
+    other_cpu_pct: float  # what neither the server's tree nor wrk used, % of one core
+    steal_pct: float  # the most the hypervisor took from either pinned core, %
+    worker_replaced: str = ""
+    left: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def growth(self) -> float:
+        return self.after.worker_rss - self.before.worker_rss
+
+
+def soak(interface: str, args: argparse.Namespace, scratch: Path) -> list[Phase]:
+    """One server, warmed up, through every phase."""
+    ours = next(s for s in run.servers(args.ours, Path("unused"), {})
+                if s.name == INTERFACES[interface])  # fmt: skip
+    port = procs.free_port()
+    argv = [*ours.command(args.app, port), "--workers", "1"]
+    logfile = scratch / f"{ours.name}.log"
+    log(f"== {interface}: {' '.join(argv)}")
+    server = procs.Server(argv, ours.cwd, logfile, args.server_cpu)
+    try:
+        server.wait_ready(port, "/")
+        root = server.proc.pid
+        worker = find_worker(root)
+        worker_start = (procs.stat(worker) or (0, -1))[1]
+        for name in ("hello-ka", "hello-close"):
+            loads.check_http(name, port)
+        idle = snapshot(root, worker)
+        log(f"  worker pid {worker}, idle: RSS {idle.worker_rss:.1f} MiB (tree "
+            f"{idle.tree_rss:.1f}), {len(idle.fds)} fds: {kinds_text(idle.fds)}")  # fmt: skip
+        for _, name in PHASES:
+            if args.warmup:
+                warm = wrk_count(port, name, args.warmup, args, scratch)
+                log(f"  warm-up {name}: {warm.requests:,} requests, {warm.errors} errors")
+        waited, ok = settle(worker, len(idle.fds), args.settle_quiet, args.settle_timeout)
+        phases = []
+        for title, name in PHASES:
+            before = snapshot(root, worker)
+            cpu0 = (procs.stat(worker) or (0, 0, 0))[2]
+            tree0, busy0, t0 = tree_cpu(root), procs.busy_seconds(), time.monotonic()
+            steal = procs.StealWatch(args.client_cpu, args.server_cpu)
+            load = wrk_count(port, name, args.requests, args, scratch)
+            wall = time.monotonic() - t0
+            stolen = steal.percent()
+            other = procs.busy_seconds() - busy0 - (tree_cpu(root) - tree0) - load.client_cpu_s
+            info = procs.stat(worker)
+            replaced = ""
+            if info is None or info[1] != worker_start:
+                replaced = f"worker {worker} exited during the phase"
+                raise procs.ServerFailed(replaced)
+            cpu_us = 1e6 * (info[2] - cpu0) / procs.TICKS / max(load.requests, 1)
+            waited, ok = settle(worker, len(before.fds), args.settle_quiet, args.settle_timeout)
+            after = snapshot(root, worker)
+            children = [p for p, i in procs.tree(root).items() if i[0] == root]
+            if children != [worker]:
+                replaced = f"the master's children went from [{worker}] to {children}"
+            phase = Phase(interface, title, load, before, after, ok, waited, cpu_us,
+                          100 * load.client_cpu_s / wall, max(0.0, 100 * other / wall), stolen,
+                          replaced, left_behind(before, after))  # fmt: skip
+            phases.append(phase)
+            log(f"  {title}: {load.requests:,} requests in {load.seconds:.1f} s "
+                f"({load.requests / max(load.seconds, 1e-9):,.0f}/s, {load.runs} wrk run(s), "
+                f"{load.errors} errors); RSS {before.worker_rss:.1f} -> {after.worker_rss:.1f}"
+                f" MiB; fds {len(before.fds)} -> {len(after.fds)} "
+                f"({'back' if ok else 'NOT back'} after {waited:.2f} s)")  # fmt: skip
+        return phases
+    except OSError as exc:  # the worker's /proc entries went away under us
+        raise server.fail(f"worker gone: {exc}") from exc
+    finally:
+        server.stop()
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def table(phases: list[Phase]) -> str:
+    out = [
+        "| server | phase | requests | errors | duration s | req/s | worker CPU us/req "
+        "| wrk / other CPU % | worker RSS before MiB | after | growth "
+        "| tree RSS MiB before -> after | fds before | after | left behind |",
+        "|---|---|" + "---:|" * 13,
+    ]  # fmt: skip
+    for p in phases:
+        rps = p.load.requests / p.load.seconds if p.load.seconds else 0.0
+        out.append(
+            f"| {INTERFACES[p.interface]} | {p.phase} | {p.load.requests:,} | {p.load.errors} "
+            f"| {p.load.seconds:.1f} | {rps:,.0f} | {p.cpu_us:.1f} "
+            f"| {p.client_cpu_pct:.0f} / {p.other_cpu_pct:.0f} | {p.before.worker_rss:.1f} "
+            f"| {p.after.worker_rss:.1f} | {p.growth:+.2f} "
+            f"| {p.before.tree_rss:.1f} -> {p.after.tree_rss:.1f} | {len(p.before.fds)} "
+            f"| {len(p.after.fds)} | {len(p.left)} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def problems(phases: list[Phase], failures: dict[str, str], rss_limit: float) -> list[str]:
+    """What makes the verdict FAIL, each with its numbers; empty: PASS."""
+    found = [f"{INTERFACES[i]}: server failed: {why.splitlines()[0]}"
+             for i, why in failures.items()]  # fmt: skip
+    for p in phases:
+        where = f"{INTERFACES[p.interface]}, {p.phase}"
+        if p.growth >= rss_limit:
+            found.append(f"{where}: worker RSS grew {p.growth:.2f} MiB "
+                         f"({p.before.worker_rss:.1f} -> {p.after.worker_rss:.1f}) over "
+                         f"{p.load.requests:,} requests (limit {rss_limit:g} MiB)")  # fmt: skip
+        if p.left:
+            found.append(f"{where}: {len(p.left)} fd(s) left behind ({len(p.before.fds)} -> "
+                         f"{len(p.after.fds)}): {kinds_text(p.left)}")  # fmt: skip
+        if p.load.errors:
+            found.append(f"{where}: wrk saw {p.load.errors} errors ({p.load.non_2xx} non-2xx)")
+        if p.worker_replaced:
+            found.append(f"{where}: {p.worker_replaced}")
+    return found
+
+
+def verdict(found: list[str], phases: int, rss_limit: float) -> str:
+    if not found:
+        return (f"**Verdict: PASS** ({phases} phases: worker RSS grew < {rss_limit:g} MiB in "
+                "each, no file descriptor left behind, no error)")  # fmt: skip
+    return "**Verdict: FAIL**\n\n" + "\n".join(f"* {line}" for line in found)
+
+
+def fd_listing(phases: list[Phase]) -> str:
+    """The worker's descriptors by kind: before the first phase, and after each one."""
+    out = []
+    for i, p in enumerate(phases):
+        if i == 0 or p.interface != phases[i - 1].interface:
+            out.append(f"* {INTERFACES[p.interface]}, before: {kinds_text(p.before.fds)}")
+        out.append(f"* {INTERFACES[p.interface]}, after {p.phase}: {kinds_text(p.after.fds)}"
+                   + (f"; new: {kinds_text(p.left)}" if p.left else ""))  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+def server_versions(python: str) -> dict[str, str]:
+    code = ("import json, platform, uvloop, httptools; print(json.dumps({'python': "
+            "platform.python_version(), 'uvloop': uvloop.__version__, "
+            "'httptools': httptools.__version__}))")  # fmt: skip
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    versions: dict[str, str] = json.loads(out.stdout)
+    return versions
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--interfaces", default="messaging,asgi",
+                        help=f"comma list of: {', '.join(INTERFACES)}")  # fmt: skip
+    parser.add_argument("--app", default="hello",
+                        help="benchmarks/apps/<APP>.py, whose `mi` and `app` answer GET / with "
+                             "'Hello, world' (default: hello)")  # fmt: skip
+    parser.add_argument("--requests", type=int, default=1_000_000, help="per phase")
+    parser.add_argument("--warmup", type=int, default=20_000,
+                        help="requests of each kind before the first reading")  # fmt: skip
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rss-limit", type=float, default=5.0,
+                        help="MiB the worker's RSS may grow per phase")  # fmt: skip
+    parser.add_argument("--settle-quiet", type=float, default=6.0,
+                        help="seconds without change after which a descriptor count that is not "
+                             "back to its value before the phase is read as final")  # fmt: skip
+    parser.add_argument("--settle-timeout", type=float, default=30.0)
+    parser.add_argument("--phase-timeout", type=float, default=1800.0,
+                        help="seconds a phase (or the warm-up of one kind) may take")  # fmt: skip
+    parser.add_argument("--json", metavar="FILE", help="write every phase here")
+    args = parser.parse_args(argv)
+    args.interfaces = [i for i in args.interfaces.split(",") if i]
+    for name in args.interfaces:
+        if name not in INTERFACES:
+            parser.error(f"unknown interface {name!r}")
+    if not args.interfaces or args.requests < 1 or args.connections < 1 or args.warmup < 0:
+        parser.error("--interfaces must name one, --requests and --connections must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
+    args = parse_args(argv)
+    if not shutil.which("wrk"):
+        run.install_wrk()
+    args.client_cpu, args.server_cpu = run.CLIENT_CPU, run.SERVER_CPU
+    if procs.can_pin():
+        os.sched_setaffinity(0, {run.CLIENT_CPU})
+    else:
+        log("WARNING: taskset is missing or fewer than 2 CPUs: nothing is pinned")
+        args.client_cpu = args.server_cpu = None
+    args.ours = run.our_python()
+    meta = dict(run.machine(), server=server_versions(args.ours), requests=args.requests,
+                warmup=args.warmup, connections=args.connections)  # fmt: skip
+    log(f"{meta['cpu']} x{meta['cpus']}, server Python {meta['server']['python']}")
+    phases: list[Phase] = []
+    failures: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="uvicorn-soak-") as scratch:
+        for interface in args.interfaces:
+            try:
+                phases += soak(interface, args, Path(scratch))
+            except procs.ServerFailed as exc:
+                failures[interface] = str(exc)
+                log(f"  {interface} FAILED: {exc}")
+    wall = time.monotonic() - started
+    found = problems(phases, failures, args.rss_limit)
+    server = meta["server"]
+    pinning = "server and wrk on separate cores" if args.client_cpu is not None else "unpinned"
+    print(f"## uvicorn soak test: {meta['date']}, {meta['cpu']} ({meta['cpus']} CPUs)\n\n"
+          f"Server: Python {server['python']}, uvloop {server['uvloop']}, httptools "
+          f"{server['httptools']}, one worker (--workers 1); this script: Python "
+          f"{meta['python']}. {args.requests:,} requests per phase after {args.warmup:,} of "
+          f"each kind to warm up; wrk -t1 -c{args.connections}; {pinning}.\n")  # fmt: skip
+    if phases:
+        print(table(phases))
+        noisy = [p for p in phases if p.other_cpu_pct > report.NOISY_CPU_PCT or p.steal_pct > 2]
+        if noisy:
+            print(f"Note: during {len(noisy)} phase(s) other processes used up to "
+                  f"{max(p.other_cpu_pct for p in noisy):.0f}% of a core and the host stole up "
+                  f"to {max(p.steal_pct for p in noisy):.0f}% of one: durations and req/s are "
+                  "slowed by that; memory and descriptor readings are not.\n")  # fmt: skip
+        print("Worker file descriptors by kind:\n")
+        print(fd_listing(phases))
+    for interface, why in failures.items():
+        print(f"{INTERFACES[interface]} FAILED:\n" + "\n".join("    " + x for x in why.splitlines())
+              + "\n")  # fmt: skip
+    print(verdict(found, len(phases), args.rss_limit))
+    print(f"\nWall time of the whole run: {wall:.0f} s", flush=True)
+    if args.json:
+        rows = [dict(asdict(p), growth=p.growth) for p in phases]
+        data = {"meta": meta, "phases": rows, "failures": failures, "problems": found,
+                "wall_s": wall}  # fmt: skip
+        Path(args.json).write_text(json.dumps(data, indent=1))
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
