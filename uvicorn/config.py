@@ -121,7 +121,10 @@ class Config:
         metavar="SECONDS",
     )
     limit_concurrency: int | None = option(
-        help="Answer 503 to requests beyond this many in flight.", parse=positive_int, metavar="N"
+        help="Answer 503 to requests and WebSocket handshakes beyond this many in flight (an "
+        "open WebSocket is in flight until it closes).",
+        parse=positive_int,
+        metavar="N",
     )
     backlog: int = option(2048, help="Listen backlog.", parse=positive_int, metavar="N")
     limit_request_line: int = option(

@@ -713,6 +713,34 @@ async def test_limit_concurrency_counts_websockets() -> None:
             assert await ws.recv() == "next"
 
 
+async def test_limit_concurrency_one_rule_for_requests_and_websockets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An open WebSocket is in flight until it closes, for HTTP requests and new WebSockets
+    alike; every 503 is in the access log."""
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+
+    async def app(message: Message, channels: Channels) -> None:
+        if message["channel"] == "http.request":
+            await channels["reply"].send({"status": 200, "content": b"served"})
+        await echo(message, channels)
+
+    async with running_server(app, limit_concurrency=2, access_log=True) as server:
+        async with connect(url(server, "/one")) as one, connect(url(server, "/two")):
+            response = await server.request(b"GET /http HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert response.status == 503
+            with pytest.raises(InvalidStatus) as info:
+                await connect(url(server, "/three"))
+            assert info.value.response.status_code == 503
+            await one.send("still served")
+            assert await one.recv() == "still served"
+        assert (await server.request(b"GET /http HTTP/1.1\r\nhost: x\r\n\r\n")).status == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    assert any('"GET /http HTTP/1.1" 503' in line for line in lines), lines
+    assert any('"GET /three HTTP/1.1" 503' in line for line in lines), lines
+    assert any('"GET /http HTTP/1.1" 200' in line for line in lines), lines
+
+
 async def test_wss_over_tls(tmp_path: Any) -> None:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(

@@ -179,12 +179,15 @@ class HTTPConnection(StreamProtocol):
         where it first waits, rather than from the event loop's queue."""
         state = self.state
         self._head_started = None
-        if state.limit_concurrency is not None and state.active >= state.limit_concurrency:
+        if state.limit_concurrency is not None and state.at_capacity():
             logger.warning(
-                "Too many requests in flight (--limit-concurrency %d): 503", state.limit_concurrency
+                "Too many in flight (--limit-concurrency %d): 503", state.limit_concurrency
             )
             head = cycle.head.method == "HEAD"
             self.write(simple_response(state.defaults, 503, head=head), True)
+            cycle.status = 503
+            if state.access_log:
+                state.log_access(cycle)
             self.close()
             return
         state.active += 1

@@ -125,6 +125,12 @@ class ServerState:
         if not connections and self.all_closed is not None:
             self.all_closed.set()
 
+    def at_capacity(self) -> bool:
+        """--limit-concurrency is reached: HTTP requests in flight and open WebSockets (each in
+        flight until it closes) count alike, for a new request as for a new WebSocket."""
+        limit = self.limit_concurrency
+        return limit is not None and self.active + len(self.websockets) >= limit
+
     # Graceful shutdown.
 
     def drained(self) -> None:

@@ -88,10 +88,11 @@ class WebSocketSession(StreamProtocol):
             self._log(self.core.status)
             self.flush_core()
             return
-        limit = state.limit_concurrency
-        if limit is not None and state.active + len(state.websockets) >= limit:
-            logger.warning("Too many connections (--limit-concurrency %d): 503", limit)
+        if state.limit_concurrency is not None and state.at_capacity():
+            logger.warning("Too many in flight (--limit-concurrency %d): 503",
+                           state.limit_concurrency)  # fmt: skip
             self.write(simple_response(state.defaults, 503), True)
+            self._log(503)
             self.close()
             return
         state.websockets.add(self)
