@@ -16,13 +16,12 @@ import asyncio
 import inspect
 import logging
 import os
-import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from uvicorn.broadcast_backends import Backend, BroadcastError, MemoryBackend, RedisBackend
-from uvicorn.channels import channel_names
+from uvicorn.channels import SendsNowait, channel_names
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.types import Channels, Message
 
@@ -34,6 +33,7 @@ logger = logging.getLogger("uvicorn.error")
 # missed messages rather than waiting for them forever.
 MAX_BACKLOG = 1000
 TOO_SLOW = {"close": 1013}
+CLOSE_SEND_TIMEOUT = 10.0  # for that close, to a channel that is not the server's
 
 __all__ = ["BroadCastMiddleware", "BroadcastError", "BroadcastMiddleware", "Groups"]
 
@@ -59,39 +59,54 @@ class _Member:
             else:
                 self.backlog.append(message)
             return
-        # The send is stepped at once, without a task: a send that does not have to wait (the
-        # usual case) costs no task per member per message. One that waits (back-pressure)
-        # is finished in a task of its own, with whatever arrives meanwhile queued behind it.
-        coroutine = self.channel.send(message)
-        try:
-            waiting_on = coroutine.send(None)
-        except StopIteration:
+        loop = asyncio.get_running_loop()
+        nowait = getattr(self.channel, "send_nowait", None)
+        if nowait is None:
+            # Any channel: a task per send, so that its send() may use what needs one
+            # (current_task(), asyncio.timeout()).
+            self.task = loop.create_task(self._send(self.channel.send(message)))
             return
+        # The server's channels: the send starts at once, without a task, and one that does
+        # not have to wait (the usual case) costs no task per member per message. One that
+        # waits (back-pressure) is finished in a task of its own, with whatever arrives
+        # meanwhile queued behind it.
+        try:
+            rest = nowait(message)
         except Exception as exc:
             self._failed(exc)
             return
-        self.task = asyncio.get_running_loop().create_task(self._finish(coroutine, waiting_on))
+        if rest is not None:
+            self.task = loop.create_task(self._send(rest))
 
     def _close_slow(self) -> None:
-        """Stop sending what is queued and send a close instead. A reply channel writes its
-        message before it waits for a slow peer, so one step of the send is enough: the rest
-        (waiting for the peer to read) is abandoned, and the server's closing-handshake
-        timeout ends a connection whose peer never reads again."""
+        """Stop sending what is queued and send a close instead. A server channel writes its
+        message before it waits for a slow peer, so starting the send is enough: the rest
+        (waiting for the peer to read) is abandoned, and the server's closing-handshake timeout
+        ends a connection whose peer never reads again. Another channel gets a task, bounded."""
         if self.task is not None:
             self.task.cancel()
-        coroutine = self.channel.send(dict(TOO_SLOW))
-        try:
-            coroutine.send(None)
-        except StopIteration:
+        nowait = getattr(self.channel, "send_nowait", None)
+        if nowait is None:
+            closing = asyncio.wait_for(self.channel.send(dict(TOO_SLOW)), CLOSE_SEND_TIMEOUT)
+            asyncio.get_running_loop().create_task(self._close_quietly(closing))
             return
+        try:
+            rest = nowait(dict(TOO_SLOW))
         except Exception as exc:  # it may be gone already, or not take a close: dropped anyway
             logger.debug("Closing %s failed: %r", self.name, exc)
             return
-        coroutine.close()
+        if rest is not None:
+            rest.close()  # type: ignore[attr-defined]
 
-    async def _finish(self, coroutine: Any, waiting_on: Any) -> None:
+    async def _close_quietly(self, closing: Awaitable[None]) -> None:
         try:
-            await _resume(coroutine, waiting_on)
+            await closing
+        except Exception as exc:  # gone already, or too slow even for that: dropped anyway
+            logger.debug("Closing %s failed: %r", self.name, exc)
+
+    async def _send(self, sending: Awaitable[None]) -> None:
+        try:
+            await sending
             while self.backlog:
                 await self.channel.send(self.backlog.popleft())
         except Exception as exc:
@@ -105,25 +120,6 @@ class _Member:
         else:
             logger.error("Group delivery to %s failed", self.name, exc_info=exc)
             self.owner.evict(self, None)
-
-
-@types.coroutine
-def _resume(coroutine: Any, waiting_on: Any) -> Generator[Any, Any, None]:
-    """Go on with a coroutine that was stepped once outside any task and is now waiting on
-    ``waiting_on``: hand each thing it waits on to the running task, as ``await`` would."""
-    while True:
-        try:
-            value = yield waiting_on
-        except BaseException as exc:  # thrown in by the task (a cancellation): pass it on
-            try:
-                waiting_on = coroutine.throw(exc)
-            except StopIteration:
-                return
-        else:
-            try:
-                waiting_on = coroutine.send(value)
-            except StopIteration:
-                return
 
 
 class Groups:
@@ -309,6 +305,20 @@ class _ASGIReply:
             await self._send({"type": "websocket.close", "code": 1000 if close is True else close})
 
 
+class _ServerASGIReply(SendsNowait, _ASGIReply):
+    """An ``_ASGIReply`` on the server's own ASGI ``send``, which may be started without a
+    task (``SendsNowait``): ``send()`` awaits nothing else."""
+
+    __slots__ = ()
+
+
+def _asgi_reply(send: Callable[[MutableMapping[str, Any]], Awaitable[None]]) -> _ASGIReply:
+    # Only the server's own send, not one a middleware wrapped (which might need a task).
+    owner = getattr(send, "__self__", None)
+    ours = isinstance(owner, SendsNowait) and send == owner.send
+    return (_ServerASGIReply if ours else _ASGIReply)(send)
+
+
 class ASGIBroadcastMiddleware(BroadcastMiddleware):
     """The groups for ASGI 3 apps: ``scope['extensions']['uvicorn.groups']`` is
     ``{'send': <async callable taking a groups message>, 'channel': <this WebSocket's channel
@@ -321,7 +331,7 @@ class ASGIBroadcastMiddleware(BroadcastMiddleware):
             await self.app(scope, receive, send)
             return
         groups = self.groups
-        reply = _ASGIReply(send) if scope["type"] == "websocket" else None
+        reply = _asgi_reply(send) if scope["type"] == "websocket" else None
         channel = GroupsChannel(groups, reply)
         extensions = dict(scope.get("extensions") or {})
         extensions["uvicorn.groups"] = {

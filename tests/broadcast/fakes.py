@@ -1,16 +1,17 @@
 """Reply channels for the Groups unit tests: one that records, two whose client does not read,
-one that is closed."""
+one that is closed; all start their sends without a task, as the server's channels do
+(``SendsNowait``). And one that needs a task of its own, as an app's own channel may."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from uvicorn.channels import channel_names
+from uvicorn.channels import SendsNowait, channel_names
 from uvicorn.exceptions import ClientDisconnected
 
 
-class Recorder:
+class Recorder(SendsNowait):
     """A reply channel that keeps what it is sent, and wakes waiters on each message."""
 
     def __init__(self) -> None:
@@ -61,3 +62,20 @@ class Closed(Recorder):
 
     async def send(self, message: dict[str, Any]) -> None:
         raise ClientDisconnected("the WebSocket is closed")
+
+
+class NeedsATask(Recorder):
+    """A channel of the app's own whose send() needs to run in a task: it bounds its wait with
+    a timeout (``asyncio.wait_for`` needs the current task from Python 3.12) and looks at
+    ``current_task()``. It offers no ``send_nowait()``."""
+
+    send_nowait = None  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks: list[asyncio.Task[Any] | None] = []
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.tasks.append(asyncio.current_task())
+        await asyncio.wait_for(asyncio.sleep(0), 1)
+        await super().send(message)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.broadcast.fakes import Backpressured, Blocked, Closed, Recorder
+from tests.broadcast.fakes import Backpressured, Blocked, Closed, NeedsATask, Recorder
 from tests.helpers import UNIT, Watch, running_server
 from uvicorn import broadcast
 from uvicorn.broadcast import BroadCastMiddleware, BroadcastMiddleware, Groups, GroupsChannel
@@ -160,6 +160,47 @@ async def test_a_member_too_far_behind_is_closed_and_dropped_from_its_groups(
     slow.release()
     await channel.send({"group": "g", "send": {"n": "after"}})
     assert a.messages[-1] == {"n": "after"}
+    assert slow.messages == [{"n": 0}, {"close": 1013}]
+
+
+async def test_a_channel_whose_send_needs_a_task_gets_one() -> None:
+    """Only the server's channels are started without a task: a channel of the app's own may
+    use what needs one (a timeout, current_task())."""
+    groups = make_groups()
+    own, a = NeedsATask(), Recorder()
+    await join(groups, "g", own, a)
+    channel = GroupsChannel(groups, a)
+    for i in range(5):
+        await channel.send({"group": "g", "send": {"n": i}})
+    expected = [{"n": i} for i in range(5)]
+    assert a.messages == expected  # the server's channels: sent at once
+    assert await asyncio.wait_for(own.until(5), 5 * UNIT) == expected  # in order
+    assert own.tasks and None not in own.tasks
+    assert own.name in groups.members  # not dropped for a RuntimeError
+
+
+async def test_a_channel_that_needs_a_task_and_falls_behind_is_closed_in_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class SlowOwn(NeedsATask):
+        released = asyncio.Event()
+
+        async def send(self, message: dict[str, Any]) -> None:
+            await super().send(message)
+            if "close" not in message:
+                await self.released.wait()
+
+    groups = make_groups()
+    slow, a = SlowOwn(), Recorder()
+    await join(groups, "g", slow, a)
+    channel = GroupsChannel(groups, a)
+    await channel.send({"group": "g", "send": {"n": 0}})
+    await asyncio.wait_for(slow.until(1), 5 * UNIT)  # its task sent it, and waits
+    with caplog.at_level(logging.WARNING, "uvicorn.error"):
+        for i in range(1, broadcast.MAX_BACKLOG + 2):
+            await channel.send({"group": "g", "send": {"n": i}})
+    assert slow.name not in groups.members
+    await asyncio.wait_for(slow.until(2), 5 * UNIT)
     assert slow.messages == [{"n": 0}, {"close": 1013}]
 
 

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from uvicorn.channels import SendsNowait
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import ResponseState, check_status
 from uvicorn.protocols.websocket import HandshakeState
@@ -134,7 +135,7 @@ def asgi2_to_asgi3(app: Any) -> ASGIApp:
     return asgi3
 
 
-class ASGIWebSocket(WebSocketSession):
+class ASGIWebSocket(SendsNowait, WebSocketSession):
     """The ``websocket`` scope, its events and messages (ASGI spec 2.4), including the
     ``websocket.http.response`` extension to deny a handshake with any HTTP response."""
 

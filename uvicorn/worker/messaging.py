@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from uvicorn.channels import channel_names
+from uvicorn.channels import SendsNowait, channel_names
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import ResponseState
 from uvicorn.protocols.websocket import HandshakeState
@@ -77,7 +77,7 @@ def request_message(
     }
 
 
-class ReplyChannel(_Channel):
+class ReplyChannel(SendsNowait, _Channel):
     """``channels['reply']`` for an HTTP request."""
 
     __slots__ = ("_cycle",)
@@ -147,7 +147,7 @@ class MessagingCycle(RequestCycle):
 # WebSockets (SPEC.md, "WebSocket").
 
 
-class WebSocketReplyChannel(_Channel):
+class WebSocketReplyChannel(SendsNowait, _Channel):
     """``channels['reply']`` of a WebSocket: ``text``/``bytes``, ``close``, ``accept``."""
 
     __slots__ = ("_session",)
