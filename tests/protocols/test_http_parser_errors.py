@@ -109,7 +109,7 @@ BAD_REQUESTS = {
         501,
     ),
     # Versions (RFC 9110 section 15.6.6): only HTTP/1.0 and HTTP/1.1 are served.
-    "HTTP/0.9": (b"GET /\r\n\r\n", 505),
+    "HTTP/0.9 (no version)": (b"GET /\r\n\r\n", 400),
     "HTTP/0.9 spelled out": (b"GET / HTTP/0.9\r\n\r\n", 505),
     "HTTP/1.2": (b"GET / HTTP/1.2\r\n" + H + b"\r\n", 505),
     "HTTP/2.0 request line": (b"GET / HTTP/2.0\r\n" + H + b"\r\n", 505),

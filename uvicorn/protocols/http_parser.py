@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import httptools
 
+from uvicorn.protocols.http_chunks import ChunkedBody
 from uvicorn.protocols.http_events import (
     END_OF_REQUEST,
     BadRequest,
@@ -30,11 +31,11 @@ from uvicorn.protocols.http_events import (
     RequestHead,
     Upgrade,
 )
+from uvicorn.protocols.http_restart import ChunkedFollows, Restarts, body_start
 from uvicorn.protocols.http_rules import (
     HOST,
     METHOD_PEEK,
     Reject,
-    body_framing,
     method_error,
     split_target,
     status_for,
@@ -88,7 +89,7 @@ _IDLE, _HEAD, _BODY, _CLOSED = (
 )
 
 
-class RequestParser:
+class RequestParser(Restarts):
     """Parses the requests of one connection. ``upgrades`` names the protocols (lower-case
     bytes) the caller can switch to; other upgrade requests are served as plain HTTP."""
 
@@ -112,8 +113,7 @@ class RequestParser:
         # Bytes fed since llhttp last handed us something (URL, field, body). httptools buffers a
         # header or trailer field until it is complete, concatenating the pieces at quadratic
         # cost: a field trickled in is refused once this passes what a field may be, rather than
-        # when it completes. (Chunk-size lines count too: one that long, fed in several reads,
-        # is refused the same way; in one read it is skipped by llhttp, costing nothing.)
+        # when it completes.
         self._pending = 0
         self._pending_limit = limits.field_size + 64
         self._start: bytes | None = b""  # the first bytes of this request, if it began a chunk
@@ -123,6 +123,12 @@ class RequestParser:
         self._proxied = False
         self._transfer_encoding: bytes | None = None
         self._keep_alive = True
+        # A chunked body is followed by ``ChunkedBody`` ahead of llhttp (see http_chunks.py),
+        # from its first byte: a head that announces one stops llhttp (``ChunkedFollows``),
+        # and parsing goes on from where the head ended (http_restart.py).
+        self._chunked: ChunkedBody | None = None
+        self._priming = False  # feeding a primer head: its framing is set up, not followed
+        self._tail = b""  # the last bytes of a head received in part (its end may straddle)
 
     # The caller's side.
 
@@ -130,8 +136,10 @@ class RequestParser:
         """Parse ``data``; return the events it completed, in order. Once the parser is
         CLOSED, UPGRADED or FAILED, it returns []."""
         events = self._events = []
+        fed_from = 0  # the first event of the current feed of llhttp
         while True:
             state = self.state
+            rest = None  # for a chunked body: what follows its end
             if state is _IDLE:
                 if data[:1] <= b"\r":  # empty, or starting with CR, LF (or another CTL)
                     # RFC 9112 section 2.2: a server SHOULD ignore at least one empty line (CRLF)
@@ -143,6 +151,7 @@ class RequestParser:
                 self._start = data  # kept until the head completes; only its start is read
                 # No field was in progress: whatever completes in this feed lies within it.
                 self._head_bytes = self._fed = len(data)
+                self._tail = b""
             elif state is _HEAD:
                 self._head_bytes += len(data)
                 self._fed += len(data)
@@ -151,6 +160,8 @@ class RequestParser:
                     self._start = start + data[: METHOD_PEEK - len(start)]
             elif state is _BODY:
                 self._fed += len(data)  # (a trailer field may be in progress)
+                if self._chunked is not None:
+                    data, rest = self._chunked.feed(data)
             else:
                 break  # CLOSED, UPGRADED or FAILED: nothing more is parsed
             self._pending += len(data)
@@ -159,9 +170,17 @@ class RequestParser:
             except httptools.HttpParserUpgrade as exc:
                 data = data[exc.args[0] :]
                 if self._on_upgrade(data) and data:
+                    fed_from = len(events)
                     continue  # served as plain HTTP: parse what followed the request
             except httptools.HttpParserCallbackError as exc:
                 reject = exc.__context__
+                if isinstance(reject, ChunkedFollows):
+                    data = data[body_start(data, state, self._tail, events[fed_from:]) :]
+                    self._follow_chunked()
+                    if data:
+                        fed_from = len(events)
+                        continue
+                    break
                 if not isinstance(reject, Reject):
                     raise
                 self._fail(reject.status, reject.reason)
@@ -171,9 +190,17 @@ class RequestParser:
                 self._fail(400, "invalid request target")
             except httptools.HttpParserError as exc:
                 self._fail(*status_for(str(exc)))
+            if rest is not None and state is _BODY:
+                if self._chunked is not None and self._chunked.too_long:
+                    self._fail(400, _BODY_FIELD_TOO_LARGE)
+                elif rest and self.state is not ParserState.FAILED:
+                    data = rest  # the next request
+                    fed_from = len(events)
+                    continue
             break
         state = self.state
         if state is _HEAD:
+            self._tail = (self._tail + data)[-3:]  # the head's empty line may straddle
             if self._head_bytes > self.limits.head_size:
                 self._fail(431, "request head too large")
             elif self._pending > self._pending_limit:
@@ -258,6 +285,12 @@ class RequestParser:
         if version is None:
             version = parser.get_http_version()
             if version != "1.1" and version != "1.0":
+                if version == "0.9" and (start is None or b" HTTP/0.9" not in start):
+                    # llhttp reads a request line without a version ("GET /") as HTTP/0.9's:
+                    # RFC 9112 section 3, request-line = method SP request-target SP
+                    # HTTP-version: without one, the request is malformed (400), not of a
+                    # version we do not serve (505).
+                    raise Reject(400, "no HTTP version in the request line")
                 raise Reject(505, f"HTTP/{version} is not supported")
         headers = self._headers
         if len(headers) > self._max_fields:
@@ -288,6 +321,8 @@ class RequestParser:
                 # accepts any coding before a final chunked one, which would hand the app a
                 # body still encoded; chunked alone is what we decode.
                 raise Reject(501, "unsupported transfer coding")
+            if self._priming:
+                self._chunked = ChunkedBody(self._pending_limit)
         # origin-form, as nearly every request has it. (Ints tested for membership: CPython
         # tries bytes.__contains__'s argument as an int first, and a bytes one costs a raised
         # and cleared TypeError.)
@@ -329,6 +364,8 @@ class RequestParser:
         self._hosts = 0
         self._head_bytes = 0
         self._start = None
+        if te is not None and not self._priming:
+            raise ChunkedFollows  # see receive_data()
 
     def on_body(self, body: bytes) -> None:
         self._pending = 0
@@ -336,6 +373,7 @@ class RequestParser:
 
     def on_message_complete(self) -> None:
         self._pending = 0
+        self._chunked = None
         self._events.append(END_OF_REQUEST)
         # RFC 9112 section 9.6: after a request with the "close" connection option (or an
         # HTTP/1.0 one without keep-alive), the server "MUST NOT process any further requests
@@ -351,40 +389,6 @@ class RequestParser:
         self._parser = _RETIRED
 
     # Internals.
-
-    def _on_upgrade(self, rest: bytes) -> bool:
-        """llhttp stopped after a complete request that asked to upgrade, leaving ``rest``
-        unparsed. Switch protocols, or return True to go on parsing ``rest`` as HTTP."""
-        events = self._events
-        head = next(e for e in reversed(events) if isinstance(e, RequestHead))
-        body = body_framing(head.headers)
-        if head.upgrade in self.upgrades and head.http_version == "1.1" and body is None:
-            self.state = ParserState.UPGRADED
-            events.append(Upgrade(rest))
-            return False
-        # Served as plain HTTP. RFC 9110 section 7.8: "A server MAY ignore a received Upgrade
-        # header field if it wishes to continue using the current protocol on that connection",
-        # and one in an HTTP/1.0 request it MUST ignore. We also ignore it on a request with
-        # content, which we would otherwise have to read before switching.
-        head.upgrade = None
-        self._parser = httptools.HttpRequestParser(self)  # llhttp's stays stopped
-        self._pending = 0
-        if body is None:
-            self.state = _IDLE if head.keep_alive else _CLOSED
-            return True
-        # httptools tells llhttp that an upgrade request has no content, so llhttp took the body
-        # for whatever follows the request (a smuggled request, for one). Read it with a fresh
-        # parser primed with a head of the same framing: it applies llhttp's rules to the body
-        # and then parses what follows. The primer's own events are dropped.
-        if events[-1] is END_OF_REQUEST:
-            events.pop()
-        self._events = []
-        primer = b"PUT / HTTP/1.1\r\nhost: _\r\n" + body
-        if not head.keep_alive:
-            primer += b"connection: close\r\n"
-        self._parser.feed_data(primer + b"\r\n")
-        self._events = events
-        return True
 
     def _fail(self, status: int, reason: str) -> None:
         if self.state is _CLOSED:

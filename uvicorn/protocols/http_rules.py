@@ -46,7 +46,9 @@ def method_error(start: bytes | None, error: str) -> tuple[int, str]:
     501"; but a request line whose method is not even a token does not match the grammar: 400
     (RFC 9112 section 2.2)."""
     if start is not None:
-        method = start[:METHOD_PEEK].partition(b" ")[0]
+        # The method is what comes before the first space, or the end of the line: "garbage"
+        # sent whole or byte by byte is judged the same (llhttp stops at its first byte).
+        method = start[:METHOD_PEEK].partition(b" ")[0].partition(b"\r")[0].partition(b"\n")[0]
         if method and TOKEN.fullmatch(method):
             return 501, "unsupported method"
         return 400, "malformed request line"

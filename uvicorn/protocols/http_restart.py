@@ -1,0 +1,132 @@
+"""Where llhttp is restarted in the middle of a connection's bytes, sans I/O: after a request
+that asked to upgrade but is served as plain HTTP, and after a head that announces a chunked
+body (so that ``ChunkedBody`` follows that body from its first byte: see http_chunks.py).
+
+A fresh llhttp parser is primed with a head of the same body framing (its events dropped), and
+is then where the real request's head left it. ``RequestParser`` inherits these methods.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httptools
+
+from uvicorn.protocols.http_events import (
+    END_OF_REQUEST,
+    Body,
+    Event,
+    ParserState,
+    RequestHead,
+    Upgrade,
+)
+from uvicorn.protocols.http_rules import body_framing
+
+if TYPE_CHECKING:
+    from uvicorn.protocols.http_chunks import ChunkedBody
+
+
+class ChunkedFollows(Exception):
+    """Raised in on_headers_complete() after a head that announces a chunked body: llhttp stops
+    there, and ``RequestParser.receive_data()`` restarts it where the body begins."""
+
+
+class Restarts:
+    """``RequestParser``'s restarts of llhttp."""
+
+    upgrades: frozenset[bytes]
+    state: ParserState
+    _parser: httptools.HttpRequestParser
+    _events: list[Event]
+    _pending: int
+    _priming: bool
+    _chunked: ChunkedBody | None
+
+    def _on_upgrade(self, rest: bytes) -> bool:
+        """llhttp stopped after a complete request that asked to upgrade, leaving ``rest``
+        unparsed. Switch protocols, or return True to go on parsing ``rest`` as HTTP."""
+        events = self._events
+        head = next(e for e in reversed(events) if isinstance(e, RequestHead))
+        body = body_framing(head.headers)
+        if head.upgrade in self.upgrades and head.http_version == "1.1" and body is None:
+            self.state = ParserState.UPGRADED
+            events.append(Upgrade(rest))
+            return False
+        # Served as plain HTTP. RFC 9110 section 7.8: "A server MAY ignore a received Upgrade
+        # header field if it wishes to continue using the current protocol on that connection",
+        # and one in an HTTP/1.0 request it MUST ignore. We also ignore it on a request with
+        # content, which we would otherwise have to read before switching.
+        head.upgrade = None
+        self._parser = httptools.HttpRequestParser(self)  # llhttp's stays stopped
+        self._pending = 0
+        if body is None:
+            self.state = ParserState.IDLE if head.keep_alive else ParserState.CLOSED
+            return True
+        # httptools tells llhttp that an upgrade request has no content, so llhttp took the body
+        # for whatever follows the request (a smuggled request, for one). Read it with a fresh
+        # parser primed with a head of the same framing: it applies llhttp's rules to the body
+        # and then parses what follows.
+        if events[-1] is END_OF_REQUEST:
+            events.pop()
+        self._prime(body, head.keep_alive)
+        return True
+
+    def _follow_chunked(self) -> None:
+        """llhttp was stopped after a head that announced a chunked body (its event is out): go
+        on with a fresh llhttp primed with a head of the same framing, the body followed by
+        ``ChunkedBody`` from its first byte."""
+        head = self._events[-1]
+        assert isinstance(head, RequestHead)
+        head.upgrade = None  # a request with content is not upgraded (see _on_upgrade)
+        self._parser = httptools.HttpRequestParser(self)
+        self._prime(b"transfer-encoding: chunked\r\n", head.keep_alive)
+
+    def _prime(self, framing: bytes, keep_alive: bool) -> None:
+        """Feed the fresh llhttp a head with this body ``framing``: it is then where the real
+        request's head left off. The primer's own events are dropped."""
+        events, self._events = self._events, []
+        primer = b"PUT / HTTP/1.1\r\nhost: _\r\n" + framing
+        if not keep_alive:
+            primer += b"connection: close\r\n"
+        self._priming = True
+        try:
+            self._parser.feed_data(primer + b"\r\n")
+        finally:
+            self._priming = False
+            self._events = events
+        self._pending = 0
+
+
+def body_start(data: bytes, state: ParserState, tail: bytes, events: list[Event]) -> int:
+    """Where in ``data`` the body of the last request of ``events`` begins: llhttp was stopped
+    at the end of its head, which announced a chunked body. ``data`` is what was fed, from the
+    parser's ``state`` then (``tail``: the last bytes of a head received in part before), and
+    ``events`` what the feed completed: any requests before (heads without body, or with a
+    content-length body, whose bytes are counted), then that head.
+
+    A head ends at its first empty line: llhttp takes no bare LF, and no CR or LF within a
+    line (and skips empty lines before a request)."""
+    at = 0
+    i = 0
+    if state is ParserState.BODY:  # the rest of a content-length body comes first
+        while events[i] is not END_OF_REQUEST:
+            at += len(events[i].data)  # type: ignore[union-attr]
+            i += 1
+        i += 1
+    in_progress = state is ParserState.HEAD
+    while True:  # a head (events[i]), then its body (Body events) and its end
+        if in_progress:  # its empty line may have begun in what came before
+            in_progress = False
+            straddling = (tail + data[:3]).find(b"\r\n\r\n")
+            at = straddling + 4 - len(tail) if straddling >= 0 else data.find(b"\r\n\r\n") + 4
+        else:
+            while data[at : at + 1] in (b"\r", b"\n"):
+                at += 1
+            at = data.find(b"\r\n\r\n", at) + 4
+        i += 1
+        if i == len(events):
+            return at
+        while type(events[i]) is Body:
+            at += len(events[i].data)  # type: ignore[union-attr]
+            i += 1
+        i += 1  # END_OF_REQUEST
