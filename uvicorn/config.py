@@ -31,6 +31,10 @@ INTERFACES = ("auto", "messaging", "asgi3", "asgi2", "wsgi")
 LIFESPAN_MODES = ("auto", "on", "off")
 WS_MODES = ("auto", "websockets", "none")
 DEFAULT_HOST = "127.0.0.1"
+# Past --boot-timeout, before a worker whose event loop is blocked (by a slow import, most
+# often) is aborted by the master, or by faulthandler's watchdog without one: the worker's own
+# deadline, which logs the coroutines the app waits in, goes first when the loop turns.
+BOOT_MARGIN = 1.0
 
 
 def option(

@@ -20,7 +20,7 @@ from uvicorn.config import Config
 from uvicorn.config_values import BindSpec
 from uvicorn.exceptions import StartupError
 from uvicorn.logging import reopen_log_files
-from uvicorn.supervisor import policy, process, systemd
+from uvicorn.supervisor import policy, process, systemd, watchdog
 from uvicorn.supervisor.pidfile import PidFile
 from uvicorn.supervisor.process import State, Worker, WorkerEntry
 from uvicorn.supervisor.reloader import ChangeFilter, Reloader
@@ -33,8 +33,6 @@ logger = logging.getLogger("uvicorn.supervisor")
 # FINAL_GRACE), so this is for a worker whose event loop is blocked.
 KILL_MARGIN = 5.0
 QUICK_STOP = 2.0  # how long QUIT (and a halt) waits before SIGKILL
-ABORT_GRACE = 2.0  # from SIGABRT (traceback dump) to SIGKILL
-BOOT_MARGIN = 1.0  # past --boot-timeout, before a booting worker is aborted (see _watch_deadline)
 SIGNALS: dict[int, str] = {
     signal.SIGHUP: "hup", signal.SIGINT: "int", signal.SIGTERM: "term", signal.SIGQUIT: "quit",
     signal.SIGTTIN: "ttin", signal.SIGTTOU: "ttou", signal.SIGUSR1: "usr1",
@@ -111,19 +109,28 @@ class Arbiter:
     def _loop(self) -> None:
         while True:
             now = time.monotonic()
-            self._reap(now)
-            for signum, count in self.waker.take_signals():
-                getattr(self, "handle_" + SIGNALS[signum])(count)
-            if self.reloader is not None:
-                self._reload_on_change()
-            if self.stopping:
-                if not self.workers:
-                    return
-            else:
-                self._check_heartbeats(now)
-                self._manage(now)
-            self._escalate(now)
+            if self._step(now):
+                return
             self._wait(self._next_deadline(now))
+
+    def _step(self, now: float) -> bool:
+        """One turn of the loop, up to its wait; True once the master has stopped."""
+        self._handle_signals()
+        self._reap(now)
+        if self.reloader is not None:
+            self._reload_on_change()
+        if self.stopping:
+            if not self.workers:
+                return True
+        else:
+            watchdog.abort_overdue(self.workers.values(), self.config, now)
+            self._manage(now)
+        watchdog.escalate(self.workers.values(), now)
+        return False
+
+    def _handle_signals(self) -> None:
+        for signum, count in self.waker.take_signals():
+            getattr(self, "handle_" + SIGNALS[signum])(count)
 
     def _wait(self, deadline: float | None) -> None:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -157,11 +164,7 @@ class Arbiter:
     def _next_deadline(self, now: float) -> float | None:
         deadlines = [w.kill_at for w in self.workers.values() if w.kill_at is not None]
         if not self.stopping:
-            deadlines += [
-                deadline
-                for w in self.workers.values()
-                if not w.aborted and (deadline := self._watch_deadline(w)) is not None
-            ]
+            deadlines += watchdog.deadlines(self.workers.values(), self.config)
         if self.spawn_after > now and not self.stopping:
             deadlines.append(self.spawn_after)
         return min(deadlines) if deadlines else None
@@ -218,7 +221,7 @@ class Arbiter:
             try:
                 reaped, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                reaped, status = pid, 0  # reaped by someone else: its status is lost
+                reaped, status = pid, -1  # reaped elsewhere in this program: no status
             if reaped == 0:
                 continue
             worker = self.workers.pop(pid)
@@ -230,7 +233,16 @@ class Arbiter:
             self._exited(worker, status, now)
 
     def _exited(self, worker: Worker, status: int, now: float) -> None:
-        how = process.describe_exit(status, worker.killed)
+        # A signal that reached the worker may have reached the master at the same moment
+        # (systemd sends SIGTERM to the whole control group, a shell's kill to the process
+        # group): handled first, it says whether this exit was asked for.
+        self._handle_signals()
+        if self.stopping and worker.state in (State.BOOTING, State.SERVING):
+            worker.state = State.STOPPING  # reaped before the stop could tell it
+        if status < 0:
+            how = "ended (another waitpid() in this program took its exit status)"
+        else:
+            how = process.describe_exit(status, worker.killed)
         if worker.state in (State.RETIRING, State.STOPPING):
             if worker.killed:
                 logger.warning("Worker [%d] did not stop in time: it %s", worker.pid, how)
@@ -344,51 +356,6 @@ class Arbiter:
         worker.state = State.RETIRING
         worker.signal(signum)
         worker.kill_at = now + self.config.graceful_timeout + KILL_MARGIN
-
-    def _watch_deadline(self, worker: Worker) -> float | None:
-        """When ``worker`` is to be aborted unless it shows life: a booting worker when
-        --boot-timeout has passed (its import may block its event loop, heartbeats and all,
-        for longer than --timeout), a started one when its heartbeats stop for --timeout."""
-        config = self.config
-        if worker.state is State.BOOTING:
-            if not config.boot_timeout:
-                return None
-            # The worker's own deadline goes first when its loop turns, logging where the app
-            # waits: the master's is a moment later, for a loop blocked by the import.
-            return worker.spawned_at + config.boot_timeout + BOOT_MARGIN
-        return worker.last_beat + config.timeout if config.timeout else None
-
-    def _check_heartbeats(self, now: float) -> None:
-        for worker in self.workers.values():
-            deadline = self._watch_deadline(worker)
-            if worker.aborted or deadline is None or now < deadline:
-                continue
-            if worker.state is State.BOOTING:
-                worker.error = worker.error or (
-                    "worker timed out while booting "
-                    f"(longer than --boot-timeout {self.config.boot_timeout:g}s)"
-                )
-                logger.error(
-                    "Worker [%d] timed out while booting (longer than --boot-timeout %gs); "
-                    "aborting it (SIGABRT: traceback follows)",
-                    worker.pid,
-                    self.config.boot_timeout,
-                )
-            else:
-                logger.error(
-                    "Worker [%d] timed out: its event loop has been blocked for over %gs; "
-                    "aborting it (SIGABRT: traceback follows)",
-                    worker.pid,
-                    self.config.timeout,
-                )
-            worker.aborted = True
-            worker.signal(signal.SIGABRT)
-            worker.kill_at = min(worker.kill_at or float("inf"), now + ABORT_GRACE)
-
-    def _escalate(self, now: float) -> None:
-        for worker in self.workers.values():
-            if worker.kill_at is not None and now >= worker.kill_at and not worker.killed:
-                worker.signal(signal.SIGKILL)
 
     # --reload.
 

@@ -12,7 +12,7 @@ import socket
 import ssl
 from typing import Any
 
-from uvicorn.config import Config
+from uvicorn.config import BOOT_MARGIN, Config
 from uvicorn.exceptions import ClientDisconnected, StartupError
 from uvicorn.logging import log_stream
 from uvicorn.protocols.websocket import GOING_AWAY, SERVICE_RESTART
@@ -28,9 +28,6 @@ from uvicorn.worker.websocket import WebSocketSession
 
 logger = logging.getLogger("uvicorn.error")
 
-# How long past --boot-timeout a worker whose event loop is blocked (a slow import) is left
-# before it is aborted: the worker's own deadline, which logs the app's coroutines, goes first.
-BOOT_MARGIN = 1.0
 # Past --graceful-timeout, cancelled calls get up to half of this to unwind, and the lifespan
 # shutdown what is left of it: a shutdown takes at most --graceful-timeout plus this.
 FINAL_GRACE = 1.0
