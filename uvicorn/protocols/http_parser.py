@@ -31,7 +31,7 @@ from uvicorn.protocols.http_events import (
     RequestHead,
     Upgrade,
 )
-from uvicorn.protocols.http_restart import ChunkedFollows, Restarts, body_start
+from uvicorn.protocols.http_restart import ChunkedFollows, HoldTheRest, Restarts, parsed_to
 from uvicorn.protocols.http_rules import (
     HOST,
     METHOD_PEEK,
@@ -79,6 +79,10 @@ _BODY_FIELD_TOO_LARGE = "chunk extension or trailer field too large"
 
 _DEFAULT_LIMITS = Limits()
 _RETIRED = httptools.HttpRequestParser(object())  # what a closed RequestParser holds
+# The most requests one receive_data() call completes; the bytes after them are held (see
+# HoldTheRest in http_restart.py). Each becomes a request cycle waiting its turn.
+PIPELINE_BATCH = 64
+_BATCH_EVENTS = 2 * PIPELINE_BATCH
 
 # Module globals are found faster than enum attributes, on the path of every request.
 _IDLE, _HEAD, _BODY, _CLOSED = (
@@ -128,6 +132,8 @@ class RequestParser(Restarts):
         # and parsing goes on from where the head ended (http_restart.py).
         self._chunked: ChunkedBody | None = None
         self._priming = False  # feeding a primer head: its framing is set up, not followed
+        # Bytes after a batch of requests, held unparsed until the caller answered those.
+        self.held = b""
         self._tail = b""  # the last bytes of a head received in part (its end may straddle)
 
     # The caller's side.
@@ -137,6 +143,10 @@ class RequestParser(Restarts):
         CLOSED, UPGRADED or FAILED, it returns []."""
         events = self._events = []
         fed_from = 0  # the first event of the current feed of llhttp
+        held = self.held
+        if held:
+            self.held = b""
+            data = held + data
         while True:
             state = self.state
             rest = None  # for a chunked body: what follows its end
@@ -174,8 +184,16 @@ class RequestParser(Restarts):
                     continue  # served as plain HTTP: parse what followed the request
             except httptools.HttpParserCallbackError as exc:
                 reject = exc.__context__
+                if isinstance(reject, HoldTheRest):
+                    # A chunked body was fed (by ChunkedBody) up to its end: ``rest`` follows.
+                    if rest is None:
+                        rest = data[parsed_to(data, state, self._tail, events[fed_from:]) :]
+                    self._parser = httptools.HttpRequestParser(self)  # llhttp's stays stopped
+                    if self.state is _IDLE:
+                        self.held = rest
+                    break
                 if isinstance(reject, ChunkedFollows):
-                    data = data[body_start(data, state, self._tail, events[fed_from:]) :]
+                    data = data[parsed_to(data, state, self._tail, events[fed_from:]) :]
                     self._follow_chunked()
                     if data:
                         fed_from = len(events)
@@ -374,11 +392,16 @@ class RequestParser(Restarts):
     def on_message_complete(self) -> None:
         self._pending = 0
         self._chunked = None
-        self._events.append(END_OF_REQUEST)
+        events = self._events
+        events.append(END_OF_REQUEST)
         # RFC 9112 section 9.6: after a request with the "close" connection option (or an
         # HTTP/1.0 one without keep-alive), the server "MUST NOT process any further requests
         # received on that connection".
         self.state = _IDLE if self._keep_alive else _CLOSED
+        # (Counted by the events of this call, at least two a request: a length costs less
+        # than a counter of its own.)
+        if len(events) >= _BATCH_EVENTS and not self._parser.should_upgrade():
+            raise HoldTheRest  # see receive_data()
 
     def close(self) -> None:
         """Nothing more will be parsed on this connection. Lets go of llhttp's parser, which

@@ -31,6 +31,13 @@ class ChunkedFollows(Exception):
     there, and ``RequestParser.receive_data()`` restarts it where the body begins."""
 
 
+class HoldTheRest(Exception):
+    """Raised in on_message_complete() after a batch of pipelined requests in one call: llhttp
+    stops there, and the bytes that follow are held, unparsed, until the caller has answered
+    these (a client pipelining thousands of requests in one read must not make the server
+    hold thousands of parsed requests: held raw, they are bounded by what one read brings)."""
+
+
 class Restarts:
     """``RequestParser``'s restarts of llhttp."""
 
@@ -97,12 +104,13 @@ class Restarts:
         self._pending = 0
 
 
-def body_start(data: bytes, state: ParserState, tail: bytes, events: list[Event]) -> int:
-    """Where in ``data`` the body of the last request of ``events`` begins: llhttp was stopped
-    at the end of its head, which announced a chunked body. ``data`` is what was fed, from the
-    parser's ``state`` then (``tail``: the last bytes of a head received in part before), and
-    ``events`` what the feed completed: any requests before (heads without body, or with a
-    content-length body, whose bytes are counted), then that head.
+def parsed_to(data: bytes, state: ParserState, tail: bytes, events: list[Event]) -> int:
+    """How far into ``data`` the ``events`` go: llhttp was stopped at the end of the last one,
+    a head that announced a chunked body (where the body begins), or the end of a request (where
+    the next begins). ``data`` is what was fed, from the parser's ``state`` then (``tail``: the
+    last bytes of a head received in part before), and ``events`` what the feed completed:
+    requests without a body or with a content-length one (whose bytes are counted), the last
+    perhaps only its head.
 
     A head ends at its first empty line: llhttp takes no bare LF, and no CR or LF within a
     line (and skips empty lines before a request)."""
@@ -130,3 +138,5 @@ def body_start(data: bytes, state: ParserState, tail: bytes, events: list[Event]
             at += len(events[i].data)  # type: ignore[union-attr]
             i += 1
         i += 1  # END_OF_REQUEST
+        if i == len(events):
+            return at

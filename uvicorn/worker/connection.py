@@ -138,7 +138,7 @@ class HTTPConnection(StreamProtocol):
             # The timer may be armed for the (later) keep-alive deadline: bring it forward,
             # or a head trickled slowly would be given the keep-alive timeout instead.
             self._arm(now + self.state.timeout_request_head)
-        if queued:
+        if queued:  # (and whenever the parser held bytes back: a batch completed first)
             self.update_reading()
 
     def eof_received(self) -> bool | None:
@@ -166,10 +166,13 @@ class HTTPConnection(StreamProtocol):
     # Reading.
 
     def update_reading(self) -> None:
-        """Pause reading while a request waits its turn or too much body waits unread."""
+        """Pause reading while a request waits its turn, the parser holds bytes it has not
+        parsed yet (a long pipeline, parsed a batch at a time), or too much body waits unread."""
         reading = self.reading
         self._pause_reading(
-            bool(self.pipeline) or (reading is not None and reading.unread > BODY_HIGH_WATER)
+            bool(self.pipeline)
+            or bool(self.parser.held)
+            or (reading is not None and reading.unread > BODY_HIGH_WATER)
         )
 
     # Request cycles.
@@ -243,9 +246,19 @@ class HTTPConnection(StreamProtocol):
             # one stack frame deeper for each pipelined request.
             self._start_cycle(following, eager=False)
         else:
-            if self.read_paused:
-                self.update_reading()
             self._become_idle()
+            if self.read_paused:
+                if self.parser.held:
+                    # The next batch of a long pipeline (reading stays paused): from the loop,
+                    # not from inside this call, which would nest one call per batch.
+                    self.loop.call_soon(self._parse_held)
+                else:
+                    self.update_reading()
+
+    def _parse_held(self) -> None:
+        if not self.closed and self.cycle is None:
+            self.data_received(b"")
+            self.update_reading()  # read again once nothing is held or queued
 
     def _upgrade(self, pending: PendingUpgrade) -> None:
         """Hand the socket over to the protocol the request asked for (WebSocket)."""
