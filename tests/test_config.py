@@ -87,3 +87,28 @@ def test_environment_values_are_checked_too(monkeypatch: pytest.MonkeyPatch) -> 
         Config(**parse_args(["app:app"]))
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     assert Config(**parse_args(["app:app"])).workers == 3
+
+
+def test_a_sigterm_while_the_master_does_not_hold_the_signals_ends_with_status_0(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before the master takes the signals over, and after it gave them back while the process
+    exits (a second TERM, say), a SIGTERM ends the command with status 0, as a stop asked for:
+    never killed by the signal, which systemd reports as a failed stop."""
+    import os
+    import signal
+
+    from uvicorn.cli import main
+
+    def run(**options: Any) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(10_000):  # the handler runs at the next check of the eval loop
+            pass
+        raise AssertionError("the SIGTERM was not handled")
+
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr("uvicorn.main.run", run)
+    try:
+        assert main(["examples.hello_world:hello_world"]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)

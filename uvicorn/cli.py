@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any, NoReturn
 
@@ -63,7 +64,20 @@ def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
     return options
 
 
+class _Terminated(BaseException):
+    """A SIGTERM while the master does not hold the signals."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
+    # A SIGTERM before the master takes over the signals (while it starts), or after it gave
+    # them back (while the process exits, after a first one), stops the process as asked, with
+    # status 0: not killed by the signal, which systemd would report as a failed stop. (The
+    # handler stays: the process ends right after this returns.)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         options = parse_args(argv)
         from uvicorn.main import run
@@ -74,4 +88,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except _Terminated:
+        return 0
     return 0
