@@ -37,6 +37,7 @@ from uvicorn.protocols.http_rules import (
     METHOD_PEEK,
     Reject,
     method_error,
+    no_version,
     split_target,
     status_for,
 )
@@ -120,7 +121,10 @@ class RequestParser(Restarts):
         # when it completes.
         self._pending = 0
         self._pending_limit = limits.field_size + 64
-        self._start: bytes | None = b""  # the first bytes of this request, if it began a chunk
+        # The first bytes of the request in progress, at least its request line (bounded), for
+        # what llhttp does not say: the version as written, where a refused method ends.
+        self._start: bytes | None = b""
+        self._start_limit = limits.request_line + METHOD_PEEK
         self._hosts = 0
         self._expect_continue = False
         self._upgrade: bytes | None = None
@@ -166,8 +170,10 @@ class RequestParser(Restarts):
                 self._head_bytes += len(data)
                 self._fed += len(data)
                 start = self._start
-                if start is not None and len(start) < METHOD_PEEK:
-                    self._start = start + data[: METHOD_PEEK - len(start)]
+                if start is not None and len(start) < self._start_limit and b"\n" not in start:
+                    # Until the request line is whole (its version, or the method llhttp
+                    # refused, is judged on its bytes, whatever the split).
+                    self._start = start + data[: self._start_limit - len(start)]
             elif state is _BODY:
                 self._fed += len(data)  # (a trailer field may be in progress)
                 if self._chunked is not None:
@@ -201,9 +207,14 @@ class RequestParser(Restarts):
                     break
                 if not isinstance(reject, Reject):
                     raise
+                if reject.status == 0:  # an HTTP/0.9 request line, begun in this feed
+                    reject = no_version(self._request_start(data, state, events[fed_from:]))
                 self._fail(reject.status, reject.reason)
             except httptools.HttpParserInvalidMethodError as exc:
-                self._fail(*method_error(self._start, str(exc)))
+                start = self._start
+                if start is None:  # it began in this feed, after others
+                    start = self._request_start(data, state, events[fed_from:])
+                self._fail(*method_error(start, str(exc)))
             except httptools.HttpParserInvalidURLError:
                 self._fail(400, "invalid request target")
             except httptools.HttpParserError as exc:
@@ -216,13 +227,17 @@ class RequestParser(Restarts):
                     fed_from = len(events)
                     continue
             break
-        state = self.state
+        fed_state, state = state, self.state
         if state is _HEAD:
             self._tail = (self._tail + data)[-3:]  # the head's empty line may straddle
+            if self._start is None:  # it began in this feed, after others: keep its start
+                self._start = self._request_start(data, fed_state, events[fed_from:])
             if self._head_bytes > self.limits.head_size:
                 self._fail(431, "request head too large")
             elif self._pending > self._pending_limit:
                 self._fail(431, "header field too large")
+            elif len(self._headers) > self._max_fields:
+                self._fail(431, "too many header fields")  # (not only once the head is whole)
         elif state is _BODY and self._pending > self._pending_limit:
             # RFC 9112 section 7.1.1: a server ought to limit the length of chunk extensions
             # "and generate an appropriate 4xx (Client Error) response if that amount is
@@ -253,16 +268,20 @@ class RequestParser(Restarts):
             # strips the leading OWS only.
             value = value.rstrip(_OWS)
         # A field is no longer than the bytes fed since it could have begun (_fed), so most
-        # requests skip the measuring.
-        if self._fed > self._field_size and len(name) + len(value) > self._field_size:
-            if self.state is _BODY:
-                raise Reject(400, _BODY_FIELD_TOO_LARGE)
-            raise Reject(431, "header field too large")
+        # requests skip the measuring; and no more than _fed / 4 fields ("a:\r\n") completed in
+        # them: beyond a field's size, the number of fields is checked as they come, not only
+        # once the head is complete (a head of tiny fields would otherwise hold ~200,000 of
+        # them under the head size limit: ~24 MB).
+        if self._fed > self._field_size:
+            if len(name) + len(value) > self._field_size:
+                if self.state is _BODY:
+                    raise Reject(400, _BODY_FIELD_TOO_LARGE)
+                raise Reject(431, "header field too large")
+            if len(self._headers) >= self._max_fields and self.state is not _BODY:
+                raise Reject(431, "too many header fields")
         if self.state is _BODY:
             # A trailer section: never merged into the request headers (RFC 9112 section 7.1.2).
             return
-        # (The number of fields is checked once the head is complete: until then, the head
-        # size limit bounds what they hold.)
         name = name.lower()
         kind = _REQUEST_SPECIAL.get(name)
         if kind is not None:
@@ -303,12 +322,8 @@ class RequestParser(Restarts):
         if version is None:
             version = parser.get_http_version()
             if version != "1.1" and version != "1.0":
-                if version == "0.9" and (start is None or b" HTTP/0.9" not in start):
-                    # llhttp reads a request line without a version ("GET /") as HTTP/0.9's:
-                    # RFC 9112 section 3, request-line = method SP request-target SP
-                    # HTTP-version: without one, the request is malformed (400), not of a
-                    # version we do not serve (505).
-                    raise Reject(400, "no HTTP version in the request line")
+                if version == "0.9":  # written so, or no version at all: see no_version()
+                    raise Reject(0, "") if start is None else no_version(start)
                 raise Reject(505, f"HTTP/{version} is not supported")
         headers = self._headers
         if len(headers) > self._max_fields:
@@ -413,9 +428,17 @@ class RequestParser(Restarts):
 
     # Internals.
 
+    def _request_start(self, data: bytes, state: ParserState, events: list[Event]) -> bytes:
+        """The start of the request that began in ``data`` after the ``events`` of this feed
+        (llhttp skips the empty lines before a request)."""
+        at = parsed_to(data, state, self._tail, events) if events else 0
+        return data[at : at + self._start_limit].lstrip(b"\r\n")
+
     def _fail(self, status: int, reason: str) -> None:
-        if self.state is _CLOSED:
-            return  # llhttp objects to bytes after the last request; they are ignored
+        if self.state is _CLOSED or self.state is ParserState.FAILED:
+            # Bytes after the last request are ignored (llhttp objects to them); and after a
+            # failure, nothing more is said.
+            return
         self.state = ParserState.FAILED
         self._events.append(BadRequest(status, reason))
 

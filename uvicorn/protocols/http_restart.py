@@ -121,6 +121,8 @@ def parsed_to(data: bytes, state: ParserState, tail: bytes, events: list[Event])
             at += len(events[i].data)  # type: ignore[union-attr]
             i += 1
         i += 1
+        if i == len(events):
+            return at
     in_progress = state is ParserState.HEAD
     while True:  # a head (events[i]), then its body (Body events) and its end
         if in_progress:  # its empty line may have begun in what came before

@@ -40,23 +40,43 @@ def status_for(error: str) -> tuple[int, str]:
     return 400, error.lower().replace("`", "")
 
 
-def method_error(start: bytes | None, error: str) -> tuple[int, str]:
+def method_error(start: bytes, error: str) -> tuple[int, str]:
     """llhttp knows only the methods it knows. RFC 9110 section 9.1: "An origin server that
     receives a request method that is unrecognized or not implemented SHOULD respond with the
     501"; but a request line whose method is not even a token does not match the grammar: 400
-    (RFC 9112 section 2.2)."""
-    if start is not None:
-        # The method is what comes before the first space, or the end of the line: "garbage"
-        # sent whole or byte by byte is judged the same (llhttp stops at its first byte).
-        method = start[:METHOD_PEEK].partition(b" ")[0].partition(b"\r")[0].partition(b"\n")[0]
-        if method and TOKEN.fullmatch(method):
-            return 501, "unsupported method"
-        return 400, "malformed request line"
-    # The request began mid-chunk: judge by where llhttp stopped. After a known method's
-    # letters, a byte other than a space; or a byte that begins no known method.
-    if error.startswith("Expected space"):
-        return 400, "malformed request line"
-    return 501, "unsupported method"
+    (RFC 9112 section 2.2). Judged on the bytes llhttp read before it stopped, so that the
+    answer does not depend on how many more had arrived (b"j," whole or byte by byte)."""
+    method = _read_by_llhttp(start[:METHOD_PEEK]).partition(b" ")[0]
+    if method and TOKEN.fullmatch(method):
+        return 501, "unsupported method"
+    return 400, "malformed request line"
+
+
+def _read_by_llhttp(start: bytes) -> bytes:
+    """``start`` up to the byte at which llhttp stops, found by feeding a fresh parser one byte
+    at a time (only for a request being refused)."""
+    parser = httptools.HttpRequestParser(_NoCallbacks())
+    for end in range(1, len(start) + 1):
+        try:
+            parser.feed_data(start[end - 1 : end])
+        except httptools.HttpParserError:
+            return start[:end]
+    return start
+
+
+class _NoCallbacks:
+    pass
+
+
+def no_version(start: bytes) -> Reject:
+    """llhttp reads both "GET / HTTP/0.9" and a request line without a version ("GET /") as
+    HTTP/0.9: the first is of a version we do not serve (505), the second is malformed (400: RFC
+    9112 section 3, request-line = method SP request-target SP HTTP-version). ``start`` holds
+    the whole request line (a target has no space in it)."""
+    line = start.partition(b"\n")[0]
+    if b" HTTP/" in line.partition(b" ")[2]:
+        return Reject(505, "HTTP/0.9 is not supported")
+    return Reject(400, "no HTTP version in the request line")
 
 
 def body_framing(headers: list[list[bytes]]) -> bytes | None:
