@@ -133,6 +133,14 @@ def port_number(value: Any) -> int:
     return number
 
 
+def window_bits(value: Any) -> int:
+    number = _integer(value)
+    # RFC 7692 section 7.1.2: 8 to 15; zlib cannot deflate a raw stream with 8-bit windows.
+    if not 9 <= number <= 15:
+        raise ValueError("not in 9-15")
+    return number
+
+
 def cert_reqs(value: Any) -> int:
     names = {"none": 0, "optional": 1, "required": 2}
     if isinstance(value, str) and value.strip().lower() in names:

@@ -1,7 +1,8 @@
-"""Headers an app puts in a WebSocket handshake's answer (an accept, or an ASGI denial response)
-are checked as for any HTTP response: an invalid one is the app's error (500, logged), never a
-header line smuggled onto the wire (response splitting), whatever websockets version is
-installed. The bytes on the wire are read raw: a client library might hide what it parsed."""
+"""Headers in a WebSocket handshake's answer. Those an app puts there (an accept, or an ASGI
+denial response) are checked as for any HTTP response: an invalid one is the app's error (500,
+logged), never a header line smuggled onto the wire (response splitting), whatever websockets
+version is installed; the bytes on the wire are read raw, as a client library might hide what it
+parsed. And the server's permessage-deflate answer follows --ws-deflate-window-bits."""
 
 from __future__ import annotations
 
@@ -88,3 +89,24 @@ async def test_an_app_that_catches_the_error_may_answer_again() -> None:
     async with running_server(app) as server:
         head = await answer_head(server.port)
     assert head.startswith(b"HTTP/1.1 101 ") and b"\r\nx-a: ok\r\n" in head
+
+
+@pytest.mark.parametrize("bits", [9, 15])
+async def test_ws_deflate_window_bits(bits: int) -> None:
+    from websockets.asyncio.client import connect
+
+    async def echo(message: dict[str, Any], channels: dict[str, Any]) -> None:
+        if message["channel"] == "websocket.receive":
+            await channels["reply"].send({"text": message["text"]})
+
+    async with (
+        running_server(echo, ws_deflate_window_bits=bits) as server,
+        connect(f"ws://127.0.0.1:{server.port}/") as ws,
+    ):
+        assert ws.response is not None
+        offer = ws.response.headers["Sec-WebSocket-Extensions"]
+        assert f"server_max_window_bits={bits}" in offer
+        assert f"client_max_window_bits={bits}" in offer
+        text = "".join(f"{i:06d} some text to compress " for i in range(2000))
+        await ws.send(text)
+        assert await ws.recv() == text

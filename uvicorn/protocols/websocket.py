@@ -7,8 +7,9 @@ bytes into events (``Message``, ``Closed``) and app messages into bytes. The cal
 transport when it says so.
 
 What this module adds to ``ServerProtocol``: the handshake is answered only when the app
-decides (accept with a subprotocol and headers, reject with 403, or any HTTP response),
-fragmented messages are reassembled, and text messages are checked for UTF-8 (1007).
+decides (accept with a subprotocol and headers, reject with 403, or any HTTP response).
+``websocket_frames.py`` reassembles fragmented messages, checks text for UTF-8 as it arrives
+(1007), and can hold a failure back until the caller has answered what came before it.
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ from typing import Any
 
 from websockets.datastructures import Headers
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from websockets.frames import CloseCode, Frame, Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.http11 import Response as HandshakeResponse
 from websockets.protocol import State
-from websockets.server import ServerProtocol
 
 from uvicorn.logging import TRACE
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import check_headers
+from uvicorn.protocols.websocket_frames import Message, StrictServerProtocol
 
 # RFC 6455 section 7.4.1 codes, for the callers' convenience.
 NORMAL_CLOSURE = 1000
@@ -41,15 +42,13 @@ MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 SERVICE_RESTART = 1012
 
-
-class Message:
-    """A complete data message: ``text`` or ``data``, exactly one not None."""
-
-    __slots__ = ("text", "data")
-
-    def __init__(self, text: str | None, data: bytes | None) -> None:
-        self.text = text
-        self.data = data
+# permessage-deflate (RFC 7692): the LZ77 window both sides use, in bits (sections 7.1.2.1 and
+# 7.1.2.2: the server's, and the client's when it offers client_max_window_bits; the default of
+# --ws-deflate-window-bits), and zlib's memLevel, its hash table as large as the window
+# (2^(memLevel+7) entries). 4 KiB windows keep a busy connection's compression at ~50 KiB
+# instead of ~250 KiB with zlib's defaults (15, 8), and compress faster, for ~15% more bytes:
+# conformance/README.md has the measurements.
+DEFLATE_WINDOW_BITS = 12
 
 
 class Closed:
@@ -69,7 +68,19 @@ class Pong:
     __slots__ = ()
 
 
-Event = Message | Closed | Pong
+class Failing:
+    """The peer broke the protocol: the connection is to be failed with ``code`` (RFC 6455
+    section 7.1.7). Only with ``defer_failures``: until the caller calls ``fail_now()``, the
+    messages received before can still be answered, and nothing more is read."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+
+Event = Message | Closed | Pong | Failing
 
 
 class HandshakeState(enum.Enum):
@@ -127,28 +138,32 @@ class WebSocketCore:
         per_message_deflate: bool,
         server_header: bool = True,
         date_header: bool = True,
+        defer_failures: bool = False,
+        window_bits: int = DEFLATE_WINDOW_BITS,
     ) -> None:
         self._server_header = server_header
         self._date_header = date_header
         self._method = head.method
-        extensions = [ServerPerMessageDeflateFactory()] if per_message_deflate else None
-        self.protocol = ServerProtocol(extensions=extensions, max_size=max_size, logger=_LOGGER)
+        extensions = [_deflate(window_bits)] if per_message_deflate else None
+        self.protocol = StrictServerProtocol(
+            extensions=extensions, max_size=max_size, logger=_LOGGER
+        )
+        self.protocol.defer_failures = defer_failures
         self.protocol.receive_data(request_bytes(head))
         request = next((e for e in self.protocol.events_received() if isinstance(e, Request)), None)
         if request is None:
             # websockets could not read it even so (a Sec-WebSocket-* field over its limits):
             # it queued an answer or a bare close. Answer 400 from a fresh protocol instead.
             exc = self.protocol.handshake_exc
-            self.protocol = ServerProtocol(logger=_LOGGER)
+            self.protocol = StrictServerProtocol(logger=_LOGGER)
             self.protocol.handshake_exc = exc
             request = Request(head.raw_path.decode("latin-1"), Headers())
         self.request: Request = request
         self.subprotocols = _offered_subprotocols(request.headers)
         self.state = HandshakeState.PENDING
         self.status = 0  # of the handshake's answer, once sent
-        self._fragments: list[bytes] = []
-        self._text = False
         self._closed = False  # a Closed event was reported
+        self._failure: tuple[int, str] | None = None  # reported as Failing
         self._response = self._check_handshake()
 
     def _check_handshake(self) -> HandshakeResponse:
@@ -241,7 +256,10 @@ class WebSocketCore:
     # Data.
 
     def receive_data(self, data: bytes) -> list[Event]:
-        self.protocol.receive_data(data)
+        protocol = self.protocol
+        protocol.receive_data(data)
+        if protocol.reader.buffer:  # a frame is still arriving: fail fast on its UTF-8
+            protocol.check_partial_frame()
         return self._events()
 
     def receive_eof(self) -> list[Event]:
@@ -253,32 +271,23 @@ class WebSocketCore:
         """A ``Closed`` event was reported: nothing more will come."""
         return self._closed
 
+    @property
+    def _fragments(self) -> list[Any]:
+        """What is held of a fragmented message (str parts if text): bounded by max_size."""
+        return self.protocol.fragments
+
     def _events(self) -> list[Event]:
         events: list[Event] = []
         protocol = self.protocol
-        for frame in protocol.events_received():
-            if self._closed:
-                # Frames parsed in the same read after _message() failed the connection: RFC
-                # 6455 section 7.1.7, an endpoint "MUST NOT continue to attempt to process
-                # data ... from the remote endpoint after being instructed to _Fail the
-                # WebSocket Connection_".
-                break
+        received: list[Any] = protocol.events_received()  # Message objects among the frames
+        for frame in received:
+            if type(frame) is Message:  # data frames come reassembled (websocket_frames.py)
+                events.append(frame)
+                continue
             if not isinstance(frame, Frame):
                 continue
             opcode = frame.opcode
-            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
-                self._text = opcode is Opcode.TEXT
-                if frame.fin:
-                    self._message(bytes(frame.data), events)
-                else:
-                    self._fragments = [bytes(frame.data)]
-            elif opcode is Opcode.CONT:
-                self._fragments.append(bytes(frame.data))
-                if frame.fin:
-                    data = b"".join(self._fragments)
-                    self._fragments = []
-                    self._message(data, events)
-            elif opcode is Opcode.CLOSE:
+            if opcode is Opcode.CLOSE:
                 # websockets answered it already; Close.parse() gave 1005 for an empty frame.
                 close = protocol.close_rcvd
                 assert close is not None
@@ -286,6 +295,14 @@ class WebSocketCore:
             elif opcode is Opcode.PONG:
                 events.append(Pong())
         if protocol.parser_exc is not None or protocol.state is State.CLOSED:
+            if protocol.failure is not None:  # deferred: the caller calls fail_now()
+                if self._failure is None:
+                    self._failure = protocol.failure
+                    events.append(Failing(*protocol.failure))
+                return events
+            if self._failure is not None:  # done meanwhile: the peer ended the stream
+                self._report(events, *self._failure)
+                return events
             # We failed the connection (1002 protocol error, 1007, 1009...), or it ended.
             # We failed it: the app is told the code we sent (1002, 1007, 1009). Not when the
             # peer just went away (EOFError), even after our close frame: RFC 6455 section
@@ -300,26 +317,29 @@ class WebSocketCore:
     def connection_lost(self) -> list[Event]:
         """The transport is gone: the last events (1006 unless a close handshake happened)."""
         events: list[Event] = []
+        if self._failure is not None and self.protocol.failure is None:
+            self._report(events, *self._failure)  # its close frame was sent
         self._report(events, ABNORMAL_CLOSURE, "")
+        return events
+
+    @property
+    def failing(self) -> bool:
+        """A ``Failing`` event was reported and ``fail_now()`` not called yet."""
+        return self.protocol.failure is not None
+
+    def fail_now(self) -> list[Event]:
+        """Fail the connection reported ``Failing``: the close frame, then the end of the
+        stream; returns its ``Closed`` event (unless reported already)."""
+        events: list[Event] = []
+        self.protocol.fail_deferred()
+        if self._failure is not None:
+            self._report(events, *self._failure)
         return events
 
     def _report(self, events: list[Event], code: int, reason: str) -> None:
         if not self._closed:
             self._closed = True
             events.append(Closed(code, reason))
-
-    def _message(self, data: bytes, events: list[Event]) -> None:
-        if not self._text:
-            events.append(Message(None, data))
-            return
-        try:
-            events.append(Message(data.decode("utf-8"), None))
-        except UnicodeDecodeError as exc:
-            # RFC 6455 section 8.1: invalid UTF-8 in a text message fails the connection;
-            # section 7.4.1: 1007 is for "data within a message that was not consistent with
-            # the type of the message".
-            self.protocol.fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {exc.start}")
-            self._report(events, INVALID_DATA, "invalid UTF-8")
 
     def send_text(self, text: str) -> None:
         self.protocol.send_text(text.encode("utf-8"))
@@ -331,9 +351,13 @@ class WebSocketCore:
         self.protocol.send_ping(data)
 
     def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
-        """Start the closing handshake (RFC 6455 section 7.1.2), if not already closing."""
-        if self.protocol.state is State.OPEN:
-            self.protocol.send_close(code, reason)
+        """Start the closing handshake (RFC 6455 section 7.1.2), if not already closing. With
+        a failure pending, fail the connection instead: its code is the one that counts."""
+        protocol = self.protocol
+        if protocol.failure is not None:
+            protocol.fail_deferred()
+        elif protocol.state is State.OPEN:
+            protocol.send_close(code, reason)
 
     @property
     def is_open(self) -> bool:
@@ -350,6 +374,14 @@ class WebSocketCore:
             return b"", False
         eof = writes[-1] == b""
         return b"".join(writes), eof
+
+
+def _deflate(window_bits: int) -> ServerPerMessageDeflateFactory:
+    return ServerPerMessageDeflateFactory(
+        server_max_window_bits=window_bits,
+        client_max_window_bits=window_bits,
+        compress_settings={"memLevel": window_bits - 7},  # a hash table as large as the window
+    )
 
 
 def _offered_subprotocols(headers: Headers) -> list[str]:
@@ -370,4 +402,4 @@ def _header_texts(headers: Iterable[Any]) -> list[tuple[str, str]]:
     return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in pairs]
 
 
-__all__ = ["Closed", "Message", "Pong", "WebSocketCore"]
+__all__ = ["Closed", "Failing", "Message", "Pong", "WebSocketCore"]

@@ -37,6 +37,7 @@ class ServerState:
         self.websocket_class = websocket_class if config.ws != "none" else None
         self.ws_max_size = config.ws_max_size
         self.ws_per_message_deflate = config.ws_per_message_deflate
+        self.ws_deflate_window_bits = config.ws_deflate_window_bits
         self.ws_ping_interval = config.ws_ping_interval
         self.ws_ping_timeout = config.ws_ping_timeout
         self.websockets: set[WebSocketSession] = set()

@@ -21,6 +21,7 @@ from uvicorn.protocols.websocket import (
     INTERNAL_ERROR,
     Closed,
     Event,
+    Failing,
     HandshakeState,
     Message,
     WebSocketCore,
@@ -34,6 +35,9 @@ logger = logging.getLogger("uvicorn.error")
 
 # How long the peer has to answer our close frame before the TCP connection is dropped.
 CLOSE_TIMEOUT = 10.0
+# How long the app has, after the peer broke the protocol, to answer the messages that came
+# before (the connection is failed once it asks for the next event; see _fail_now()).
+FAIL_TIMEOUT = CLOSE_TIMEOUT
 # Stop reading while this many bytes of received messages wait for the app.
 INBOX_HIGH_WATER = 1024 * 1024
 _PENDING = HandshakeState.PENDING
@@ -64,9 +68,11 @@ class WebSocketSession(StreamProtocol):
             state.ws_per_message_deflate,
             state.server_header,
             state.date_header,
+            defer_failures=True,
+            window_bits=state.ws_deflate_window_bits,
         )
         self.task: asyncio.Task[None] | None = None
-        self.inbox: deque[Message | Closed] = deque()
+        self.inbox: deque[Message | Closed | Failing] = deque()
         self.inbox_bytes = 0
         self.disconnect: Closed | None = None  # how the connection ended, once it has
         self._waiter: asyncio.Future[None] | None = None
@@ -130,6 +136,12 @@ class WebSocketSession(StreamProtocol):
                 self.disconnect = event
                 self.inbox.append(event)
                 self._cancel_timer()
+            elif type(event) is Failing:
+                # The connection is failed when the app has handled what came before (its
+                # answers leave before the close frame), or after FAIL_TIMEOUT at the latest.
+                self.inbox.append(event)
+                self._close_deadline = self.loop.time() + FAIL_TIMEOUT
+                self._arm(self._close_deadline)
             # A Pong: data_received() already noted that the peer is alive.
         if events:
             self._wake()
@@ -207,9 +219,21 @@ class WebSocketSession(StreamProtocol):
             self.inbox_bytes -= len(event.text or event.data or b"")
             if self.read_paused:
                 self._update_reading()
-        else:
-            self.inbox.appendleft(event)  # the end stays the end for later calls
+            return event
+        if isinstance(event, Failing):
+            self._fail_now()
+            return await self.next_event()  # the Closed event
+        self.inbox.appendleft(event)  # the end stays the end for later calls
         return event
+
+    def _fail_now(self) -> None:
+        """Fail the connection the peer broke (RFC 6455 section 7.1.7), now that the app has
+        answered the messages received before: Autobahn's cases 3.2, 4.1.3, 5.15... expect
+        those answers before the close frame."""
+        self._close_deadline = None
+        events = self.core.fail_now()
+        self.flush_core()
+        self._receive(events)
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -265,6 +289,9 @@ class WebSocketSession(StreamProtocol):
         now = self.loop.time()
         if self._close_deadline is not None:
             if now >= self._close_deadline:
+                if self.core.failing:
+                    self._fail_now()  # the app has not asked for the next event in time
+                    return
                 self.transport.close()  # the peer never finished the closing handshake
                 return
             self._arm(self._close_deadline)
