@@ -237,7 +237,11 @@ class RequestParser(Restarts):
             elif self._pending > self._pending_limit:
                 self._fail(431, "header field too large")
             elif len(self._headers) > self._max_fields:
-                self._fail(431, "too many header fields")  # (not only once the head is whole)
+                # Too many fields already: the head gets 431 when it is whole (or the error of
+                # what comes first in it), whatever the split. Meanwhile the fields beyond the
+                # limit are not held (a head of tiny fields, "a:\r\n", would hold ~200,000 of
+                # them under the head size limit: ~24 MB), but for one that says so.
+                del self._headers[self._max_fields + 1 :]
         elif state is _BODY and self._pending > self._pending_limit:
             # RFC 9112 section 7.1.1: a server ought to limit the length of chunk extensions
             # "and generate an appropriate 4xx (Client Error) response if that amount is
@@ -268,17 +272,11 @@ class RequestParser(Restarts):
             # strips the leading OWS only.
             value = value.rstrip(_OWS)
         # A field is no longer than the bytes fed since it could have begun (_fed), so most
-        # requests skip the measuring; and no more than _fed / 4 fields ("a:\r\n") completed in
-        # them: beyond a field's size, the number of fields is checked as they come, not only
-        # once the head is complete (a head of tiny fields would otherwise hold ~200,000 of
-        # them under the head size limit: ~24 MB).
-        if self._fed > self._field_size:
-            if len(name) + len(value) > self._field_size:
-                if self.state is _BODY:
-                    raise Reject(400, _BODY_FIELD_TOO_LARGE)
-                raise Reject(431, "header field too large")
-            if len(self._headers) >= self._max_fields and self.state is not _BODY:
-                raise Reject(431, "too many header fields")
+        # requests skip the measuring.
+        if self._fed > self._field_size and len(name) + len(value) > self._field_size:
+            if self.state is _BODY:
+                raise Reject(400, _BODY_FIELD_TOO_LARGE)
+            raise Reject(431, "header field too large")
         if self.state is _BODY:
             # A trailer section: never merged into the request headers (RFC 9112 section 7.1.2).
             return
