@@ -458,3 +458,12 @@ def test_too_many_fields_then_another_error_is_the_same_whatever_the_split() -> 
     head = b"GET / HTTP/1.1\r\n" + H + b"a: b\r\n" * 150 + b"Host: bad host\r\n\r\n"
     whole, _ = check_request_stream(head, list(range(1, len(head))))
     assert whole.events == [("bad", 400)]
+
+
+def test_a_refused_method_that_began_right_after_a_request_in_the_same_read() -> None:
+    # The request's first byte came with the end of the one before; its start is found where
+    # that one's head ended, not where the bytes after it end (found by fuzzing).
+    data = b"GET /1 HTTP/1.1\r\n" + H + b"\r\nPOST\r\x07GET /1 HTTP/1.1\r\n"
+    end = data.index(b"POST")
+    whole, _ = check_request_stream(data, [end - 1, end + 1, end + 9])
+    assert whole.events[-1] == ("bad", 400)

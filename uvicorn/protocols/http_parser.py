@@ -229,9 +229,9 @@ class RequestParser(Restarts):
             break
         fed_state, state = state, self.state
         if state is _HEAD:
-            self._tail = (self._tail + data)[-3:]  # the head's empty line may straddle
             if self._start is None:  # it began in this feed, after others: keep its start
                 self._start = self._request_start(data, fed_state, events[fed_from:])
+            self._tail = (self._tail + data)[-3:]  # the head's empty line may straddle
             if self._head_bytes > self.limits.head_size:
                 self._fail(431, "request head too large")
             elif self._pending > self._pending_limit:
