@@ -467,3 +467,20 @@ def test_a_refused_method_that_began_right_after_a_request_in_the_same_read() ->
     end = data.index(b"POST")
     whole, _ = check_request_stream(data, [end - 1, end + 1, end + 9])
     assert whole.events[-1] == ("bad", 400)
+
+
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        (b"Expect: 100-continue\r\n", True),
+        (b"Expect: 100-Continue\r\nExpect: 100-continue\r\n", True),
+        (b"Expect: 100-continue\r\nExpect: 100-continum\r\n", False),  # found by fuzzing
+        (b"Expect: 100-continum\r\nExpect: 100-continue\r\n", False),  # either order
+        (b"Expect: 100-continue, x-other\r\n", False),
+    ],
+)
+def test_100_continue_only_when_it_is_the_only_expectation(fields: bytes, expected: bool) -> None:
+    # RFC 9110 section 10.1.1: Expect = #expectation; we know 100-continue only.
+    head = b"POST / HTTP/1.1\r\n" + H + fields + b"Content-Length: 1\r\n\r\nx"
+    (request, *_) = RequestParser().receive_data(head)
+    assert request.expect_continue is expected  # type: ignore[union-attr]

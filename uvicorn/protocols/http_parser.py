@@ -76,6 +76,7 @@ _REQUEST_SPECIAL = {
 }
 _HOSTS: set[bytes] = set()  # Host values seen valid, so each is checked once
 _BODY_FIELD_TOO_LARGE = "chunk extension or trailer field too large"
+_OTHER_EXPECTATION = 2  # (truthy, as True is, so that one check per head sees either)
 
 
 _DEFAULT_LIMITS = Limits()
@@ -126,7 +127,7 @@ class RequestParser(Restarts):
         self._start: bytes | None = b""
         self._start_limit = limits.request_line + METHOD_PEEK
         self._hosts = 0
-        self._expect_continue = False
+        self._expect_continue: bool | int = False
         self._upgrade: bytes | None = None
         self._proxied = False
         self._transfer_encoding: bytes | None = None
@@ -295,7 +296,14 @@ class RequestParser(Restarts):
             elif kind == _PROXY_FIELD:
                 self._proxied = True
             elif kind == _EXPECT_FIELD:
-                self._expect_continue = value.lower() == b"100-continue"
+                # RFC 9110 section 10.1.1: Expect = #expectation. 100-continue is the one we
+                # know: any other, in any Expect field, and no 100 Continue is sent (True: only
+                # 100-continue so far; _OTHER_EXPECTATION: another one seen).
+                members = {member.strip(_OWS) for member in value.lower().split(b",")}
+                if members != {b"100-continue"}:
+                    self._expect_continue = _OTHER_EXPECTATION
+                elif self._expect_continue is not _OTHER_EXPECTATION:
+                    self._expect_continue = True
             elif kind == _UPGRADE_FIELD:
                 self._upgrade = value.lower()
             else:
@@ -379,7 +387,7 @@ class RequestParser(Restarts):
         head.proxied = False
         # The rarely set ones are reset only when set.
         if self._expect_continue:
-            head.expect_continue = version == "1.1"
+            head.expect_continue = self._expect_continue is True and version == "1.1"
             self._expect_continue = False
         if self._upgrade is not None:
             if parser.should_upgrade():
