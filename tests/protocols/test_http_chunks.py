@@ -81,3 +81,11 @@ def test_without_extensions_nothing_is_rewritten() -> None:
     framing = ChunkedBody(limit=100)
     data = b"5\r\nhello\r\n3;a=b\r\nxyz\r\n0\r\n\r\nrest"
     assert framing.feed(data) == (data[:-4], b"rest")
+
+
+def test_a_chunk_line_llhttp_takes_but_the_grammar_does_not_is_still_followed() -> None:
+    # llhttp takes 'a=n"quoted; string"' (not a token nor a quoted-string): the line goes to it
+    # as it came, and the body's end is still found, so what follows is judged alone, the same
+    # whatever the split (found by fuzzing).
+    data = CHUNKED + b'1;a=n"quoted; string";b\r\n \r\n0\r\n\r\n\xab\xab\xab'
+    assert feed_all(data) == [CHUNKED_HEAD, body(b" "), END, bad(400)]

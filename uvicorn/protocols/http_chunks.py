@@ -8,9 +8,10 @@ before interpreting the protocol element". llhttp takes no whitespace there, so 
 with a valid extension and whitespace in it (``5 ; name = value``) is handed to llhttp without
 its extensions (which a server MUST ignore when it does not know them: section 7.1.1).
 
-Every other byte goes to llhttp unchanged, and llhttp keeps the last word: on anything this
-module does not recognise (a malformed size line, a chunk not followed by CRLF) it stops looking
-and passes the rest through as it came, for llhttp to refuse. A line (chunk size, trailer field)
+Every other byte goes to llhttp unchanged, and llhttp keeps the last word: a size line with
+extensions this module's grammar does not take goes as it came (and its chunk is followed all
+the same); on a size line without a size, or a chunk not followed by CRLF, it stops looking and
+passes the rest through as it came, for llhttp to refuse. A line (chunk size, trailer field)
 longer than the limit is refused here, however it arrives (``too_long``).
 """
 
@@ -24,6 +25,7 @@ _SIZE_LINE = re.compile(
     rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|"
     + _QUOTED + rb"))?)*)\r\n"
 )  # fmt: skip
+_SIZE_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
 _MAX_SIZE = 2**64 - 1  # llhttp's: a larger chunk size is an overflow, which it refuses
 
 # Where in the body the next byte falls.
@@ -95,13 +97,20 @@ class ChunkedBody:
 
     def _size_line(self, line: bytes, out: list[bytes]) -> None:
         match = _SIZE_LINE.fullmatch(line)
-        size = int(match.group(1), 16) if match is not None else -1
-        if match is None or size > _MAX_SIZE:
+        if match is not None:
+            size = int(match.group(1), 16)
+            extensions = match.group(2)
+            if b" " in extensions or b"\t" in extensions:
+                line = match.group(1) + b"\r\n"  # valid, but not to llhttp: without them
+        else:
+            # Not the grammar we rewrite: llhttp judges the line as it came (it takes some
+            # extensions this module's grammar does not), and the chunk it announces is still
+            # followed, so that the body's end is found all the same.
+            digits = _SIZE_DIGITS.match(line)
+            size = int(digits.group(), 16) if digits is not None else -1
+        if size < 0 or size > _MAX_SIZE:
             self._pass(out, line, 0)
             return
-        extensions = match.group(2)
-        if b" " in extensions or b"\t" in extensions:
-            line = match.group(1) + b"\r\n"  # valid, but not to llhttp: without them
         out.append(line)
         if size:
             self._left = size
