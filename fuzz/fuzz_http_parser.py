@@ -27,7 +27,8 @@ with atheris.instrument_imports(include=["uvicorn"]):
 import h11
 from _common import fuzz, split_points
 
-from tests.protocols.invariants import KNOWN_DEFECTS, ParserRun, check_request_stream, fail
+from tests.protocols.invariants import KNOWN_DEFECTS, fail
+from tests.protocols.invariants_http import ParserRun, check_request_stream
 
 LIMITS = [
     Limits(),

@@ -22,12 +22,8 @@ with atheris.instrument_imports(include=["uvicorn"]):
 import h11
 from _common import fuzz
 
-from tests.protocols.invariants import (
-    AppMessage,
-    ResponseRun,
-    fail,
-    header_defaults,
-)
+from tests.protocols.invariants import fail
+from tests.protocols.invariants_response import AppMessage, ResponseRun, header_defaults
 
 DEFAULTS = [
     header_defaults(),

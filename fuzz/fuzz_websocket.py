@@ -27,20 +27,15 @@ with atheris.instrument_imports(include=["uvicorn", "websockets"]):
 
 from _common import fuzz, split_points
 
-from tests.protocols.invariants import (
-    BINARY,
-    CLOSE,
-    PING,
-    PONG,
+from tests.protocols.invariants import chunks_at, fail
+from tests.protocols.invariants_websocket import (
     RAW,
-    TEXT,
     WebSocketRun,
     WsOp,
     build_client_stream,
-    chunks_at,
     compare_ws_runs,
-    fail,
 )
+from tests.protocols.invariants_websocket_frames import BINARY, CLOSE, PING, PONG, TEXT
 
 MAX_SIZES = [2**20, 1000, 125, 1]
 CODES = [1000, 1001, 1002, 1003, 1005, 1006, 1007, 1011, 1015, 999, 2999, 3000, 4999, 5000, 65535]

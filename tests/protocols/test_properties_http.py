@@ -13,15 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.protocols.invariants import (
-    AppMessage,
-    ParserRun,
-    ResponseRun,
-    Violation,
-    check_request_stream,
-    compare_splits,
-    header_defaults,
-)
+from tests.protocols.invariants import Violation
+from tests.protocols.invariants_http import ParserRun, check_request_stream, compare_splits
+from tests.protocols.invariants_response import AppMessage, ResponseRun, header_defaults
 from uvicorn.protocols.http_parser import Limits, RequestParser
 
 # Deterministic (the same examples on every run, in CI too) and quick: the whole module stays

@@ -9,20 +9,22 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.protocols.invariants import (
+from tests.protocols.invariants import chunks_at
+from tests.protocols.invariants_websocket import (
+    RAW,
+    WebSocketRun,
+    WsOp,
+    build_client_stream,
+    compare_ws_runs,
+)
+from tests.protocols.invariants_websocket_frames import (
     BINARY,
     CLOSE,
     PING,
     PONG,
-    RAW,
     SENDABLE_CODES,
     TEXT,
-    WebSocketRun,
-    WsOp,
-    build_client_stream,
-    chunks_at,
     client_frame,
-    compare_ws_runs,
 )
 from uvicorn.protocols.websocket import Closed
 
