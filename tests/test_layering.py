@@ -67,3 +67,36 @@ def test_protocol_cores_do_no_io() -> None:
     for path in sorted((PACKAGE / "protocols").rglob("*.py")):
         imported = {module.split(".")[0] for module in _imports(path)}
         assert not imported & NO_IO, f"{path.name} imports {imported & NO_IO}"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def test_no_import_circles() -> None:
+    """Not even through imports made for type checking only: each module can be understood
+    (and tested) without the ones that use it."""
+    modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {
+        name: {module for module in _imports(path) if module in modules and module != name}
+        for name, path in modules.items()
+    }
+    circles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for imported in sorted(graph[name]):
+            if state.get(imported) == 1:
+                circles.append([*path[path.index(imported) :], imported])
+            elif imported not in state:
+                visit(imported, [*path, imported])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not circles, "\n".join(" -> ".join(circle) for circle in circles)

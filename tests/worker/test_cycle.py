@@ -1,4 +1,5 @@
-"""RequestCycle is the Response it drives: its __init__ sets Response's fields itself."""
+"""The connection frames each response with one ``Response`` it reuses, reset for each request
+it starts: the reset is inlined there (a call fewer per request), so it must set every field."""
 
 from __future__ import annotations
 
@@ -8,25 +9,42 @@ from typing import Any
 from uvicorn.config import Config
 from uvicorn.protocols.http_parser import RequestHead, RequestParser
 from uvicorn.protocols.http_response import Response
-from uvicorn.worker.asgi import ASGICycle
 from uvicorn.worker.connection import HTTPConnection
 from uvicorn.worker.messaging import MessagingCycle
 from uvicorn.worker.state import ServerState
 
 
-async def app(*args: Any) -> None:
-    pass
+class Waiting(MessagingCycle):
+    __slots__ = ()
+
+    async def call_app(self) -> None:
+        await asyncio.Event().wait()
 
 
-async def test_a_cycle_sets_every_field_of_its_response() -> None:
-    # Response.__init__ is inlined into RequestCycle.__init__ (a call fewer per request): a
-    # field added to Response must be set there too.
+async def test_starting_a_request_resets_every_field_of_the_response() -> None:
     loop = asyncio.get_running_loop()
     head = RequestParser().receive_data(b"HEAD / HTTP/1.0\r\n\r\n")[0]
     assert isinstance(head, RequestHead)
-    for cycle_class in (MessagingCycle, ASGICycle):
-        state = ServerState(Config(app=app), app, cycle_class, loop)
-        cycle = cycle_class(HTTPConnection(state), head)
-        reference = Response(state.defaults, True, "1.0", False)
+    state = ServerState(Config(app="app:app"), None, Waiting, loop)
+    conn = HTTPConnection(state)
+    reference = Response(state.defaults, True, "1.0", False)
+    for name in Response.__slots__:  # what a request before may have left
+        if name != "_defaults":
+            setattr(conn.response, name, object())
+    cycle = Waiting(conn, head, None, "http")
+    conn._start_cycle(cycle)
+    try:
         for name in Response.__slots__:
-            assert getattr(cycle, name) == getattr(reference, name), name
+            assert getattr(conn.response, name) == getattr(reference, name), name
+    finally:
+        assert cycle.task is not None
+        cycle.task.cancel()
+        await asyncio.gather(cycle.task, return_exceptions=True)
+
+
+def test_reset_sets_every_field_init_does() -> None:
+    fresh: Any = Response.__new__(Response)
+    fresh._defaults = None
+    fresh.reset(False, "1.1", True)
+    for name in Response.__slots__:
+        getattr(fresh, name)  # set, or AttributeError

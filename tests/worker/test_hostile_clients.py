@@ -55,7 +55,7 @@ async def test_ten_thousand_pipelined_requests_from_a_client_that_never_reads(
             # Stalled: the client reads nothing. A batch of requests is parsed at a time, the
             # rest held as the bytes they came in; the answers wait in about the transport's
             # high-water mark.
-            assert len(conn.pipeline) < PIPELINE_BATCH
+            assert len(conn.h1.pipeline) < PIPELINE_BATCH  # type: ignore[attr-defined]
             assert conn.transport.get_write_buffer_size() < 256 * 1024
             grown = uvicorn_memory(tracemalloc.take_snapshot()) - before
             assert grown < 1024 * 1024, grown

@@ -112,18 +112,20 @@ class Response:
         "_defaults",
     )
 
+    state: ResponseState
+    keep_alive: bool
+    status: int
+    _is_head: bool
+    _http10: bool
+    _chunked: bool
+    _remaining: int
+    _no_body: bool
+
     def __init__(
         self, defaults: HeaderDefaults, is_head: bool, http_version: str, keep_alive: bool
     ) -> None:
-        self.state = _IDLE
-        self.keep_alive = keep_alive
-        self.status = 0
-        self._is_head = is_head
-        self._http10 = http_version == "1.0"
-        self._chunked = False
-        self._remaining = -1  # bytes still owed under the app's content-length, -1 if none
-        self._no_body = is_head
         self._defaults = defaults
+        self.reset(is_head, http_version, keep_alive)
 
     def start(self, status: Any, headers: Any, content: bytes, more: bool) -> bytes:
         """The head (and first body bytes) of the response."""
@@ -241,6 +243,24 @@ class Response:
         """The response cannot be completed: the connection must be closed."""
         self.state = _DONE
         self.keep_alive = False
+
+    def reset(self, is_head: bool, http_version: str, keep_alive: bool) -> None:
+        """Frame the next response on the connection (the fields of ``__init__``)."""
+        self.state = _IDLE
+        self.keep_alive = keep_alive
+        self.status = 0
+        self._is_head = is_head
+        self._http10 = http_version == "1.0"
+        self._chunked = False
+        self._remaining = -1  # bytes still owed under the app's content-length, -1 if none
+        self._no_body = is_head
+
+    def refuse(self, status: int) -> bytes:
+        """A complete plain-text response in place of the one not started (an app that failed
+        before answering: 500); the connection closes after it."""
+        self.status = status
+        self.abandon()
+        return simple_response(self._defaults, status, head=self._is_head)
 
     def _interim(self, status: int, headers: Any) -> bytes:
         parts = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]

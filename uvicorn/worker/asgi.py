@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from uvicorn.channels import SendsNowait
 from uvicorn.protocols.http_parser import RequestHead
@@ -18,10 +18,8 @@ from uvicorn.protocols.websocket import Message as WSMessage
 from uvicorn.types import ASGIApp, ASGIReceive, ASGISend, Scope
 from uvicorn.worker.cycle import PERCENT, RequestCycle, decode_path
 from uvicorn.worker.messaging import check_bytes, close_code
+from uvicorn.worker.state import ServerState
 from uvicorn.worker.websocket import WebSocketSession
-
-if TYPE_CHECKING:
-    from uvicorn.worker.state import ServerState
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -63,7 +61,7 @@ def connection_scope(
 
 
 class ASGICycle(RequestCycle):
-    __slots__ = ("_start", "_request_done")
+    __slots__ = ()  # (its own fields, _start and _request_done, are RequestCycle's slots)
 
     def call_app(self) -> Awaitable[None]:
         # http.response.start is held until the first body message, so that a response
@@ -71,9 +69,9 @@ class ASGICycle(RequestCycle):
         # (Set here rather than in an __init__ of its own: one call fewer per request.)
         self._start: tuple[Any, Any] | None = None
         self._request_done = False
-        conn = self.conn
-        state = conn.state
-        scope = connection_scope("http", self.head, self.scheme, self.client, conn.server, state)
+        stream = self.stream
+        state = stream.state
+        scope = connection_scope("http", self.head, self.scheme, self.client, stream.server, state)
         scope["method"] = self.head.method
         return state.app(scope, self.receive, self.send)  # type: ignore[no-any-return]
 
@@ -107,7 +105,7 @@ class ASGICycle(RequestCycle):
             else:
                 self.write_body(body, more)
         elif kind == "http.response.start":
-            if self._start is not None or self.state is not _IDLE:
+            if self._start is not None or self.stream.response.state is not _IDLE:
                 raise RuntimeError("http.response.start sent twice")
             if "status" not in message:
                 raise ValueError("http.response.start needs a 'status'")
@@ -120,9 +118,9 @@ class ASGICycle(RequestCycle):
             return
         else:
             raise ValueError(f"unexpected ASGI message type {kind!r} for an http scope")
-        conn = self.conn
-        if conn.write_paused:
-            await conn.drain()
+        stream = self.stream
+        if stream.write_paused:
+            await stream.drain()
 
 
 def asgi2_to_asgi3(app: Any) -> ASGIApp:

@@ -1,9 +1,11 @@
-"""One HTTP/1.1 connection: moves bytes between the socket and the pure protocol cores.
+"""One HTTP/1.1 connection: the uvloop protocol that moves bytes between the socket and the pure
+cores, and the ``Stream`` of the request it answers.
 
-``HTTPConnection`` feeds received bytes to ``RequestParser`` and hands the events to request
-cycles, answering pipelined requests in order, one at a time. It owns everything tied to the
-socket: read pausing (body back-pressure, pipelining), the keep-alive and request-head timers,
-and handing the socket over to another protocol on an upgrade. Writing is ``StreamProtocol``'s.
+``HTTPConnection`` feeds received bytes to the request parser and hands the events to request
+cycles; ``H1Connection`` (``protocols/http_connection.py``) decides the order (pipelined requests
+are answered one at a time), the keep-alive and the deadlines, and this class does what it
+decides: starts requests, writes, arms its one timer, closes, and on an upgrade hands the socket
+over. It frames each response with one ``Response`` it reuses. Writing is ``TransportProtocol``'s.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections import deque
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
+from uvicorn.protocols.http_connection import H1Connection, Next, PendingUpgrade, Timer
 from uvicorn.protocols.http_parser import (
     END_OF_REQUEST,
     BadRequest,
@@ -23,52 +25,50 @@ from uvicorn.protocols.http_parser import (
     RequestParser,
     Upgrade,
 )
-from uvicorn.protocols.http_response import ResponseState, simple_response
+from uvicorn.protocols.http_response import Response, ResponseState, simple_response
 from uvicorn.worker.cycle import BODY_HIGH_WATER, RequestCycle
-from uvicorn.worker.stream import StreamProtocol
-
-if TYPE_CHECKING:
-    from uvicorn.worker.state import ServerState
+from uvicorn.worker.state import ServerState
+from uvicorn.worker.transport import TransportProtocol
 
 logger = logging.getLogger("uvicorn.error")
 
 # Tasks that start running when created (asyncio.Task's eager_start), from Python 3.12.
 EAGER_TASKS = sys.version_info >= (3, 12)
 
-_PARSER_IDLE = ParserState.IDLE
 _PARSER_HEAD = ParserState.HEAD
-_PARSER_BODY = ParserState.BODY
 _PARSER_UPGRADED = ParserState.UPGRADED
+_IDLE = ResponseState.IDLE
 _DONE = ResponseState.DONE
+_START, _IDLE_NEXT, _CLOSE = Next.START, Next.IDLE, Next.CLOSE
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-class PendingUpgrade:
-    """An upgrade request waiting for the responses before it, and the bytes that followed."""
-
-    __slots__ = ("head", "data")
-
-    def __init__(self, head: RequestHead, data: bytes) -> None:
-        self.head = head
-        self.data = data
-
-
-class HTTPConnection(StreamProtocol):
+class HTTPConnection(TransportProtocol):
     def __init__(self, state: ServerState) -> None:
         super().__init__(state.loop)
         self.state = state
-        self.parser = RequestParser(state.limits, state.upgrades)
+        self.h1: H1Connection[RequestCycle] = H1Connection(
+            RequestParser(state.limits, state.upgrades),
+            state.timeout_keep_alive,
+            state.timeout_request_head,
+            state.shutting_down,
+        )
+        self.response = Response(state.defaults, False, "1.1", True)  # of h1.current
         self.client: list[Any] | None = None
         self.server: list[Any] | None = None
         self.scheme = state.scheme
         self.trusted = False  # the peer may set proxy headers
-        self.cycle: RequestCycle | None = None  # the request being answered
-        self.reading: RequestCycle | None = None  # the request whose body is arriving
-        self.pipeline: deque[RequestCycle | BadRequest | PendingUpgrade] = deque()
-        self.closing = state.shutting_down  # answer what is in flight, then close
-        self.peer_eof = False  # the client shut down its sending side
-        self._idle_since = 0.0
-        self._head_started: float | None = None
         self._task_factory_free = self.loop.get_task_factory() is None
+
+    @property
+    def peer_eof(self) -> bool:
+        return self.h1.peer_eof
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The app's call in flight, if any."""
+        current = self.h1.current
+        return current.task if current is not None else None
 
     # asyncio.Protocol
 
@@ -79,29 +79,31 @@ class HTTPConnection(StreamProtocol):
         state.connections.add(self)
         self.client, self.server = state.addresses(transport)
         self.trusted = state.proxy is not None and state.proxy.trusts(self.client)
-        self._become_idle()
+        self._become_idle(self.h1.idle(self.loop.time()))
 
     def data_received(self, data: bytes) -> None:
-        if self.parser.state is _PARSER_UPGRADED:
+        h1 = self.h1
+        parser = h1.parser
+        if parser.state is _PARSER_UPGRADED:
             # Bytes of the new protocol, arriving while the responses before the upgrade
             # request are still being sent: kept for it.
-            for item in self.pipeline:
-                if isinstance(item, PendingUpgrade):
+            for item in h1.pipeline:
+                if type(item) is PendingUpgrade:
                     item.data += data
             return
         start = None
         upgrading: RequestHead | None = None
         queued = False
-        for event in self.parser.receive_data(data):
+        for event in parser.receive_data(data):
             if event is END_OF_REQUEST:
-                reading = self.reading
+                reading = h1.reading
                 if reading is not None:
-                    self.reading = None
+                    h1.reading = None
                     reading.end_body()
                 continue
             kind = type(event)
             if kind is Body:
-                reading = self.reading
+                reading = h1.reading
                 if reading is not None:
                     reading.feed_body(event.data)  # type: ignore[union-attr]
             elif kind is RequestHead:
@@ -109,48 +111,45 @@ class HTTPConnection(StreamProtocol):
                     # An Upgrade event ends this list: no request cycle for this one.
                     upgrading = cast(RequestHead, event)
                     continue
-                cycle = self.state.cycle_class(self, event)
-                self.reading = cycle
-                if self.cycle is None:
-                    # The current request from now on (it starts after this loop), so that a
-                    # bad request later in the same data waits its turn behind it.
-                    self.cycle = start = cycle
+                cycle = self.state.cycle_class(self, event, self.client, self.scheme)
+                # The current request from now on (it starts after this loop), so that a bad
+                # request later in the same data waits its turn behind it.
+                if h1.request(cycle):
+                    start = cycle
                 else:
-                    self.pipeline.append(cycle)
                     queued = True
             elif kind is BadRequest:
                 self._bad_request(event)  # type: ignore[arg-type]
             elif kind is Upgrade:
                 assert upgrading is not None
                 pending = PendingUpgrade(upgrading, event.data)  # type: ignore[union-attr]
-                if self.cycle is None and start is None:
+                if h1.upgrade(pending):
                     self._upgrade(pending)
                     return
-                self.pipeline.append(pending)  # switched once the responses before it are done
-                queued = True
+                queued = True  # switched once the responses before it are done
         if start is not None:
             if not self.closed:  # a broken body in the same data may have closed it
                 self._start_cycle(start)
-        elif (
-            self._head_started is None and self.cycle is None and self.parser.state is _PARSER_HEAD
-        ):
-            now = self._head_started = self.loop.time()
+        elif h1.current is None and parser.state is _PARSER_HEAD:
             # The timer may be armed for the (later) keep-alive deadline: bring it forward,
             # or a head trickled slowly would be given the keep-alive timeout instead.
-            self._arm(now + self.state.timeout_request_head)
+            deadline = h1.head_begun(self.loop.time())
+            if deadline is not None:
+                self._arm(deadline)
         if queued:  # (and whenever the parser held bytes back: a batch completed first)
             self.update_reading()
 
     def eof_received(self) -> bool | None:
         # The client will send nothing more; a half-closed client may still read its answer.
-        if self.reading is not None or self.cycle is None:
+        h1 = self.h1
+        if not h1.eof():
             return None  # nothing to answer, or a body that will never complete: close
-        self.closing = True
-        self.peer_eof = True
-        self.cycle.client_eof()
+        assert h1.current is not None
+        h1.current.client_eof()
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.h1.parser.close()
         self.state.forget(self)
         self._cancel_timer()
         self._lost()
@@ -158,21 +157,15 @@ class HTTPConnection(StreamProtocol):
     def _lost(self) -> None:
         """The client is gone: tell the requests in flight (once)."""
         super()._lost()
-        for cycle in (self.cycle, self.reading):
-            if cycle is not None:
-                cycle.connection_lost()
-        self.pipeline.clear()
+        for cycle in self.h1.lost():
+            cycle.connection_lost()
 
     # Reading.
 
     def update_reading(self) -> None:
-        """Pause reading while a request waits its turn, the parser holds bytes it has not
-        parsed yet (a long pipeline, parsed a batch at a time), or too much body waits unread."""
-        reading = self.reading
+        reading = self.h1.reading
         self._pause_reading(
-            bool(self.pipeline)
-            or bool(self.parser.held)
-            or (reading is not None and reading.unread > BODY_HIGH_WATER)
+            self.h1.must_pause(reading.unread if reading is not None else 0, BODY_HIGH_WATER)
         )
 
     # Request cycles.
@@ -181,22 +174,33 @@ class HTTPConnection(StreamProtocol):
         """Call the app for ``cycle``; ``eager`` (Python 3.12+) runs the call at once, up to
         where it first waits, rather than from the event loop's queue."""
         state = self.state
-        self._head_started = None
+        h1 = self.h1
+        h1.head_started = None  # its head is whole: no head clock runs
+        head = cycle.head
         if state.limit_concurrency is not None and state.at_capacity():
             logger.warning(
                 "Too many in flight (--limit-concurrency %d): 503", state.limit_concurrency
             )
-            head = cycle.head.method == "HEAD"
-            self.write(simple_response(state.defaults, 503, head=head), True)
-            cycle.status = 503
+            self.write(simple_response(state.defaults, 503, head=head.method == "HEAD"), True)
             if state.access_log:
-                state.log_access(cycle)
+                state.log_access(cycle, 503)
             self.close()
             return
         state.active += 1
-        if cycle.head.proxied and self.trusted:
+        # Response.reset(), inlined (a call fewer per request).
+        is_head = head.method == "HEAD"
+        response = self.response
+        response.state = _IDLE
+        response.keep_alive = head.keep_alive and not h1.closing
+        response.status = 0
+        response._is_head = is_head
+        response._http10 = head.http_version == "1.0"
+        response._chunked = False
+        response._remaining = -1
+        response._no_body = is_head
+        if head.proxied and self.trusted:
             cycle.client, cycle.scheme = state.proxy.resolve(  # type: ignore[union-attr]
-                cycle.head.headers, cycle.client, cycle.scheme
+                head.headers, cycle.client, cycle.scheme
             )
         if self._task_factory_free:
             # What loop.create_task() does without a task factory, minus the "Task-<n>" name
@@ -212,88 +216,125 @@ class HTTPConnection(StreamProtocol):
         else:
             cycle.task = self.loop.create_task(cycle.run())
 
-    def cycle_finished(self, cycle: RequestCycle) -> None:
+    # The Stream of the request being answered (stream.py).
+
+    def send_start(self, status: Any, headers: Any, content: bytes, more: bool) -> None:
+        data = self.response.start(status, headers, content, more)
+        if data:
+            self.write(data, not more)
+
+    def send_body(self, content: bytes, more: bool) -> None:
+        response = self.response
+        try:
+            data = response.body(content, more)
+        except RuntimeError:
+            if response.state is _DONE and not response.keep_alive:
+                self.close()  # the body broke its declared length: never half written
+            raise
+        if data or not more:
+            self.write(data, not more)
+
+    def send_continue(self) -> None:
+        self.write(_CONTINUE, True)
+
+    def send_refusal(self, status: int) -> None:
+        self.write(self.response.refuse(status), True)
+
+    def abort(self) -> None:
+        self.response.abandon()
+        self.close()
+
+    def finished(self, cycle: RequestCycle) -> None:
         """The app call of ``cycle`` returned: reuse the connection or close it."""
         state = self.state
         state.active -= 1
+        response = self.response
         if state.access_log:
-            state.log_access(cycle)
-        if self.cycle is cycle:
-            self.cycle = None
+            state.log_access(cycle, response.status)
         if state.shutting_down and state.active == 0:
             state.drained()
+        h1 = self.h1
         if self.closed:
+            h1.current = None
             return
-        if cycle.state is not _DONE or not cycle.keep_alive or self.closing:
+        body_complete = cycle.body_complete
+        then = h1.finished(
+            response.state is _DONE,
+            response.keep_alive,
+            body_complete,
+            cycle.expect_continue,
+            self.loop.time(),
+        )
+        if then is _CLOSE:
             self.close()
             return
-        if not cycle.body_complete:
-            if cycle.expect_continue:
-                self.close()  # the client still waits for 100 Continue: it will not send
-                return
+        if not body_complete:
             cycle.take_body()  # discard; what still arrives is counted by feed_body
-        if self.pipeline:
-            following = self.pipeline.popleft()
-            if isinstance(following, BadRequest):
-                self._answer_bad_request(following)
-                return
-            if isinstance(following, PendingUpgrade):
-                self._upgrade(following)
-                return
-            self.cycle = following
-            self.update_reading()
-            # Not eager: it would finish inside this call and start the next one from there,
-            # one stack frame deeper for each pipelined request.
-            self._start_cycle(following, eager=False)
-        else:
-            self._become_idle()
+        if then is _IDLE_NEXT:
+            deadline = h1.deadline
+            if self._timer is None or self._timer_at > deadline:
+                self._arm(deadline)  # else the timer, firing earlier, re-arms itself
             if self.read_paused:
-                if self.parser.held:
+                if h1.parser.held:
                     # The next batch of a long pipeline (reading stays paused): from the loop,
                     # not from inside this call, which would nest one call per batch.
                     self.loop.call_soon(self._parse_held)
                 else:
                     self.update_reading()
+        elif then is _START:
+            self.update_reading()
+            # Not eager: it would finish inside this call and start the next one from there,
+            # one stack frame deeper for each pipelined request.
+            self._start_cycle(h1.current, eager=False)  # type: ignore[arg-type]
+        elif then is Next.REFUSE:
+            assert h1.refusal is not None
+            self._answer_bad_request(h1.refusal)
+        else:
+            assert h1.upgrading is not None
+            self._upgrade(h1.upgrading)
 
     def _parse_held(self) -> None:
-        if not self.closed and self.cycle is None:
+        if not self.closed and self.h1.current is None:
             self.data_received(b"")
             self.update_reading()  # read again once nothing is held or queued
 
     def _upgrade(self, pending: PendingUpgrade) -> None:
-        """Hand the socket over to the protocol the request asked for (WebSocket)."""
+        """Hand the socket over to the protocol the request asked for (WebSocket: RFC 6455
+        section 4)."""
         self._cancel_timer()
         self._flush()
         head = pending.head
         client, scheme = self.client, self.scheme
+        state = self.state
         if head.proxied and self.trusted:
-            assert self.state.proxy is not None
-            client, scheme = self.state.proxy.resolve(head.headers, client, scheme)
-        self.state.upgrade(self, head, pending.data, client, scheme)
+            assert state.proxy is not None
+            client, scheme = state.proxy.resolve(head.headers, client, scheme)
+        self.h1.parser.close()
+        state.forget(self)
+        assert state.websocket_class is not None
+        session = state.websocket_class(state, self.transport, head, client, self.server, scheme)
+        self.transport.set_protocol(session)
+        if self.read_paused:
+            self.transport.resume_reading()
+        session.start(pending.data)
 
     def _bad_request(self, error: BadRequest) -> None:
-        reading = self.reading
-        self.reading = None
-        if reading is not None and reading is not self.cycle:
-            # A request still waiting its turn (or one whose body was being discarded) broke
-            # its framing: drop it, and answer the error in its turn.
-            if reading in self.pipeline:
-                self.pipeline.remove(reading)
-            reading = None
-        if reading is not None:
+        h1 = self.h1
+        broken = h1.bad_request(error)
+        if broken is not None:
             # The body of the request being answered broke its framing: nothing after it can
             # be trusted. Answer 400 if the request is still unanswered, then close.
-            reading.connection_lost()
-            if reading is self.cycle and reading.state is ResponseState.IDLE:
-                reading.abandon()
+            broken.connection_lost()
+            if self.response.state is _IDLE:
+                self.response.abandon()
                 self._answer_bad_request(error)
             else:
                 self.close()
-        elif self.cycle is None:
+        elif h1.refusal is not None:
+            h1.refusal = None
             self._answer_bad_request(error)
         else:
-            self.pipeline.append(error)  # answered in its turn
-            self.update_reading()
+            self.update_reading()  # answered in its turn
 
     def _answer_bad_request(self, error: BadRequest) -> None:
         logger.debug("Bad request from %s: %s", self.client, error.reason)
@@ -302,46 +343,39 @@ class HTTPConnection(StreamProtocol):
 
     # Timers: the keep-alive and request-head deadlines share the connection's one timer.
 
-    def _become_idle(self) -> None:
-        now = self.loop.time()
-        self._idle_since = now
-        self._head_started = None
-        if self.closing:
+    def _become_idle(self, then: Next) -> None:
+        if then is _CLOSE:
             self.close()
             return
-        state = self.state
-        deadline = now + state.timeout_keep_alive
-        if self.parser.state is not _PARSER_IDLE:
-            # Part of a pipelined head already arrived: its clock starts now.
-            deadline = min(deadline, now + state.timeout_request_head)
+        deadline = self.h1.deadline
         if self._timer is None or self._timer_at > deadline:
             self._arm(deadline)  # else the timer, firing earlier, re-arms itself
 
     def _on_timer(self) -> None:
-        if self.closed or self.cycle is not None:
-            return  # re-armed when the connection is idle again
-        state = self.state
-        parser_state = self.parser.state
-        # Part of a request (head or unread body) has arrived; in any other parser state
-        # (idle, or closed after the last request) the connection is simply idle.
-        in_head = parser_state is _PARSER_HEAD or parser_state is _PARSER_BODY
-        if in_head:
-            deadline = (self._head_started or self._idle_since) + state.timeout_request_head
-        else:
-            deadline = self._idle_since + state.timeout_keep_alive
-        if self.loop.time() < deadline:
-            self._arm(deadline)
-        elif in_head and self.reading is None:
+        if self.closed:
+            return
+        what = self.h1.timer(self.loop.time())
+        if what is Timer.REARM:
+            self._arm(self.h1.deadline)
+        elif what is Timer.TIMEOUT:
             # RFC 9110 section 15.5.9: 408 (Request Timeout) for a head that never completed.
             self._answer_bad_request(BadRequest(408, "request head not received in time"))
-        else:
+        elif what is Timer.CLOSE:
             self.close()
+
+    # Shutting down (the server's side).
 
     def shutdown(self) -> None:
         """Graceful shutdown: close now if idle, else after the response in flight."""
-        self.closing = True
-        cycle = self.cycle
-        if cycle is None:
+        if self.h1.shutdown():
             self.close()
-        elif cycle.state is ResponseState.IDLE:
-            cycle.keep_alive = False
+        elif self.response.state is _IDLE:
+            self.response.keep_alive = False
+
+    def linger(self) -> None:
+        """A retiring worker: close after the next response, or when the keep-alive timer fires
+        (a request may be on its way already)."""
+        if self.h1.current is None:
+            self.h1.closing = True
+        else:
+            self.shutdown()

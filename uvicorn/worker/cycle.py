@@ -1,10 +1,11 @@
-"""The request cycle: one HTTP request and its response, written once for both app interfaces.
+"""The request cycle: one HTTP request and its response, written once for both app interfaces and
+every protocol.
 
-A ``RequestCycle`` is the response state machine (``protocols.http_response.Response``, which it
-extends rather than holds: one object and one attribute hop fewer per request) driven by an app,
-plus the request body buffer with its back-pressure, ``Expect: 100-continue``, disconnects, and
-what happens when the app fails. The messaging interface (``messaging.py``) and ASGI
-(``asgi.py``) are thin subclasses that translate their messages onto it.
+A ``RequestCycle`` is what an app's call for one request needs: the request body buffer with
+its back-pressure, ``Expect: 100-continue``, disconnects, and what happens when the app fails.
+It sees its exchange with the client only as a ``Stream`` (``stream.py``), which frames and
+sends. The messaging interface (``messaging.py``) and ASGI (``asgi.py``) are thin subclasses
+that translate their messages onto it.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.protocols.http_parser import RequestHead
-from uvicorn.protocols.http_response import Response, ResponseState, simple_response
-
-if TYPE_CHECKING:
-    from uvicorn.worker.connection import HTTPConnection
+from uvicorn.protocols.http_response import ResponseState
+from uvicorn.worker.stream import Stream
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -30,16 +29,15 @@ BODY_HIGH_WATER = 64 * 1024
 # connection is closed instead.
 DISCARD_LIMIT = 1024 * 1024
 
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _DONE = ResponseState.DONE
 _IDLE = ResponseState.IDLE
 
 
-class RequestCycle(Response):
+class RequestCycle:
     """Base of ``MessagingCycle`` and ``ASGICycle``; subclasses implement ``call_app()``."""
 
     __slots__ = (
-        "conn",
+        "stream",
         "head",
         "client",
         "scheme",
@@ -52,25 +50,17 @@ class RequestCycle(Response):
         "expect_continue",
         "waiter",
         "discarded",
+        "_start",  # (ASGI) the held http.response.start
+        "_request_done",  # (ASGI) the whole body was received
     )
 
-    def __init__(self, conn: HTTPConnection, head: RequestHead) -> None:
-        self.conn = conn
+    def __init__(
+        self, stream: Stream, head: RequestHead, client: list[Any] | None, scheme: str
+    ) -> None:
+        self.stream = stream
         self.head = head
-        # Response.__init__, inlined (a call fewer per request); test_cycle checks that every
-        # field of Response is set.
-        is_head = head.method == "HEAD"
-        self.state = _IDLE
-        self.keep_alive = head.keep_alive and not conn.closing
-        self.status = 0
-        self._is_head = is_head
-        self._http10 = head.http_version == "1.0"
-        self._chunked = False
-        self._remaining = -1
-        self._no_body = is_head
-        self._defaults = conn.state.defaults
-        self.client = conn.client
-        self.scheme = conn.scheme
+        self.client = client
+        self.scheme = scheme
         self.task: asyncio.Task[None] | None = None
         self.received: list[bytes] = []  # request body bytes not yet read by the app
         self.unread = 0
@@ -86,7 +76,7 @@ class RequestCycle(Response):
         raise NotImplementedError
 
     async def run(self) -> None:
-        """Call the app; whatever it does, leave the connection answered or closed."""
+        """Call the app; whatever it does, leave the stream answered or ended."""
         try:
             await self.call_app()
         except asyncio.CancelledError:
@@ -97,20 +87,21 @@ class RequestCycle(Response):
             if not isinstance(exc, Exception):
                 raise
         else:
-            if self.state is not _DONE:
-                started = self.state is not _IDLE
+            state = self.stream.response.state
+            if state is not _DONE:
                 self.fail(
                     RuntimeError(
                         "app returned without completing its response"
-                        + (" (the last message had more_content=True)" if started else "")
+                        + (" (the last message had more_content=True)" if state is not _IDLE
+                           else "")
                     )
-                )
+                )  # fmt: skip
         finally:
             self.finished = True
-            self.conn.cycle_finished(self)
+            self.stream.finished(self)
 
     def fail(self, exc: BaseException | None) -> None:
-        """The app raised ``exc`` (or was cancelled): log it, then 500 or close."""
+        """The app raised ``exc`` (or was cancelled): log it, then 500 or end the stream."""
         if self.disconnected and (exc is None or isinstance(exc, ClientDisconnected)):
             return  # the app noticed its client left: nothing alarming
         if exc is not None:
@@ -120,13 +111,10 @@ class RequestCycle(Response):
                 self.head.raw_path.decode("latin-1"),
                 exc_info=exc,
             )
-        if self.state is _IDLE and not self.disconnected:
-            self.status = 500
-            self.abandon()
-            defaults = self.conn.state.defaults
-            self.conn.write(simple_response(defaults, 500, head=self.head.method == "HEAD"), True)
+        if self.stream.response.state is _IDLE and not self.disconnected:
+            self.stream.send_refusal(500)
         else:
-            self.abandon()
+            self.stream.abort()
 
     # The connection's side.
 
@@ -134,12 +122,12 @@ class RequestCycle(Response):
         if self.finished:
             self.discarded += len(data)
             if self.discarded > DISCARD_LIMIT:
-                self.conn.close()
+                self.stream.abort()
             return
         self.received.append(data)
         self.unread += len(data)
         if self.unread > BODY_HIGH_WATER:
-            self.conn.update_reading()
+            self.stream.update_reading()
         self._wake()
 
     def end_body(self) -> None:
@@ -162,7 +150,7 @@ class RequestCycle(Response):
                 waiter.set_result(None)
 
     async def _wait(self) -> None:
-        waiter = self.waiter = self.conn.loop.create_future()
+        waiter = self.waiter = self.stream.loop.create_future()
         await waiter
 
     # The app's side, through the interface subclasses.
@@ -177,7 +165,7 @@ class RequestCycle(Response):
         was_paused = self.unread > BODY_HIGH_WATER
         self.unread = 0
         if was_paused:
-            self.conn.update_reading()
+            self.stream.update_reading()
         return data
 
     async def read_body(self) -> tuple[bytes, bool, bool]:
@@ -186,8 +174,8 @@ class RequestCycle(Response):
             # RFC 9110 section 10.1.1: 100 (Continue) only once the app wants the body, so a
             # response sent before that (a 413, say) spares the client its upload.
             self.expect_continue = False
-            if self.state is _IDLE and not self.disconnected:
-                self.conn.write(_CONTINUE, True)
+            if self.stream.response.state is _IDLE and not self.disconnected:
+                self.stream.send_continue()
         while not self.received and not self.body_complete and not self.disconnected:
             await self._wait()
         if self.disconnected and not self.body_complete:
@@ -202,34 +190,33 @@ class RequestCycle(Response):
         stays half open so that such a client can still read its answer, but an app waiting
         for a disconnect (a long poll) must not wait for a close that only its own response
         would bring."""
-        conn = self.conn
-        while not self.disconnected and not conn.peer_eof and self.state is not _DONE:
+        stream = self.stream
+        while not self.disconnected and not stream.peer_eof and not self._done():
             await self._wait()
+
+    def _done(self) -> bool:
+        return self.finished or self.stream.response.state is _DONE
 
     def write_start(self, status: Any, headers: Any, content: bytes, more: bool) -> None:
         if self.disconnected:
             raise ClientDisconnected()
+        if self.finished:
+            raise RuntimeError("response already completed: the app's call has returned")
+        stream = self.stream
         if self.expect_continue and not self.body_complete:
             # A final answer before 100 Continue: the client will not send its body, so the
             # connection closes after it. RFC 9110 section 10.1.1 asks to say so in advance.
-            self.keep_alive = False
-        data = self.start(status, headers, content, more)
-        if data:
-            self.conn.write(data, not more)
-        if not more and self.waiter is not None and self.state is _DONE:
+            stream.response.keep_alive = False
+        stream.send_start(status, headers, content, more)
+        if not more and self.waiter is not None and stream.response.state is _DONE:
             self._wake()
 
     def write_body(self, content: bytes, more: bool) -> None:
         if self.disconnected:
             raise ClientDisconnected()
-        try:
-            data = self.body(content, more)
-        except RuntimeError:
-            if self.state is _DONE and not self.keep_alive:
-                self.conn.close()  # the body broke its declared length: never half written
-            raise
-        if data or not more:
-            self.conn.write(data, not more)
+        if self.finished:
+            raise RuntimeError("response already completed: the app's call has returned")
+        self.stream.send_body(content, more)
         if not more and self.waiter is not None:
             self._wake()
 

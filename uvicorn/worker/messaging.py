@@ -95,7 +95,7 @@ class ReplyChannel(SendsNowait, _Channel):
             raise TypeError(f"invalid message {message!r}: must be a dict") from None
         if type(content) is not bytes:
             content = check_bytes(content, "content")
-        if "status" in message or cycle.state is _IDLE:
+        if "status" in message or cycle.stream.response.state is _IDLE:
             if "status" not in message:
                 if "headers" in message:
                     raise ValueError(f"missing 'status' in the response start {message!r}")
@@ -106,9 +106,9 @@ class ReplyChannel(SendsNowait, _Channel):
             cycle.write_start(message["status"], message.get("headers", ()), content, bool(more))
         else:
             cycle.write_body(content, bool(more))
-        conn = cycle.conn
-        if conn.write_paused:
-            await conn.drain()
+        stream = cycle.stream
+        if stream.write_paused:
+            await stream.drain()
 
 
 class BodyChannel(_Channel):
@@ -132,12 +132,13 @@ class MessagingCycle(RequestCycle):
     __slots__ = ()
 
     def call_app(self) -> Awaitable[None]:
-        conn = self.conn
-        state = conn.state
+        stream = self.stream
+        state = stream.state
         body = self.take_body() if self.received else b""
         message = request_message(
-            "http.request", self.head, self.scheme, self.client, conn.server, state.root_path, body
-        )
+            "http.request", self.head, self.scheme, self.client, stream.server, state.root_path,
+            body,
+        )  # fmt: skip
         channels: dict[str, Any] = {"reply": ReplyChannel(self)}
         if not self.body_complete:
             channels["body"] = BodyChannel(self)

@@ -153,8 +153,7 @@ class Server:
         # WebSocket's app is given its disconnect (1006), then cancelled if it goes on.
         for session in sessions:
             session.transport.close()
-        requests = [conn.cycle.task for conn in state.connections
-                    if conn.cycle is not None and conn.cycle.task is not None]  # fmt: skip
+        requests = [conn.task for conn in state.connections if conn.task is not None]
         for task in requests:
             task.cancel()
         tasks = [task for task in requests + sockets if not task.done()]
@@ -213,10 +212,7 @@ class Server:
         connections = state.connections
         state.all_closed = asyncio.Event()
         for conn in list(connections):
-            if conn.cycle is None:
-                conn.closing = True
-            else:
-                conn.shutdown()
+            conn.linger()
         if not connections:
             return
         logger.info("Retiring: answering %d open connection(s) once more", len(connections))

@@ -6,19 +6,37 @@ import asyncio
 import logging
 from collections.abc import Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from uvicorn.config import Config
-from uvicorn.protocols.http_parser import Limits, RequestHead
+from uvicorn.protocols.http_parser import Limits
 from uvicorn.protocols.http_response import HeaderDefaults
 from uvicorn.worker.proxy import ProxyHeaders
 
-if TYPE_CHECKING:
-    from uvicorn.worker.connection import HTTPConnection
-    from uvicorn.worker.cycle import RequestCycle
-    from uvicorn.worker.websocket import WebSocketSession
-
 access_logger = logging.getLogger("uvicorn.access")
+
+
+class Connection(Protocol):
+    """What the server needs of an open HTTP connection (``connection.HTTPConnection``), to
+    shut it down."""
+
+    @property
+    def task(self) -> asyncio.Task[None] | None: ...  # the app's call in flight
+
+    def shutdown(self) -> None: ...  # close now if idle, else after the response in flight
+
+    def linger(self) -> None: ...  # close after its next response (a retiring worker)
+
+    def close(self) -> None: ...
+
+
+class Session(Protocol):
+    """What the server needs of an open WebSocket (``websocket.WebSocketSession``)."""
+
+    task: asyncio.Task[None] | None
+    transport: asyncio.Transport
+
+    def close_with(self, code: int) -> None: ...
 
 
 class ServerState:
@@ -26,9 +44,9 @@ class ServerState:
         self,
         config: Config,
         app: Any,
-        cycle_class: Callable[[HTTPConnection, Any], RequestCycle],
+        cycle_class: Callable[..., Any],
         loop: asyncio.AbstractEventLoop,
-        websocket_class: type[WebSocketSession] | None = None,
+        websocket_class: Callable[..., Any] | None = None,
     ) -> None:
         self.loop = loop
         self.app = app
@@ -40,7 +58,7 @@ class ServerState:
         self.ws_deflate_window_bits = config.ws_deflate_window_bits
         self.ws_ping_interval = config.ws_ping_interval
         self.ws_ping_timeout = config.ws_ping_timeout
-        self.websockets: set[WebSocketSession] = set()
+        self.websockets: set[Session] = set()
         self.server_header = config.server_header
         self.date_header = config.date_header
         self.defaults = HeaderDefaults(
@@ -58,7 +76,7 @@ class ServerState:
         self.proxy = ProxyHeaders(config.forwarded_allow_ips) if config.proxy_headers else None
         self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
         self.lifespan_state: dict[str, Any] | None = None
-        self.connections: set[HTTPConnection] = set()
+        self.connections: set[Connection] = set()
         # Set when the last HTTP connection has gone, once a retiring worker waits for that.
         self.all_closed: asyncio.Event | None = None
         self.active = 0  # app calls in flight
@@ -80,12 +98,12 @@ class ServerState:
             return client, [local[0], local[1]] if local else None
         return None, [local or "", None]  # AF_UNIX: a path (str, or bytes if abstract)
 
-    def log_access(self, cycle: RequestCycle) -> None:
+    def log_access(self, cycle: Any, status: int) -> None:
+        """The access-log line of a request cycle (its ``head`` and ``client``)."""
         head = cycle.head
         target = head.raw_path.decode("latin-1")
         if head.query_string:
             target += "?" + head.query_string.decode("latin-1")
-        status = cycle.status
         self.log_request(cycle.client, head.method, target, head.http_version, status)
 
     @staticmethod
@@ -101,26 +119,8 @@ class ServerState:
             status,
         )
 
-    def upgrade(
-        self,
-        conn: HTTPConnection,
-        head: RequestHead,
-        data: bytes,
-        client: list[Any] | None,
-        scheme: str,
-    ) -> None:
-        """Hand the connection's socket to a WebSocket session (RFC 6455 section 4)."""
-        assert self.websocket_class is not None
-        self.forget(conn)
-        session = self.websocket_class(self, conn.transport, head, client, conn.server, scheme)
-        conn.transport.set_protocol(session)
-        if conn.read_paused:
-            conn.transport.resume_reading()
-        session.start(data)
-
-    def forget(self, conn: HTTPConnection) -> None:
+    def forget(self, conn: Connection) -> None:
         """``conn`` no longer serves HTTP (it closed, or became a WebSocket)."""
-        conn.parser.close()
         connections = self.connections
         connections.discard(conn)
         if not connections and self.all_closed is not None:

@@ -1,145 +1,61 @@
-"""What the HTTP and WebSocket connections share: writing to the transport (coalescing, flow
-control, closing) and one lazily re-armed timer."""
+"""The seam between a request and the protocol that carries it.
+
+A request cycle (``cycle.py``) sees its exchange with the client only as a ``Stream``: send the
+response's head and body, wait for write room, pause and resume reading the body, end, abort.
+HTTP/1.1 carries one stream at a time on a connection (``HTTPConnection`` is the stream of the
+request it answers); a protocol that multiplexes carries many. Per-request logic (body buffering
+and back-pressure, 100-continue, failures and their 500s, the two app interfaces) is written once,
+against this interface.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Protocol
 
-from uvicorn.exceptions import ClientDisconnected
-
-# Writes smaller than this are gathered until the loop next waits for I/O, so a response
-# streamed in many small sends leaves in few packets; bigger ones go straight to the socket.
-COALESCE_LIMIT = 64 * 1024
+from uvicorn.protocols.http_response import ResponseState
+from uvicorn.worker.state import ServerState
 
 
-class StreamProtocol(asyncio.Protocol):
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.transport: asyncio.Transport = None  # type: ignore[assignment]
-        self.closed = False
-        self.read_paused = False
-        self.write_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
-        self._out: list[bytes] = []
-        self._out_size = 0
-        self._flush_scheduled = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0  # when the timer fires
+class ResponseProgress(Protocol):
+    """What a request cycle reads of the response it sends (``protocols.http_response.Response``
+    on HTTP/1.1)."""
 
-    def _pause_reading(self, pause: bool) -> None:
-        """Pause or resume reading from the socket (back-pressure on the peer)."""
-        if pause is not self.read_paused and not self.closed:
-            self.read_paused = pause
-            if pause:
-                self.transport.pause_reading()
-            else:
-                self.transport.resume_reading()
+    state: ResponseState  # IDLE until the head is sent, STREAMING, then DONE
+    status: int
+    keep_alive: bool  # (HTTP/1.1) whether the connection may serve another request
 
-    # One timer per connection, re-armed lazily: moving a deadline later costs nothing (the
-    # timer, firing early, re-arms itself for the real deadline in ``_on_timer()``), so a busy
-    # connection does not create and cancel a timer per request.
 
-    def _arm(self, deadline: float) -> None:
-        """Make the timer fire at ``deadline`` at the latest."""
-        timer = self._timer
-        if timer is None or self._timer_at > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self.loop.call_at(deadline, self._fire)
-            self._timer_at = deadline
+class Stream(Protocol):
+    loop: asyncio.AbstractEventLoop
+    state: ServerState
+    server: list[Any] | None
+    peer_eof: bool  # the client will send nothing more (it may still read)
+    write_paused: bool  # the peer reads slower than the response is sent: drain() waits
+    response: ResponseProgress  # of the request being answered
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def send_start(self, status: Any, headers: Any, content: bytes, more: bool) -> None:
+        """The response's head (or an interim 1xx one) and its first body bytes; raises
+        TypeError or ValueError for a malformed head, RuntimeError in the wrong state."""
 
-    def _fire(self) -> None:
-        self._timer = None
-        self._on_timer()
+    def send_body(self, content: bytes, more: bool) -> None:
+        """More of the body; the last piece when ``more`` is false. Raises RuntimeError."""
 
-    def _on_timer(self) -> None:
-        """The connection's timer fired: act on a deadline that passed, or re-arm."""
+    def send_continue(self) -> None:
+        """``100 Continue``: the app is reading the body the client waits to send."""
 
-    def _lost(self) -> None:
-        """The peer is gone (or a write failed): stop writing, wake whoever waits to."""
-        self.closed = True
-        self._out.clear()
-        self._wake_drain()
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        self._wake_drain()
-
-    # Writing.
-
-    def write(self, data: bytes, flush: bool) -> None:
-        """Queue ``data``; ``flush`` sends everything queued now (a response's last bytes)."""
-        if self.closed:
-            return
-        out = self._out
-        if out:
-            out.append(data)
-            self._out_size += len(data)
-            if flush or self._out_size > COALESCE_LIMIT:
-                self._flush()
-        elif flush or len(data) > COALESCE_LIMIT:
-            # _send(), inlined: nearly every response ends here, in one write.
-            transport = self.transport
-            transport.write(data)
-            if transport.is_closing():
-                self._lost()
-        else:
-            out.append(data)
-            self._out_size = len(data)
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                self.loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        out = self._out
-        if out and not self.closed:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            out.clear()
-            self._out_size = 0
-            self._send(data)
-
-    def _send(self, data: bytes) -> None:
-        transport = self.transport
-        transport.write(data)
-        if transport.is_closing():
-            # The write failed (the client reset the connection) and connection_lost() is
-            # only scheduled: an app streaming in a loop that yields nowhere but in send()
-            # would otherwise write into the void, never letting that callback run.
-            self._lost()
+    def send_refusal(self, status: int) -> None:
+        """A complete plain-text response (a 500 for an app that failed before answering), and
+        the end of the stream."""
 
     async def drain(self) -> None:
-        """Wait while the transport's buffer is above its high-water mark."""
-        if self.closed:
-            raise ClientDisconnected()
-        self._flush()
-        if self.write_paused:
-            waiter = self._drain_waiter
-            if waiter is None:
-                waiter = self._drain_waiter = self.loop.create_future()
-            # Shielded: the waiter is shared by every task sending on this connection, and
-            # one of them being cancelled must not cancel the others' wait.
-            await asyncio.shield(waiter)
-            if self.closed:
-                raise ClientDisconnected()
+        """Wait for write room (raises ``ClientDisconnected`` once the client is gone)."""
 
-    def _wake_drain(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+    def update_reading(self) -> None:
+        """Pause or resume reading, as the body waiting unread requires."""
 
-    def close(self) -> None:
-        if not self.closed:
-            self._flush()
-            self.transport.close()
-            self.closed = True
+    def finished(self, cycle: Any) -> None:
+        """The app's call for ``cycle`` returned: the stream goes on or ends."""
+
+    def abort(self) -> None:
+        """The response cannot be completed: end the stream at once (the connection closes)."""

@@ -18,10 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from uvicorn.worker.server import Server
+from uvicorn.worker.state import ServerState
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -46,8 +45,19 @@ class Link(Protocol):
     def reopen_logs(self) -> None: ...
 
 
+class Served(Protocol):
+    """What a supervised worker needs of its server (``server.Server``)."""
+
+    @property
+    def state(self) -> ServerState | None: ...
+
+    def stop(self, force: bool = False) -> None: ...
+
+    def retire(self, linger: bool = True) -> None: ...
+
+
 class Supervised:
-    def __init__(self, server: Server, link: Link) -> None:
+    def __init__(self, server: Served, link: Link) -> None:
         self.server = server
         self.link = link
         self._timer: asyncio.TimerHandle | None = None
@@ -80,13 +90,13 @@ class Supervised:
             make_cycle = state.cycle_class
             count = 0
 
-            def counted(conn: Any, head: Any) -> Any:
+            def counted(*args: Any) -> Any:
                 nonlocal count
                 count += 1
                 if count == limit:  # once: the master starts a replacement, then retires us
                     logger.info("Served %d requests (--max-requests): asking to retire", limit)
                     self.link.retire_me()
-                return make_cycle(conn, head)
+                return make_cycle(*args)
 
             state.cycle_class = counted  # type: ignore[assignment]
         self.link.ready()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.protocols.http_parser import RequestHead
@@ -26,10 +26,8 @@ from uvicorn.protocols.websocket import (
     Message,
     WebSocketCore,
 )
-from uvicorn.worker.stream import StreamProtocol
-
-if TYPE_CHECKING:
-    from uvicorn.worker.state import ServerState
+from uvicorn.worker.state import ServerState
+from uvicorn.worker.transport import TransportProtocol
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -43,7 +41,7 @@ INBOX_HIGH_WATER = 1024 * 1024
 _PENDING = HandshakeState.PENDING
 
 
-class WebSocketSession(StreamProtocol):
+class WebSocketSession(TransportProtocol):
     """Subclasses implement ``call_app()``: the app's whole part in the connection."""
 
     def __init__(

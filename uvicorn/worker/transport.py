@@ -1,0 +1,145 @@
+"""What the uvloop protocols share (the HTTP/1.1 connection, the WebSocket session): writing to
+the transport (coalescing, flow control, closing) and one lazily re-armed timer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from uvicorn.exceptions import ClientDisconnected
+
+# Writes smaller than this are gathered until the loop next waits for I/O, so a response
+# streamed in many small sends leaves in few packets; bigger ones go straight to the socket.
+COALESCE_LIMIT = 64 * 1024
+
+
+class TransportProtocol(asyncio.Protocol):
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.closed = False
+        self.read_paused = False
+        self.write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # when the timer fires
+
+    def _pause_reading(self, pause: bool) -> None:
+        """Pause or resume reading from the socket (back-pressure on the peer)."""
+        if pause is not self.read_paused and not self.closed:
+            self.read_paused = pause
+            if pause:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+    # One timer per connection, re-armed lazily: moving a deadline later costs nothing (the
+    # timer, firing early, re-arms itself for the real deadline in ``_on_timer()``), so a busy
+    # connection does not create and cancel a timer per request.
+
+    def _arm(self, deadline: float) -> None:
+        """Make the timer fire at ``deadline`` at the latest."""
+        timer = self._timer
+        if timer is None or self._timer_at > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._fire)
+            self._timer_at = deadline
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._on_timer()
+
+    def _on_timer(self) -> None:
+        """The connection's timer fired: act on a deadline that passed, or re-arm."""
+
+    def _lost(self) -> None:
+        """The peer is gone (or a write failed): stop writing, wake whoever waits to."""
+        self.closed = True
+        self._out.clear()
+        self._wake_drain()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_drain()
+
+    # Writing.
+
+    def write(self, data: bytes, flush: bool) -> None:
+        """Queue ``data``; ``flush`` sends everything queued now (a response's last bytes)."""
+        if self.closed:
+            return
+        out = self._out
+        if out:
+            out.append(data)
+            self._out_size += len(data)
+            if flush or self._out_size > COALESCE_LIMIT:
+                self._flush()
+        elif flush or len(data) > COALESCE_LIMIT:
+            # _send(), inlined: nearly every response ends here, in one write.
+            transport = self.transport
+            transport.write(data)
+            if transport.is_closing():
+                self._lost()
+        else:
+            out.append(data)
+            self._out_size = len(data)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out = self._out
+        if out and not self.closed:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            self._out_size = 0
+            self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        transport = self.transport
+        transport.write(data)
+        if transport.is_closing():
+            # The write failed (the client reset the connection) and connection_lost() is
+            # only scheduled: an app streaming in a loop that yields nowhere but in send()
+            # would otherwise write into the void, never letting that callback run.
+            self._lost()
+
+    async def drain(self) -> None:
+        """Wait while the transport's buffer is above its high-water mark."""
+        if self.closed:
+            raise ClientDisconnected()
+        self._flush()
+        if self.write_paused:
+            waiter = self._drain_waiter
+            if waiter is None:
+                waiter = self._drain_waiter = self.loop.create_future()
+            # Shielded: the waiter is shared by every task sending on this connection, and
+            # one of them being cancelled must not cancel the others' wait.
+            await asyncio.shield(waiter)
+            if self.closed:
+                raise ClientDisconnected()
+
+    def _wake_drain(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._flush()
+            self.transport.close()
+            self.closed = True
