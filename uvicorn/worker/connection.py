@@ -28,6 +28,7 @@ from uvicorn.protocols.http_parser import (
 from uvicorn.protocols.http_response import Response, ResponseState, simple_response
 from uvicorn.worker.cycle import BODY_HIGH_WATER, RequestCycle
 from uvicorn.worker.state import ServerState
+from uvicorn.worker.stream import Stream
 from uvicorn.worker.transport import TransportProtocol
 
 logger = logging.getLogger("uvicorn.error")
@@ -379,3 +380,8 @@ class HTTPConnection(TransportProtocol):
             self.h1.closing = True
         else:
             self.shutdown()
+
+
+def _is_a_stream(conn: HTTPConnection) -> Stream:
+    """(For mypy: an HTTPConnection is the Stream of the request it answers.)"""
+    return conn

@@ -27,12 +27,26 @@ class ResponseProgress(Protocol):
 
 
 class Stream(Protocol):
-    loop: asyncio.AbstractEventLoop
-    state: ServerState
-    server: list[Any] | None
-    peer_eof: bool  # the client will send nothing more (it may still read)
-    write_paused: bool  # the peer reads slower than the response is sent: drain() waits
-    response: ResponseProgress  # of the request being answered
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    @property
+    def state(self) -> ServerState: ...
+
+    @property
+    def server(self) -> list[Any] | None: ...
+
+    @property
+    def peer_eof(self) -> bool:
+        """The client will send nothing more (it may still read)."""
+
+    @property
+    def write_paused(self) -> bool:
+        """The peer reads slower than the response is sent: drain() waits."""
+
+    @property
+    def response(self) -> ResponseProgress:
+        """Of the request being answered."""
 
     def send_start(self, status: Any, headers: Any, content: bytes, more: bool) -> None:
         """The response's head (or an interim 1xx one) and its first body bytes; raises
