@@ -16,6 +16,8 @@ from uvicorn.config_values import (
     DEFAULT_PORT,
     BindSpec,
     cert_reqs,
+    h2_frame_size,
+    h2_window_size,
     header,
     non_negative_float,
     non_negative_int,
@@ -31,6 +33,7 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 INTERFACES = ("auto", "messaging", "asgi3", "asgi2", "wsgi")
 LIFESPAN_MODES = ("auto", "on", "off")
 WS_MODES = ("auto", "websockets", "none")
+HTTP_VERSIONS = ("auto", "1.1", "2")
 DEFAULT_HOST = "127.0.0.1"
 # Past --boot-timeout, before a worker whose event loop is blocked (by a slow import, most
 # often) is aborted by the master, or by faulthandler's watchdog without one: the worker's own
@@ -141,6 +144,24 @@ class Config:
     limit_request_field_size: int = option(
         8190, help="Longest header field, in bytes (431 beyond).", parse=positive_int, metavar="N"
     )
+    http: str = option(
+        "auto",
+        help="HTTP versions served: 'auto' both (HTTP/2 by ALPN over TLS; in cleartext by prior "
+        "knowledge or Upgrade: h2c), '1.1' or '2' only.",
+        choices=HTTP_VERSIONS,
+    )
+    h2_max_concurrent_streams: int = option(
+        100, help="HTTP/2 streams a client may have open at once (REFUSED_STREAM beyond).",
+        parse=positive_int, metavar="N",
+    )  # fmt: skip
+    h2_initial_window_size: int = option(
+        262144, help="HTTP/2 window of a request body: what a client may send ahead of the app.",
+        parse=h2_window_size, metavar="BYTES",
+    )  # fmt: skip
+    h2_max_frame_size: int = option(
+        16384, help="Largest HTTP/2 frame payload accepted, in bytes.", parse=h2_frame_size,
+        metavar="BYTES",
+    )  # fmt: skip
     ws: str = option(
         "auto", help="WebSocket support: 'none' serves upgrade requests as plain HTTP.",
         choices=WS_MODES,

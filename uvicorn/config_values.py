@@ -141,6 +141,22 @@ def window_bits(value: Any) -> int:
     return number
 
 
+def h2_window_size(value: Any) -> int:
+    number = _integer(value)
+    # RFC 9113 section 6.5.2: SETTINGS_INITIAL_WINDOW_SIZE is at most 2^31-1.
+    if not 1 <= number <= 2**31 - 1:
+        raise ValueError("not in 1-2147483647")
+    return number
+
+
+def h2_frame_size(value: Any) -> int:
+    number = _integer(value)
+    # RFC 9113 section 6.5.2: SETTINGS_MAX_FRAME_SIZE is 2^14 to 2^24-1.
+    if not 16384 <= number <= 16777215:
+        raise ValueError("not in 16384-16777215")
+    return number
+
+
 def cert_reqs(value: Any) -> int:
     names = {"none": 0, "optional": 1, "required": 2}
     if isinstance(value, str) and value.strip().lower() in names:

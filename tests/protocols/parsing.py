@@ -11,6 +11,7 @@ from uvicorn.protocols.http_parser import (
     BadRequest,
     Body,
     Event,
+    Preface,
     RequestHead,
     RequestParser,
     Upgrade,
@@ -84,6 +85,8 @@ def normalize(event: Event) -> Any:
         return bad(event.status)
     if isinstance(event, Upgrade):
         return upgrade(event.data)
+    if isinstance(event, Preface):
+        return ("preface", event.data)
     assert event is END_OF_REQUEST
     return END
 
@@ -101,14 +104,14 @@ def feed(data: bytes, how: str, parser: RequestParser | None = None, **kw: Any) 
     parser = parser if parser is not None else RequestParser(**kw)
     events: list[Any] = []
     for chunk in split(data, how):
-        done = bool(events) and _kind(events[-1]) in ("bad", "upgrade")
+        done = bool(events) and _kind(events[-1]) in ("bad", "upgrade", "preface")
         got = [normalize(e) for e in parser.receive_data(chunk)]
         while parser.held:  # a long pipeline, parsed a batch at a time
             got += [normalize(e) for e in parser.receive_data(b"")]
         if done:
             assert got == [], f"events after {events[-1]}: {got}"
-            if _kind(events[-1]) == "upgrade":
-                events[-1] = upgrade(events[-1][1] + chunk)
+            if _kind(events[-1]) in ("upgrade", "preface"):
+                events[-1] = (events[-1][0], events[-1][1] + chunk)
             continue
         for event in got:
             if _kind(event) == "body" and events and _kind(events[-1]) == "body":

@@ -113,7 +113,7 @@ BAD_REQUESTS = {
     "HTTP/0.9 spelled out": (b"GET / HTTP/0.9\r\n\r\n", 505),
     "HTTP/1.2": (b"GET / HTTP/1.2\r\n" + H + b"\r\n", 505),
     "HTTP/2.0 request line": (b"GET / HTTP/2.0\r\n" + H + b"\r\n", 505),
-    "HTTP/2 preface": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+    "HTTP/2 preface, then a header": (b"PRI * HTTP/2.0\r\nfoo: bar\r\n\r\n", 400),
     "HTTP/3.0": (b"GET / HTTP/3.0\r\n" + H + b"\r\n", 505),
     # Methods (RFC 9110 section 9.1): a well-formed method we do not implement gets 501.
     "unknown method": (b"BREW /pot HTTP/1.1\r\n" + H + b"\r\n", 501),
@@ -252,3 +252,19 @@ def test_endless_empty_lines_start_no_request() -> None:
 def test_bad_input_after_a_good_request() -> None:
     data = GET + H + b"\r\n" + b"GET / HTTP/1.1\r\nX-A : 1\r\n\r\n"
     assert feed_all(data) == [Head(), END, bad(400)]
+
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def test_the_http2_preface_is_handed_over_with_what_follows() -> None:
+    # RFC 9113 section 3.4 (prior knowledge): the connection decides whether to switch.
+    assert feed_all(PREFACE + SETTINGS) == [("preface", SETTINGS)]
+    assert feed_all(PREFACE) == [("preface", b"")]
+
+
+def test_a_preface_after_requests_is_handed_over_too() -> None:
+    # (The connection refuses it with 505: HTTP/2 begins a connection, RFC 9113 section 3.4.)
+    events = feed_all(b"GET / HTTP/1.1\r\n" + H + b"\r\n" + PREFACE + SETTINGS)
+    assert events[-1] == ("preface", SETTINGS)

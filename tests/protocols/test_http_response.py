@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from uvicorn.protocols.http_defaults import HeaderDefaults
 from uvicorn.protocols.http_response import (
-    HeaderDefaults,
     Response,
     ResponseState,
     simple_response,

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from uvicorn.protocols.http_response import HeaderDefaults, Response, ResponseState
+from uvicorn.protocols.http_defaults import HeaderDefaults
+from uvicorn.protocols.http_response import Response, ResponseState
 
 DEFAULTS = HeaderDefaults(date_header=False)
 

@@ -91,6 +91,16 @@ class Upgrade:
         self.data = data
 
 
+class Preface:
+    """The connection opened with HTTP/2's preface (RFC 9113 section 3.4: prior knowledge);
+    ``data`` is what followed it."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
 class BadRequest:
     """The peer broke the protocol: answer ``status`` (if nothing was answered yet) and close."""
 
@@ -104,4 +114,4 @@ class BadRequest:
         return f"<BadRequest {self.status} {self.reason!r}>"
 
 
-Event = RequestHead | Body | EndOfRequest | Upgrade | BadRequest
+Event = RequestHead | Body | EndOfRequest | Upgrade | Preface | BadRequest

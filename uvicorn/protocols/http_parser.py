@@ -28,6 +28,7 @@ from uvicorn.protocols.http_events import (
     Event,
     Limits,
     ParserState,
+    Preface,
     RequestHead,
     Upgrade,
 )
@@ -50,6 +51,7 @@ __all__ = [  # the events are re-exported: callers import them from the parser
     "Event",
     "Limits",
     "ParserState",
+    "Preface",
     "RequestHead",
     "RequestParser",
     "Upgrade",
@@ -219,7 +221,8 @@ class RequestParser(Restarts):
             except httptools.HttpParserInvalidURLError:
                 self._fail(400, "invalid request target")
             except httptools.HttpParserError as exc:
-                self._fail(*status_for(str(exc)))
+                if not self._on_preface(str(exc), data, state, events[fed_from:]):
+                    self._fail(*status_for(str(exc)))
             if rest is not None and state is _BODY:
                 if self._chunked is not None and self._chunked.too_long:
                     self._fail(400, _BODY_FIELD_TOO_LARGE)
@@ -438,6 +441,7 @@ class RequestParser(Restarts):
         """The start of the request that began in ``data`` after the ``events`` of this feed
         (llhttp skips the empty lines before a request)."""
         at = parsed_to(data, state, self._tail, events) if events else 0
+        self._head_bytes = len(data) - at  # (counted from here on)
         return data[at : at + self._start_limit].lstrip(b"\r\n")
 
     def _fail(self, status: int, reason: str) -> None:

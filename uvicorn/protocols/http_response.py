@@ -11,8 +11,9 @@ from __future__ import annotations
 import enum
 import http
 import re
-from collections.abc import Iterable
 from typing import Any
+
+from uvicorn.protocols.http_defaults import HeaderDefaults
 
 _STATUS_LINES = {
     int(s): b"HTTP/1.1 %d %s\r\n" % (s, s.phrase.encode("ascii")) for s in http.HTTPStatus
@@ -46,45 +47,6 @@ class _NameKinds(dict[bytes, int]):
 
 
 _NAME_KINDS = _NameKinds()
-
-
-class HeaderDefaults:
-    """The headers the server adds to every response, encoded once.
-
-    The worker calls ``set_date()`` once a second; ``block`` is what most responses use whole.
-    An extra header (``--header``) named ``server`` or ``date`` replaces the default one.
-    """
-
-    __slots__ = ("block", "_date", "_date_wanted", "_extra", "_server")
-
-    def __init__(
-        self,
-        server_header: bool = True,
-        date_header: bool = True,
-        extra: Iterable[tuple[bytes, bytes]] = (),
-    ) -> None:
-        self._extra = [(name.lower(), b"%s: %s\r\n" % (name, value)) for name, value in extra]
-        names = {name for name, _ in self._extra}
-        self._server = b"server: uvicorn\r\n" if server_header and b"server" not in names else b""
-        self._date_wanted = date_header and b"date" not in names
-        self._date = b""
-        self.block = self.without(date=False, server=False)
-
-    def set_date(self, date: bytes) -> None:
-        """``date`` is an IMF-fixdate (RFC 9110 section 5.6.7)."""
-        if self._date_wanted:
-            self._date = b"date: " + date + b"\r\n"
-            self.block = self.without(date=False, server=False)
-
-    def without(self, date: bool, server: bool) -> bytes:
-        """The defaults minus the headers the app set itself (``date``, ``server``)."""
-        lines = [b"" if date else self._date, b"" if server else self._server]
-        lines += [
-            line
-            for name, line in self._extra
-            if not ((date and name == b"date") or (server and name == b"server"))
-        ]
-        return b"".join(lines)
 
 
 class ResponseState(enum.Enum):

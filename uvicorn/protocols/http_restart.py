@@ -1,6 +1,7 @@
 """Where llhttp is restarted in the middle of a connection's bytes, sans I/O: after a request
 that asked to upgrade but is served as plain HTTP, and after a head that announces a chunked
-body (so that ``ChunkedBody`` follows that body from its first byte: see http_chunks.py).
+body (so that ``ChunkedBody`` follows that body from its first byte: see http_chunks.py). And
+where it stops for good: HTTP/2's connection preface, handed over with what follows it.
 
 A fresh llhttp parser is primed with a head of the same body framing (its events dropped), and
 is then where the real request's head left it. ``RequestParser`` inherits these methods.
@@ -17,10 +18,11 @@ from uvicorn.protocols.http_events import (
     Body,
     Event,
     ParserState,
+    Preface,
     RequestHead,
     Upgrade,
 )
-from uvicorn.protocols.http_rules import body_framing
+from uvicorn.protocols.http_rules import H2_PREFACE, body_framing
 
 if TYPE_CHECKING:
     from uvicorn.protocols.http_chunks import ChunkedBody
@@ -48,6 +50,32 @@ class Restarts:
     _pending: int
     _priming: bool
     _chunked: ChunkedBody | None
+    _start: bytes | None
+    _tail: bytes
+    _head_bytes: int
+
+    def _on_preface(self, error: str, data: bytes, state: ParserState, events: list[Event]) -> bool:
+        """llhttp stopped on ``error``: if on HTTP/2's preface (RFC 9113 section 3.4: prior
+        knowledge), hand it over with what follows (a Preface event; the caller switches, or
+        refuses it with 505 if the connection served HTTP/1.1 before). llhttp stops exactly at
+        the preface's last byte. ``data`` was fed from ``state``, after the ``events`` of
+        this feed."""
+        if not error.startswith("Pause on PRI"):
+            return False
+        size = len(H2_PREFACE)
+        if events or state is ParserState.IDLE:  # it began in this feed (after those events)
+            at = parsed_to(data, state, self._tail, events) if events else 0
+            start = data[at:].lstrip(b"\r\n")
+            if not start.startswith(H2_PREFACE):
+                return False
+            rest = start[size:]
+        else:  # it began before: ``_start`` holds its first line only
+            if not (self._start or b"").startswith(H2_PREFACE[:16]) or self._head_bytes < size:
+                return False
+            rest = data[len(data) - (self._head_bytes - size) :]
+        self.state = ParserState.UPGRADED
+        self._events.append(Preface(rest))
+        return True
 
     def _on_upgrade(self, rest: bytes) -> bool:
         """llhttp stopped after a complete request that asked to upgrade, leaving ``rest``

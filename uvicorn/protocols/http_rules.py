@@ -23,6 +23,9 @@ HOST = re.compile(
 METHOD_PEEK = 32  # bytes kept of each request's start, to tell a bad request line from a method
 
 
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
 class Reject(Exception):
     """Raised inside an httptools callback to stop parsing with a given answer."""
 

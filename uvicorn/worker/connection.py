@@ -21,12 +21,14 @@ from uvicorn.protocols.http_parser import (
     BadRequest,
     Body,
     ParserState,
+    Preface,
     RequestHead,
     RequestParser,
     Upgrade,
 )
 from uvicorn.protocols.http_response import Response, ResponseState, simple_response
 from uvicorn.worker.cycle import BODY_HIGH_WATER, RequestCycle
+from uvicorn.worker.http2 import H2Connection, alpn
 from uvicorn.worker.state import ServerState
 from uvicorn.worker.stream import Stream
 from uvicorn.worker.transport import TransportProtocol
@@ -66,10 +68,10 @@ class HTTPConnection(TransportProtocol):
         return self.h1.peer_eof
 
     @property
-    def task(self) -> asyncio.Task[None] | None:
+    def tasks(self) -> list[asyncio.Task[None]]:
         """The app's call in flight, if any."""
         current = self.h1.current
-        return current.task if current is not None else None
+        return [current.task] if current is not None and current.task is not None else []
 
     # asyncio.Protocol
 
@@ -77,9 +79,13 @@ class HTTPConnection(TransportProtocol):
         # uvloop's transports are not subclasses of asyncio.Transport, hence no isinstance.
         self.transport = transport  # type: ignore[assignment]
         state = self.state
-        state.connections.add(self)
         self.client, self.server = state.addresses(transport)
         self.trusted = state.proxy is not None and state.proxy.trusts(self.client)
+        if self.scheme == "https" and state.h2 is not None and alpn(transport) == "h2":
+            # RFC 9113 section 3.3: negotiated by TLS ALPN.
+            self._to_h2(b"", False, None)
+            return
+        state.connections.add(self)
         self._become_idle(self.h1.idle(self.loop.time()))
 
     def data_received(self, data: bytes) -> None:
@@ -121,6 +127,11 @@ class HTTPConnection(TransportProtocol):
                     queued = True
             elif kind is BadRequest:
                 self._bad_request(event)  # type: ignore[arg-type]
+            elif kind is Preface:
+                if self.state.h2 is not None and h1.current is None and not h1.pipeline:
+                    self._to_h2(event.data, True, None)  # type: ignore[union-attr]
+                    return
+                self._bad_request(BadRequest(505, "HTTP/2 is not served here (--http 1.1)"))
             elif kind is Upgrade:
                 assert upgrading is not None
                 pending = PendingUpgrade(upgrading, event.data)  # type: ignore[union-attr]
@@ -301,10 +312,13 @@ class HTTPConnection(TransportProtocol):
 
     def _upgrade(self, pending: PendingUpgrade) -> None:
         """Hand the socket over to the protocol the request asked for (WebSocket: RFC 6455
-        section 4)."""
+        section 4; HTTP/2: RFC 7540 section 3.2)."""
+        head = pending.head
+        if head.upgrade == b"h2c":
+            self._to_h2(pending.data, False, head)
+            return
         self._cancel_timer()
         self._flush()
-        head = pending.head
         client, scheme = self.client, self.scheme
         state = self.state
         if head.proxied and self.trusted:
@@ -318,6 +332,19 @@ class HTTPConnection(TransportProtocol):
         if self.read_paused:
             self.transport.resume_reading()
         session.start(pending.data)
+
+    def _to_h2(self, data: bytes, preface_seen: bool, upgrade: RequestHead | None) -> None:
+        """Hand the socket over to HTTP/2: negotiated by ALPN, by prior knowledge (the client
+        preface was ``preface_seen``), or by an ``upgrade`` request (h2c)."""
+        self._cancel_timer()
+        self._flush()
+        self.h1.parser.close()
+        self.state.forget(self)
+        h2 = H2Connection(self.state, self.client, self.server, self.trusted)
+        self.transport.set_protocol(h2)
+        if self.read_paused:
+            self.transport.resume_reading()
+        h2.start(self.transport, data, preface_seen, upgrade)
 
     def _bad_request(self, error: BadRequest) -> None:
         h1 = self.h1
@@ -380,6 +407,19 @@ class HTTPConnection(TransportProtocol):
             self.h1.closing = True
         else:
             self.shutdown()
+
+
+class HTTP2OnlyConnection(HTTPConnection):
+    """--http 2: a connection that does not switch to HTTP/2 is refused its requests."""
+
+    def _start_cycle(self, cycle: RequestCycle, eager: bool = True) -> None:
+        self.write(
+            simple_response(self.state.defaults, 505, "HTTP/1.1 is not served here (--http 2)"),
+            True,
+        )
+        if self.state.access_log:
+            self.state.log_access(cycle, 505)
+        self.close()
 
 
 def _is_a_stream(conn: HTTPConnection) -> Stream:

@@ -17,7 +17,7 @@ from uvicorn.exceptions import ClientDisconnected, StartupError
 from uvicorn.logging import log_stream
 from uvicorn.protocols.websocket import GOING_AWAY, SERVICE_RESTART
 from uvicorn.worker.asgi import ASGICycle, ASGIWebSocket, asgi2_to_asgi3
-from uvicorn.worker.connection import HTTPConnection
+from uvicorn.worker.connection import HTTP2OnlyConnection, HTTPConnection
 from uvicorn.worker.cycle import RequestCycle
 from uvicorn.worker.lifespan import Lifespan
 from uvicorn.worker.loading import load_app
@@ -67,9 +67,10 @@ class Server:
             if self.lifespan.supported:
                 state.lifespan_state = self.lifespan.state
         context = make_ssl_context(config) if config.is_ssl else None
+        connection = HTTP2OnlyConnection if config.http == "2" else HTTPConnection
         for sock in self.sockets:
             listener = await loop.create_server(
-                lambda: HTTPConnection(state), sock=sock, ssl=context, backlog=config.backlog
+                lambda: connection(state), sock=sock, ssl=context, backlog=config.backlog
             )
             self._listeners.append(listener)
         loop.set_exception_handler(_quiet_disconnects)
@@ -153,7 +154,7 @@ class Server:
         # WebSocket's app is given its disconnect (1006), then cancelled if it goes on.
         for session in sessions:
             session.transport.close()
-        requests = [conn.task for conn in state.connections if conn.task is not None]
+        requests = [task for conn in state.connections for task in conn.tasks]
         for task in requests:
             task.cancel()
         tasks = [task for task in requests + sockets if not task.done()]
@@ -302,7 +303,10 @@ def make_ssl_context(config: Config) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as exc:
         raise StartupError(f"cannot load TLS certificate or key: {exc}") from None
     context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
-    context.set_alpn_protocols(["http/1.1"])
+    # RFC 9113 section 3.3 (and RFC 7301): h2 first, as the client's order is ours to override.
+    context.set_alpn_protocols(
+        {"auto": ["h2", "http/1.1"], "1.1": ["http/1.1"], "2": ["h2"]}[config.http]
+    )
     return context
 
 

@@ -9,8 +9,9 @@ from email.utils import formatdate
 from typing import Any, Protocol
 
 from uvicorn.config import Config
+from uvicorn.protocols.http2 import H2Settings
+from uvicorn.protocols.http_defaults import HeaderDefaults
 from uvicorn.protocols.http_parser import Limits
-from uvicorn.protocols.http_response import HeaderDefaults
 from uvicorn.worker.proxy import ProxyHeaders
 
 access_logger = logging.getLogger("uvicorn.access")
@@ -21,7 +22,7 @@ class Connection(Protocol):
     shut it down."""
 
     @property
-    def task(self) -> asyncio.Task[None] | None: ...  # the app's call in flight
+    def tasks(self) -> list[asyncio.Task[None]]: ...  # the app calls in flight
 
     def shutdown(self) -> None: ...  # close now if idle, else after the response in flight
 
@@ -68,6 +69,18 @@ class ServerState:
             config.limit_request_line, config.limit_request_fields, config.limit_request_field_size
         )
         self.upgrades = frozenset({b"websocket"} if self.websocket_class else ())
+        # HTTP/2's settings (None: --http 1.1). (No more attributes than CPython 3.11 keeps
+        # in a shared-key instance dict, 30: past it, every attribute read costs a lookup.)
+        self.h2 = None
+        if config.http != "1.1":
+            self.h2 = H2Settings(
+                config.h2_max_concurrent_streams,
+                config.h2_initial_window_size,
+                config.h2_max_frame_size,
+                extended_connect=False,
+                limits=self.limits,
+            )
+            self.upgrades |= {b"h2c"}
         self.scheme = "https" if config.is_ssl else "http"
         self.root_path = config.root_path
         self.timeout_keep_alive = config.timeout_keep_alive

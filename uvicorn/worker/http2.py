@@ -1,0 +1,498 @@
+"""One HTTP/2 connection: the uvloop protocol around ``H2Core`` (``protocols/http2.py``), and
+the ``Stream`` of each request it carries (``H2Stream``), on which the same request cycles run
+as on HTTP/1.1.
+
+Back-pressure both ways follows the app. A request body's window is given back as it is
+received while the app keeps up, and only as the app reads once 64 KiB wait unread (the
+HTTP/1.1 rule, where reading pauses). A response is sent within the client's windows; what they
+do not let through waits on its stream, and the app's next ``send`` waits with it. Apps still
+running are bounded by SETTINGS_MAX_CONCURRENT_STREAMS: past it (apps that go on after their
+stream was reset) the connection stops reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from typing import Any
+
+from uvicorn.exceptions import ClientDisconnected
+from uvicorn.protocols import http2_frames as frames
+from uvicorn.protocols.http2 import (
+    BODY,
+    END,
+    GOAWAY,
+    MALFORMED,
+    PONG,
+    REQUEST,
+    RESET,
+    WINDOW,
+    H2Core,
+)
+from uvicorn.protocols.http2_frames import H2ConnectionError
+from uvicorn.protocols.http2_response import H2Response, interim_block, refusal
+from uvicorn.protocols.http_events import RequestHead
+from uvicorn.protocols.http_response import ResponseState, simple_response
+from uvicorn.worker.cycle import BODY_HIGH_WATER, RequestCycle
+from uvicorn.worker.state import ServerState
+from uvicorn.worker.stream import Stream
+from uvicorn.worker.transport import TransportProtocol
+
+logger = logging.getLogger("uvicorn.error")
+
+_IDLE = ResponseState.IDLE
+_DONE = ResponseState.DONE
+_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n"
+# The fields of an h2c upgrade request that were HTTP/1.1's alone (RFC 9113 section 8.2.2).
+_UPGRADE_FIELDS = frozenset([b"connection", b"upgrade", b"http2-settings", b"keep-alive"])
+
+
+def alpn(transport: asyncio.BaseTransport) -> str | None:
+    """The protocol negotiated by TLS ALPN (RFC 7301), if any."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    return ssl_object.selected_alpn_protocol() if ssl_object is not None else None  # type: ignore[no-any-return]
+
+
+def _http2_settings(head: RequestHead) -> bytes | None:
+    """The SETTINGS payload an h2c upgrade request carries: exactly one HTTP2-Settings field,
+    base64url (RFC 7540 section 3.2.1)."""
+    values = [value for name, value in head.headers if name == b"http2-settings"]
+    if len(values) != 1:
+        return None
+    value = values[0].strip()
+    try:
+        payload = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
+    except ValueError:
+        return None
+    return payload if len(payload) % 6 == 0 else None
+
+
+class H2Stream:
+    """The ``Stream`` (``stream.py``) of one request on an HTTP/2 connection."""
+
+    __slots__ = ("conn", "stream_id", "cycle", "response", "pending", "pending_end", "gone",
+                 "owed", "_waiter")  # fmt: skip
+
+    def __init__(self, conn: H2Connection, stream_id: int, is_head: bool) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+        self.cycle: RequestCycle | None = None
+        self.response = H2Response(conn.state.defaults, is_head)
+        self.pending: bytes = b""  # response body the windows did not let through yet
+        self.pending_end = False  # ... and whether it ends the stream
+        self.gone = False  # reset, or the connection lost: nothing more is sent
+        self.owed = 0  # received body bytes whose window was not given back yet
+        self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self.conn.loop
+
+    @property
+    def state(self) -> ServerState:
+        return self.conn.state
+
+    @property
+    def server(self) -> list[Any] | None:
+        return self.conn.server
+
+    @property
+    def peer_eof(self) -> bool:
+        return False  # the end of a request is not the client leaving: a reset is
+
+    @property
+    def write_paused(self) -> bool:
+        return bool(self.pending) or self.conn.write_paused
+
+    # Sending.
+
+    def send_start(self, status: Any, headers: Any, content: bytes, more: bool) -> None:
+        if self.gone:
+            raise ClientDisconnected()
+        response = self.response
+        block, end = response.start(status, headers, content, more)
+        conn = self.conn
+        if response.state is _IDLE:  # an interim (1xx) response
+            conn.core.send_headers(self.stream_id, block, False)
+        else:
+            conn.core.send_headers(self.stream_id, block, end)
+            if content and not end and not response.no_body:
+                self._send(content, not more)
+        conn.output()
+
+    def send_body(self, content: bytes, more: bool) -> None:
+        if self.gone:
+            raise ClientDisconnected()
+        try:
+            data = self.response.body(content, more)
+        except RuntimeError:
+            if self.response.state is _DONE:
+                self.abort()  # the body broke its declared length: never half sent
+            raise
+        if data or not more:
+            self._send(data, not more)
+            self.conn.output()
+
+    def _send(self, data: bytes, end: bool) -> None:
+        if self.pending:
+            self.pending += data
+            self.pending_end = end
+            return
+        sent = self.conn.core.send_data(self.stream_id, data, end)
+        if sent < len(data):
+            self.pending = data[sent:]
+            self.pending_end = end
+
+    def window_opened(self) -> None:
+        """The windows let more of the pending body through."""
+        if self.pending and not self.gone:
+            data = self.pending
+            self.pending = b""
+            self._send(data, self.pending_end)
+            if not self.pending:
+                self._wake()
+                if self.cycle is None or self.cycle.finished:
+                    self.conn.forget_stream(self)
+
+    def send_continue(self) -> None:
+        if not self.gone:
+            self.conn.core.send_headers(self.stream_id, interim_block(100), False)
+            self.conn.output()
+
+    def send_refusal(self, status: int) -> None:
+        if self.gone:
+            return
+        response = self.response
+        response.status = status
+        response.abandon()
+        block, body = refusal(self.conn.state.defaults, status)
+        core = self.conn.core
+        if response.no_body:
+            core.send_headers(self.stream_id, block, True)
+        else:
+            core.send_headers(self.stream_id, block, False)
+            self._send(body, True)
+        self.conn.output()
+
+    def abort(self) -> None:
+        """RST_STREAM (INTERNAL_ERROR): the client learns the response is incomplete; the
+        connection and its other streams go on."""
+        self.response.abandon()
+        if not self.gone:
+            self.gone = True
+            self.pending = b""
+            self.conn.core.reset(self.stream_id, frames.INTERNAL_ERROR)
+            self.conn.output()
+        self._wake()
+
+    async def drain(self) -> None:
+        while True:
+            if self.gone:
+                raise ClientDisconnected()
+            if self.pending:
+                waiter = self._waiter = self.loop.create_future()
+                await waiter
+            elif self.conn.write_paused:
+                await self.conn.drain()
+            else:
+                return
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # Receiving.
+
+    def received(self, data: bytes) -> None:
+        cycle = self.cycle
+        if cycle is None or cycle.finished or cycle.unread + len(data) <= BODY_HIGH_WATER:
+            self.conn.core.consumed(self.stream_id, len(data))
+        else:
+            self.owed += len(data)
+        if cycle is not None:
+            cycle.feed_body(data)
+
+    def update_reading(self) -> None:
+        """The app read what waited: give the window back."""
+        owed = self.owed
+        cycle = self.cycle
+        if owed and not self.gone and (cycle is None or cycle.unread <= BODY_HIGH_WATER):
+            self.owed = 0
+            self.conn.core.consumed(self.stream_id, owed)
+            self.conn.output()
+
+    def lost(self) -> None:
+        """The stream was reset, or the connection lost."""
+        self.gone = True
+        self.pending = b""
+        self._wake()
+        if self.cycle is not None:
+            self.cycle.connection_lost()
+
+    def finished(self, cycle: RequestCycle) -> None:
+        self.conn.finished(self, cycle)
+
+
+class H2Connection(TransportProtocol):
+    """Moves bytes between the socket and ``H2Core``; starts a request cycle per stream."""
+
+    def __init__(self, state: ServerState, client: list[Any] | None,
+                 server: list[Any] | None, trusted: bool) -> None:  # fmt: skip
+        super().__init__(state.loop)
+        self.state = state
+        assert state.h2 is not None
+        self.core = H2Core(state.h2)
+        self.client = client
+        self.server = server
+        self.trusted = trusted
+        self.streams: dict[int, H2Stream] = {}  # with an app call in flight, or a body to send
+        self.running = 0  # app calls in flight
+        self.closing = False  # GOAWAY sent: close once every stream is done
+        self._final_goaway = False
+        self._idle_until = 0.0
+
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The app calls in flight."""
+        return [
+            s.cycle.task for s in self.streams.values() if s.cycle is not None and s.cycle.task
+        ]
+
+    def start(
+        self,
+        transport: asyncio.Transport,
+        data: bytes,
+        preface_seen: bool,
+        upgrade: RequestHead | None,
+    ) -> None:
+        """Take over ``transport`` from the HTTP/1.1 connection that recognized HTTP/2;
+        ``data`` is what followed. ``upgrade``: the request that asked for h2c, to be answered
+        on stream 1."""
+        self.transport = transport
+        self.state.connections.add(self)
+        settings = b""
+        if upgrade is not None:
+            settings = _http2_settings(upgrade)  # type: ignore[assignment]
+            if settings is None:
+                self.write(simple_response(self.state.defaults, 400,
+                                           "Upgrade: h2c needs one valid HTTP2-Settings"), True)
+                self.close()
+                return
+            self.write(_SWITCHING, False)
+        self.core.initiate(preface_seen)
+        if upgrade is not None:
+            self.core.upgraded(settings)
+            upgrade.http_version = "2"
+            upgrade.upgrade = None
+            upgrade.headers = [
+                field for field in upgrade.headers if field[0] not in _UPGRADE_FIELDS
+            ]
+            self._request(1, upgrade, True)
+        self.output()
+        self._idle()
+        if data:
+            self.data_received(data)
+
+    def output(self) -> None:
+        data = self.core.data_to_send()
+        if data:
+            self.write(data, False)
+
+    # asyncio.Protocol
+
+    def data_received(self, data: bytes) -> None:
+        core = self.core
+        try:
+            events = core.receive_data(data)
+        except H2ConnectionError as exc:
+            logger.debug("HTTP/2 connection error from %s: %s", self.client, exc)
+            self._fail_streams()
+            self.write(core.data_to_send(), True)
+            self.close()
+            return
+        streams = self.streams
+        for event in events:
+            kind = event[0]
+            if kind == REQUEST:
+                self._request(event[1], event[2].head(), event[3])
+            elif kind == BODY:
+                stream = streams.get(event[1])
+                if stream is not None:
+                    stream.received(event[2])
+                else:
+                    core.consumed(event[1], len(event[2]))
+            elif kind == END:
+                stream = streams.get(event[1])
+                if stream is not None and stream.cycle is not None:
+                    stream.cycle.end_body()
+            elif kind == WINDOW:
+                self._window(event[1])
+            elif kind == RESET:
+                stream = streams.get(event[1])
+                if stream is not None:
+                    stream.lost()
+                    if stream.cycle is None or stream.cycle.finished:
+                        self.forget_stream(stream)
+            elif kind == MALFORMED:
+                self._refuse(event[1], event[2], event[3])
+            elif kind == GOAWAY:
+                self._client_goaway(event[1], event[2])
+            elif kind == PONG:
+                self._pong()
+        self.output()
+        if self.running >= self.core.settings.max_concurrent_streams:
+            self._pause_reading(True)
+
+    def eof_received(self) -> bool | None:
+        return None  # the client sends nothing more: close (its streams are lost)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail_streams()
+        self.state.forget(self)
+        self._cancel_timer()
+        self._lost()
+
+    def _fail_streams(self) -> None:
+        for stream in list(self.streams.values()):
+            stream.lost()
+            if stream.cycle is None or stream.cycle.finished:
+                self.streams.pop(stream.stream_id, None)
+
+    # Requests.
+
+    def _request(self, stream_id: int, head: RequestHead, end_stream: bool) -> None:
+        state = self.state
+        stream = H2Stream(self, stream_id, head.method == "HEAD")
+        self.streams[stream_id] = stream
+        cycle = state.cycle_class(stream, head, self.client, state.scheme)
+        stream.cycle = cycle
+        if end_stream:
+            cycle.body_complete = True
+        if state.limit_concurrency is not None and state.at_capacity():
+            logger.warning(
+                "Too many in flight (--limit-concurrency %d): 503", state.limit_concurrency
+            )
+            cycle.finished = True
+            stream.send_refusal(503)
+            if state.access_log:
+                state.log_access(cycle, 503)
+            self._ended(stream)
+            return
+        if head.proxied and self.trusted:
+            cycle.client, cycle.scheme = state.proxy.resolve(  # type: ignore[union-attr]
+                head.headers, cycle.client, cycle.scheme
+            )
+        state.active += 1
+        self.running += 1
+        cycle.task = self.loop.create_task(cycle.run())
+
+    def _refuse(self, stream_id: int, status: int, reason: str) -> None:
+        logger.debug("Refused HTTP/2 request from %s: %s", self.client, reason)
+        stream = H2Stream(self, stream_id, False)
+        self.streams[stream_id] = stream
+        stream.send_refusal(status)
+        self._ended(stream)
+
+    def finished(self, stream: H2Stream, cycle: RequestCycle) -> None:
+        """The app call of ``cycle`` returned."""
+        state = self.state
+        state.active -= 1
+        self.running -= 1
+        if state.access_log:
+            state.log_access(cycle, stream.response.status)
+        if state.shutting_down and state.active == 0:
+            state.drained()
+        if self.read_paused and self.running < self.core.settings.max_concurrent_streams:
+            self._pause_reading(False)
+        self._ended(stream)
+
+    def _ended(self, stream: H2Stream) -> None:
+        """The stream's app is done (or there was none): it goes once its body is sent."""
+        state = self.core.streams.get(stream.stream_id)
+        if state is not None and not state.local_open and not stream.gone:
+            # RFC 9113 section 8.1: a complete response before the whole request; the client
+            # is asked to stop sending, without error.
+            self.core.reset(stream.stream_id, frames.NO_ERROR)
+        if not stream.pending:
+            self.forget_stream(stream)
+        self.output()
+
+    def forget_stream(self, stream: H2Stream) -> None:
+        self.streams.pop(stream.stream_id, None)
+        if not self.streams:
+            if self.closing and self._final_goaway:
+                self.close()
+            else:
+                self._idle()
+
+    def _window(self, stream_id: int) -> None:
+        if stream_id:
+            stream = self.streams.get(stream_id)
+            if stream is not None:
+                stream.window_opened()
+        else:
+            for stream in list(self.streams.values()):
+                if stream.pending:
+                    stream.window_opened()
+
+    # Idle connections, and going away.
+
+    def _idle(self) -> None:
+        """No stream in flight: the keep-alive timeout runs from now."""
+        if not self.closed:
+            self._idle_until = self.loop.time() + self.state.timeout_keep_alive
+            self._arm(self._idle_until)
+
+    def _on_timer(self) -> None:
+        if self.closed:
+            return
+        if self.closing and not self._final_goaway:
+            self._pong()  # no answer to our PING in time: go on as if there were
+            return
+        if self.streams:
+            return  # busy: the timer is armed again once it is idle
+        if self.loop.time() < self._idle_until:
+            self._arm(self._idle_until)  # (armed for an earlier idle spell)
+            return
+        self.core.goaway(frames.NO_ERROR)
+        self.output()
+        self.close()
+
+    def _client_goaway(self, last_stream: int, code: int) -> None:
+        if code != frames.NO_ERROR:
+            logger.debug("HTTP/2 GOAWAY from %s, error code %d", self.client, code)
+        self.closing = True
+        self._final_goaway = True
+        if not self.streams:
+            self.close()
+
+    def shutdown(self) -> None:
+        """Graceful shutdown (RFC 9113 section 6.8): GOAWAY with the largest stream id (no
+        request already on its way is lost), a PING, and once it is answered, GOAWAY with the
+        last stream id; then close once the streams in flight are done."""
+        if self.closing or self.closed:
+            return
+        self.closing = True
+        self.core.goaway(frames.NO_ERROR, frames.MAX_WINDOW)
+        self.core.ping()
+        self.output()
+        self._arm(self.loop.time() + 1.0)  # (a client that never answers the PING)
+
+    linger = shutdown  # a retiring worker: the same, other workers serve what comes next
+
+    def _pong(self) -> None:
+        if self.closing and not self._final_goaway:
+            self._final_goaway = True
+            self.core.goaway(frames.NO_ERROR)
+            self.output()
+            if not self.streams:
+                self.close()
+
+
+def _is_a_stream(stream: H2Stream) -> Stream:
+    """(For mypy: an H2Stream is a Stream.)"""
+    return stream
