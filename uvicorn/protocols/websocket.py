@@ -31,6 +31,7 @@ from uvicorn.logging import TRACE
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import check_headers
 from uvicorn.protocols.websocket_frames import Message, StrictServerProtocol
+from uvicorn.protocols.websocket_h2 import handshake_fields, response_head
 
 # RFC 6455 section 7.4.1 codes, for the callers' convenience.
 NORMAL_CLOSURE = 1000
@@ -112,18 +113,20 @@ _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 _HANDSHAKE_FIELDS = frozenset({b"host", b"upgrade", b"connection", b"origin", b"content-length"})
 
 
-def request_bytes(head: RequestHead) -> bytes:
+def request_bytes(head: RequestHead, h2: bool = False) -> bytes:
     """The request as ``ServerProtocol`` reads it, rebuilt from the parsed head (the HTTP parser
-    already validated and consumed the original bytes)."""
+    already validated and consumed the original bytes). ``h2``: an extended CONNECT on an
+    HTTP/2 stream (RFC 8441), given as the HTTP/1.1 handshake it stands for."""
     target = head.raw_path + (b"?" + head.query_string if head.query_string else b"")
-    lines = [b"%s %s HTTP/%s\r\n" % (head.method.encode(), target, head.http_version.encode())]
+    method, headers = handshake_fields(head) if h2 else (head.method, head.headers)
+    lines = [b"%s %s HTTP/1.1\r\n" % (method.encode(), target)]
     # Only the fields the handshake needs: websockets reads at most 128 fields of at most 8 KiB
     # (a line), smaller limits than --limit-request-fields/--limit-request-field-size allow, so a
     # browser sending a large cookie would otherwise be refused. (The app gets every field
     # from the head.)
     lines += [
         b"%s: %s\r\n" % (name, value)
-        for name, value in head.headers
+        for name, value in headers
         if name in _HANDSHAKE_FIELDS or name.startswith(b"sec-websocket-")
     ]
     lines.append(b"\r\n")
@@ -140,7 +143,11 @@ class WebSocketCore:
         date_header: bool = True,
         defer_failures: bool = False,
         window_bits: int = DEFLATE_WINDOW_BITS,
+        h2: bool = False,
     ) -> None:
+        self.h2 = h2  # on an HTTP/2 stream (RFC 8441)
+        # (h2) The response head to send on the stream: (status, fields, body).
+        self.h2_head: tuple[int, list[tuple[bytes, bytes]], bytes] | None = None
         self._server_header = server_header
         self._date_header = date_header
         self._method = head.method
@@ -149,7 +156,7 @@ class WebSocketCore:
             extensions=extensions, max_size=max_size, logger=_LOGGER
         )
         self.protocol.defer_failures = defer_failures
-        self.protocol.receive_data(request_bytes(head))
+        self.protocol.receive_data(request_bytes(head, h2))
         request = next((e for e in self.protocol.events_received() if isinstance(e, Request)), None)
         if request is None:
             # websockets could not read it even so (a Sec-WebSocket-* field over its limits):
@@ -173,7 +180,7 @@ class WebSocketCore:
         if protocol.handshake_exc is not None:  # unreadable (see __init__)
             text = f"Invalid WebSocket handshake: {protocol.handshake_exc}\n"
             response = protocol.reject(400, text)
-        elif self._method != "GET":
+        elif self._method != ("CONNECT" if self.h2 else "GET"):
             # RFC 6455 section 4.1: the handshake "MUST be a valid HTTP request [...] the
             # method of the request MUST be GET"; anything else is a bad handshake (SPEC: 400).
             response = protocol.reject(400, "A WebSocket handshake is a GET request.\n")
@@ -215,8 +222,8 @@ class WebSocketCore:
             response.headers[name] = value
         self._server_defaults(response)
         self.state = HandshakeState.ACCEPTED
-        self.status = 101
-        self.protocol.send_response(response)
+        self.status = 200 if self.h2 else 101
+        self._send_response(response)
 
     def reject(self, status: int = 403, headers: Iterable[Any] = (), body: bytes = b"") -> None:
         """Refuse the handshake with an HTTP response (403 unless told otherwise). Raises
@@ -251,7 +258,15 @@ class WebSocketCore:
         self._server_defaults(response)
         self.state = HandshakeState.REFUSED
         self.status = response.status_code
+        self._send_response(response)
+
+    def _send_response(self, response: HandshakeResponse) -> None:
+        writes = self.protocol.writes
+        at = len(writes)
         self.protocol.send_response(response)
+        if self.h2:  # the head goes in a HEADERS frame: see ``h2_head``
+            del writes[at]
+            self.h2_head = response_head(response)
 
     # Data.
 

@@ -1,13 +1,11 @@
-"""One HTTP/2 connection: the uvloop protocol around ``H2Core`` (``protocols/http2.py``), and
-the ``Stream`` of each request it carries (``H2Stream``), on which the same request cycles run
-as on HTTP/1.1.
+"""One HTTP/2 connection: the uvloop protocol around ``H2Core`` (``protocols/http2.py``). It
+starts a request cycle on an ``H2Stream`` (``http2_stream.py``) per request, and a WebSocket
+session on an ``H2Tunnel`` (``http2_tunnel.py``) per extended CONNECT (RFC 8441).
 
-Back-pressure both ways follows the app. A request body's window is given back as it is
-received while the app keeps up, and only as the app reads once 64 KiB wait unread (the
-HTTP/1.1 rule, where reading pauses). A response is sent within the client's windows; what they
-do not let through waits on its stream, and the app's next ``send`` waits with it. Apps still
-running are bounded by SETTINGS_MAX_CONCURRENT_STREAMS: past it (apps that go on after their
-stream was reset) the connection stops reading.
+Apps still running are bounded by SETTINGS_MAX_CONCURRENT_STREAMS: past it (apps that go on
+after their stream was reset) the connection stops reading. Idle, it closes after the
+keep-alive timeout; shut down, it sends GOAWAY twice (RFC 9113 section 6.8) and finishes the
+streams in flight.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import base64
 import logging
 from typing import Any
 
-from uvicorn.exceptions import ClientDisconnected
 from uvicorn.protocols import http2_frames as frames
 from uvicorn.protocols.http2 import (
     BODY,
@@ -31,18 +28,16 @@ from uvicorn.protocols.http2 import (
     H2Core,
 )
 from uvicorn.protocols.http2_frames import H2ConnectionError
-from uvicorn.protocols.http2_response import H2Response, interim_block, refusal
 from uvicorn.protocols.http_events import RequestHead
-from uvicorn.protocols.http_response import ResponseState, simple_response
-from uvicorn.worker.cycle import BODY_HIGH_WATER, RequestCycle
+from uvicorn.protocols.http_response import simple_response
+from uvicorn.worker.cycle import RequestCycle
+from uvicorn.worker.http2_stream import H2Stream
+from uvicorn.worker.http2_tunnel import H2Tunnel
 from uvicorn.worker.state import ServerState
-from uvicorn.worker.stream import Stream
 from uvicorn.worker.transport import TransportProtocol
 
 logger = logging.getLogger("uvicorn.error")
 
-_IDLE = ResponseState.IDLE
-_DONE = ResponseState.DONE
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n"
 # The fields of an h2c upgrade request that were HTTP/1.1's alone (RFC 9113 section 8.2.2).
 _UPGRADE_FIELDS = frozenset([b"connection", b"upgrade", b"http2-settings", b"keep-alive"])
@@ -68,175 +63,6 @@ def _http2_settings(head: RequestHead) -> bytes | None:
     return payload if len(payload) % 6 == 0 else None
 
 
-class H2Stream:
-    """The ``Stream`` (``stream.py``) of one request on an HTTP/2 connection."""
-
-    __slots__ = ("conn", "stream_id", "cycle", "response", "pending", "pending_end", "gone",
-                 "owed", "_waiter")  # fmt: skip
-
-    def __init__(self, conn: H2Connection, stream_id: int, is_head: bool) -> None:
-        self.conn = conn
-        self.stream_id = stream_id
-        self.cycle: RequestCycle | None = None
-        self.response = H2Response(conn.state.defaults, is_head)
-        self.pending: bytes = b""  # response body the windows did not let through yet
-        self.pending_end = False  # ... and whether it ends the stream
-        self.gone = False  # reset, or the connection lost: nothing more is sent
-        self.owed = 0  # received body bytes whose window was not given back yet
-        self._waiter: asyncio.Future[None] | None = None
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        return self.conn.loop
-
-    @property
-    def state(self) -> ServerState:
-        return self.conn.state
-
-    @property
-    def server(self) -> list[Any] | None:
-        return self.conn.server
-
-    @property
-    def peer_eof(self) -> bool:
-        return False  # the end of a request is not the client leaving: a reset is
-
-    @property
-    def write_paused(self) -> bool:
-        return bool(self.pending) or self.conn.write_paused
-
-    # Sending.
-
-    def send_start(self, status: Any, headers: Any, content: bytes, more: bool) -> None:
-        if self.gone:
-            raise ClientDisconnected()
-        response = self.response
-        block, end = response.start(status, headers, content, more)
-        conn = self.conn
-        if response.state is _IDLE:  # an interim (1xx) response
-            conn.core.send_headers(self.stream_id, block, False)
-        else:
-            conn.core.send_headers(self.stream_id, block, end)
-            if content and not end and not response.no_body:
-                self._send(content, not more)
-        conn.output()
-
-    def send_body(self, content: bytes, more: bool) -> None:
-        if self.gone:
-            raise ClientDisconnected()
-        try:
-            data = self.response.body(content, more)
-        except RuntimeError:
-            if self.response.state is _DONE:
-                self.abort()  # the body broke its declared length: never half sent
-            raise
-        if data or not more:
-            self._send(data, not more)
-            self.conn.output()
-
-    def _send(self, data: bytes, end: bool) -> None:
-        if self.pending:
-            self.pending += data
-            self.pending_end = end
-            return
-        sent = self.conn.core.send_data(self.stream_id, data, end)
-        if sent < len(data):
-            self.pending = data[sent:]
-            self.pending_end = end
-
-    def window_opened(self) -> None:
-        """The windows let more of the pending body through."""
-        if self.pending and not self.gone:
-            data = self.pending
-            self.pending = b""
-            self._send(data, self.pending_end)
-            if not self.pending:
-                self._wake()
-                if self.cycle is None or self.cycle.finished:
-                    self.conn.forget_stream(self)
-
-    def send_continue(self) -> None:
-        if not self.gone:
-            self.conn.core.send_headers(self.stream_id, interim_block(100), False)
-            self.conn.output()
-
-    def send_refusal(self, status: int) -> None:
-        if self.gone:
-            return
-        response = self.response
-        response.status = status
-        response.abandon()
-        block, body = refusal(self.conn.state.defaults, status)
-        core = self.conn.core
-        if response.no_body:
-            core.send_headers(self.stream_id, block, True)
-        else:
-            core.send_headers(self.stream_id, block, False)
-            self._send(body, True)
-        self.conn.output()
-
-    def abort(self) -> None:
-        """RST_STREAM (INTERNAL_ERROR): the client learns the response is incomplete; the
-        connection and its other streams go on."""
-        self.response.abandon()
-        if not self.gone:
-            self.gone = True
-            self.pending = b""
-            self.conn.core.reset(self.stream_id, frames.INTERNAL_ERROR)
-            self.conn.output()
-        self._wake()
-
-    async def drain(self) -> None:
-        while True:
-            if self.gone:
-                raise ClientDisconnected()
-            if self.pending:
-                waiter = self._waiter = self.loop.create_future()
-                await waiter
-            elif self.conn.write_paused:
-                await self.conn.drain()
-            else:
-                return
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    # Receiving.
-
-    def received(self, data: bytes) -> None:
-        cycle = self.cycle
-        if cycle is None or cycle.finished or cycle.unread + len(data) <= BODY_HIGH_WATER:
-            self.conn.core.consumed(self.stream_id, len(data))
-        else:
-            self.owed += len(data)
-        if cycle is not None:
-            cycle.feed_body(data)
-
-    def update_reading(self) -> None:
-        """The app read what waited: give the window back."""
-        owed = self.owed
-        cycle = self.cycle
-        if owed and not self.gone and (cycle is None or cycle.unread <= BODY_HIGH_WATER):
-            self.owed = 0
-            self.conn.core.consumed(self.stream_id, owed)
-            self.conn.output()
-
-    def lost(self) -> None:
-        """The stream was reset, or the connection lost."""
-        self.gone = True
-        self.pending = b""
-        self._wake()
-        if self.cycle is not None:
-            self.cycle.connection_lost()
-
-    def finished(self, cycle: RequestCycle) -> None:
-        self.conn.finished(self, cycle)
-
-
 class H2Connection(TransportProtocol):
     """Moves bytes between the socket and ``H2Core``; starts a request cycle per stream."""
 
@@ -249,7 +75,8 @@ class H2Connection(TransportProtocol):
         self.client = client
         self.server = server
         self.trusted = trusted
-        self.streams: dict[int, H2Stream] = {}  # with an app call in flight, or a body to send
+        # With an app call (or a WebSocket) in flight, or a body to send.
+        self.streams: dict[int, H2Stream | H2Tunnel] = {}
         self.running = 0  # app calls in flight
         self.closing = False  # GOAWAY sent: close once every stream is done
         self._final_goaway = False
@@ -259,7 +86,9 @@ class H2Connection(TransportProtocol):
     def tasks(self) -> list[asyncio.Task[None]]:
         """The app calls in flight."""
         return [
-            s.cycle.task for s in self.streams.values() if s.cycle is not None and s.cycle.task
+            s.cycle.task
+            for s in self.streams.values()
+            if type(s) is H2Stream and s.cycle is not None and s.cycle.task is not None
         ]
 
     def start(
@@ -327,15 +156,15 @@ class H2Connection(TransportProtocol):
                     core.consumed(event[1], len(event[2]))
             elif kind == END:
                 stream = streams.get(event[1])
-                if stream is not None and stream.cycle is not None:
-                    stream.cycle.end_body()
+                if stream is not None:
+                    stream.ended()
             elif kind == WINDOW:
                 self._window(event[1])
             elif kind == RESET:
                 stream = streams.get(event[1])
                 if stream is not None:
                     stream.lost()
-                    if stream.cycle is None or stream.cycle.finished:
+                    if stream.done:
                         self.forget_stream(stream)
             elif kind == MALFORMED:
                 self._refuse(event[1], event[2], event[3])
@@ -359,13 +188,16 @@ class H2Connection(TransportProtocol):
     def _fail_streams(self) -> None:
         for stream in list(self.streams.values()):
             stream.lost()
-            if stream.cycle is None or stream.cycle.finished:
+            if stream.done:
                 self.streams.pop(stream.stream_id, None)
 
     # Requests.
 
     def _request(self, stream_id: int, head: RequestHead, end_stream: bool) -> None:
         state = self.state
+        if head.upgrade is not None:  # an extended CONNECT (RFC 8441)
+            self._websocket(stream_id, head)
+            return
         stream = H2Stream(self, stream_id, head.method == "HEAD")
         self.streams[stream_id] = stream
         cycle = state.cycle_class(stream, head, self.client, state.scheme)
@@ -389,6 +221,33 @@ class H2Connection(TransportProtocol):
         state.active += 1
         self.running += 1
         cycle.task = self.loop.create_task(cycle.run())
+
+    def _websocket(self, stream_id: int, head: RequestHead) -> None:
+        state = self.state
+        if head.upgrade != b"websocket" or state.websocket_class is None:
+            self._refuse(stream_id, 501, f"unsupported :protocol {head.upgrade!r}")
+            return
+        tunnel = H2Tunnel(self, stream_id)
+        self.streams[stream_id] = tunnel
+        client, scheme = self.client, state.scheme
+        if head.proxied and self.trusted:
+            assert state.proxy is not None
+            client, scheme = state.proxy.resolve(head.headers, client, scheme)
+        session = state.websocket_class(state, tunnel, head, client, self.server, scheme)
+        tunnel.session = session
+        session.start(b"")
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        for stream in list(self.streams.values()):
+            if type(stream) is H2Tunnel and stream.session is not None:
+                stream.session.pause_writing()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        for stream in list(self.streams.values()):
+            if type(stream) is H2Tunnel and stream.session is not None and not stream.pending:
+                stream.session.resume_writing()
 
     def _refuse(self, stream_id: int, status: int, reason: str) -> None:
         logger.debug("Refused HTTP/2 request from %s: %s", self.client, reason)
@@ -421,7 +280,7 @@ class H2Connection(TransportProtocol):
             self.forget_stream(stream)
         self.output()
 
-    def forget_stream(self, stream: H2Stream) -> None:
+    def forget_stream(self, stream: H2Stream | H2Tunnel) -> None:
         self.streams.pop(stream.stream_id, None)
         if not self.streams:
             if self.closing and self._final_goaway:
@@ -491,8 +350,3 @@ class H2Connection(TransportProtocol):
             self.output()
             if not self.streams:
                 self.close()
-
-
-def _is_a_stream(stream: H2Stream) -> Stream:
-    """(For mypy: an H2Stream is a Stream.)"""
-    return stream

@@ -77,7 +77,7 @@ class ServerState:
                 config.h2_max_concurrent_streams,
                 config.h2_initial_window_size,
                 config.h2_max_frame_size,
-                extended_connect=False,
+                extended_connect=self.websocket_class is not None,
                 limits=self.limits,
             )
             self.upgrades |= {b"h2c"}

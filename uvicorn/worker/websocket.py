@@ -68,6 +68,7 @@ class WebSocketSession(TransportProtocol):
             state.date_header,
             defer_failures=True,
             window_bits=state.ws_deflate_window_bits,
+            h2=head.http_version == "2",
         )
         self.task: asyncio.Task[None] | None = None
         self.inbox: deque[Message | Closed | Failing] = deque()
@@ -95,7 +96,10 @@ class WebSocketSession(TransportProtocol):
         if state.limit_concurrency is not None and state.at_capacity():
             logger.warning("Too many in flight (--limit-concurrency %d): 503",
                            state.limit_concurrency)  # fmt: skip
-            self.write(simple_response(state.defaults, 503), True)
+            if self.core.h2:
+                self.transport.send_head(503, [], b"Service Unavailable\n")  # type: ignore[attr-defined]
+            else:
+                self.write(simple_response(state.defaults, 503), True)
             self._log(503)
             self.close()
             return
@@ -151,7 +155,11 @@ class WebSocketSession(TransportProtocol):
     # Writing what the core produced.
 
     def flush_core(self) -> None:
-        data, eof = self.core.data_to_send()
+        core = self.core
+        if core.h2_head is not None:  # (RFC 8441) the handshake's answer, in a HEADERS frame
+            self.transport.send_head(*core.h2_head)  # type: ignore[attr-defined]
+            core.h2_head = None
+        data, eof = core.data_to_send()
         if data:
             self.write(data, True)
         if eof:
@@ -243,7 +251,7 @@ class WebSocketSession(TransportProtocol):
     def accept(self, subprotocol: str | None = None, headers: Any = ()) -> None:
         if self.core.state is _PENDING:
             self.core.accept(subprotocol, headers)
-            self._log(101)
+            self._log(self.core.status)
             self.flush_core()
 
     def reject(self, status: int = 403, headers: Any = (), body: bytes = b"") -> None:
@@ -323,4 +331,6 @@ class WebSocketSession(TransportProtocol):
         """One access-log line per handshake: 101, or the status that refused it."""
         if self.state.access_log:
             head = self.head
-            self.state.log_request(self.client, head.method, self._target(), "1.1", status)
+            self.state.log_request(
+                self.client, head.method, self._target(), head.http_version, status
+            )
