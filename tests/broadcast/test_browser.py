@@ -1,34 +1,45 @@
 """The README's broadcast chat in a real browser: headless Chromium shows two pages, each served
 by a different instance of examples/broadcast_chat (unchanged: each page talks to the instance
-that served it); a message typed in one appears in both. Fails, never skips, when Chromium
+that served it); a message typed in one appears in both. Over HTTP/1.1, and over TLS, where the
+pages and their WebSockets come over HTTP/2 (RFC 8441). Fails, never skips, when Chromium
 cannot start (``scripts/test`` installs it)."""
 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
+
+import pytest
 
 from tests.broadcast.conftest import RedisServer
 from tests.e2e.process import REPO, CLIProcess
-from tests.e2e.test_browser import chromium, type_and_see
+from tests.e2e.test_browser import chromium, next_hop_protocol, self_signed, type_and_see
 from tests.helpers import UNIT
 
 
-def test_two_pages_on_two_instances_chat(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["http1", "https-h2"])
+def test_two_pages_on_two_instances_chat(
+    redis_server: RedisServer, tls: bool, tmp_path: Path
+) -> None:
     env = {"UVICORN_REDIS_URL": redis_server.url}
     cwd = REPO / "examples" / "broadcast_chat"
+    flags = self_signed(tmp_path) if tls else []
     with chromium() as browser, contextlib.ExitStack() as stack:
         servers = [
-            stack.enter_context(CLIProcess("app:chat_server", "--port", "0", cwd=cwd, env=env))
+            stack.enter_context(
+                CLIProcess("app:chat_server", "--port", "0", *flags, cwd=cwd, env=env)
+            )
             for _ in range(2)
         ]
         ports = [server.wait_ready() for server in servers]
         assert ports[0] != ports[1]
-        context = browser.new_context()
+        context = browser.new_context(ignore_https_errors=tls)
         context.set_default_timeout(10_000 * UNIT)  # milliseconds
         pages = [context.new_page() for _ in ports]
         for page, port in zip(pages, ports, strict=True):
-            page.goto(f"http://127.0.0.1:{port}/")
+            page.goto(f"{'https' if tls else 'http'}://127.0.0.1:{port}/")
             assert page.title() == "WebSocket demo"
+            assert next_hop_protocol(page) == ("h2" if tls else "http/1.1")
             # Open once the handshake is answered, which is once the page is in the group.
             page.wait_for_function("window.ws && window.ws.readyState === WebSocket.OPEN")
 
@@ -44,3 +55,5 @@ def test_two_pages_on_two_instances_chat(redis_server: RedisServer) -> None:
             assert server.stop() == 0
             output = server.output()
             assert "Traceback" not in output and "ERROR" not in output, output
+            if tls:
+                assert '"CONNECT / HTTP/2" 200' in output, output
