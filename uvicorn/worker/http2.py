@@ -173,8 +173,6 @@ class H2Connection(TransportProtocol):
             elif kind == PONG:
                 self._pong()
         self.output()
-        if self.running >= self.core.settings.max_concurrent_streams:
-            self._pause_reading(True)
 
     def eof_received(self) -> bool | None:
         return None  # the client sends nothing more: close (its streams are lost)
@@ -197,6 +195,14 @@ class H2Connection(TransportProtocol):
         state = self.state
         if head.upgrade is not None:  # an extended CONNECT (RFC 8441)
             self._websocket(stream_id, head)
+            return
+        if self.running >= self.core.settings.max_concurrent_streams:
+            # Apps still running for streams the client saw end: the client keeps to the
+            # limit, our apps do not. Refuse rather than stop reading, which would stop the
+            # WINDOW_UPDATEs the running ones wait for too. REFUSED_STREAM: nothing was
+            # processed, the client may retry (RFC 9113 section 8.7).
+            logger.debug("Refused HTTP/2 stream from %s: %d running", self.client, self.running)
+            self.core.reset(stream_id, frames.REFUSED_STREAM)
             return
         stream = H2Stream(self, stream_id, head.method == "HEAD")
         self.streams[stream_id] = stream
@@ -265,8 +271,6 @@ class H2Connection(TransportProtocol):
             state.log_access(cycle, stream.response.status)
         if state.shutting_down and state.active == 0:
             state.drained()
-        if self.read_paused and self.running < self.core.settings.max_concurrent_streams:
-            self._pause_reading(False)
         self._ended(stream)
 
     def _ended(self, stream: H2Stream) -> None:
