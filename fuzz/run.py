@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Run the fuzz harnesses: python3 fuzz/run.py [--seconds 60] [target ...]
 
-Sets up .venvs/fuzz (the same Python as .venv, the project installed editable, atheris, h11, pytest)
-if needed, seeds a working corpus per target (the small committed seeds in fuzz/corpus/<target>/
+Sets up .venvs/fuzz (the same Python as .venv, the project installed editable, and PACKAGES) if
+needed, seeds a working corpus per target (the small committed seeds in fuzz/corpus/<target>/
 plus byte strings taken from the protocol tests), runs each harness for the given time, and
 prints one line per target: executions, coverage, corpus size, and the reproducer of a crash.
 Exits non-zero if any harness crashed. The working corpora and crash artifacts live under
@@ -28,7 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
 VENV = ROOT / ".venvs" / "fuzz"
-TARGETS = ("http_parser", "http_response", "websocket")
+TARGETS = ("http_parser", "http_response", "websocket", "hpack")
+# What the harnesses import besides the project (hpack and hypothesis: fuzz_hpack's oracle and
+# the test module it comes from).
+PACKAGES = ("atheris", "h11", "pytest", "hpack", "hypothesis")
 
 
 def base_python() -> str:
@@ -44,15 +47,15 @@ def base_python() -> str:
 
 def ensure_venv() -> Path:
     python = VENV / "bin" / "python"
-    ready = VENV / ".ready"
-    if ready.exists() and python.exists():
+    ready = VENV / ".ready"  # holds PACKAGES once installed: a package added is installed
+    if python.exists() and ready.exists() and ready.read_text().split() == list(PACKAGES):
         return python
     if not python.exists():
         subprocess.run([base_python(), "-m", "venv", str(VENV)], check=True)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "atheris", "h11", "pytest"], check=True)
+    subprocess.run([*pip, *PACKAGES], check=True)
     subprocess.run([*pip, "-e", str(ROOT)], check=True)
-    ready.touch()
+    ready.write_text(" ".join(PACKAGES))
     return python
 
 
@@ -95,6 +98,18 @@ def test_seeds(target: str) -> list[bytes]:
         )
         # flags: raw bytes, with and without permessage-deflate, whole and in odd pieces.
         return [bytes([flags, 3]) + f for f in frames for flags in (0x00, 0x11, 0x24)]
+    if target == "hpack":
+        from tests.protocols.test_hpack import C_EXAMPLES, ERRORS
+
+        # flags: Appendix C's sequences as length-prefixed blocks, with and without a table
+        # size limit changing; each error block alone.
+        sequences = [
+            b"".join(bytes([len(b)]) + b for b in map(bytes.fromhex, blocks))
+            for _, blocks, _ in C_EXAMPLES.values()
+        ]
+        return [bytes([flags, 7]) + s for s in sequences for flags in (0x60, 0x69)] + [
+            bytes([0x00, 0]) + block for block in ERRORS.values()
+        ]
     return []
 
 
