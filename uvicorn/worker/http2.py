@@ -3,7 +3,8 @@ starts a request cycle on an ``H2Stream`` (``http2_stream.py``) per request, and
 session on an ``H2Tunnel`` (``http2_tunnel.py``) per extended CONNECT (RFC 8441).
 
 Apps still running are bounded by SETTINGS_MAX_CONCURRENT_STREAMS: past it (apps that go on
-after their stream was reset) the connection stops reading. Idle, it closes after the
+after their stream was reset) a new stream is refused with REFUSED_STREAM; reading never stops,
+as the WINDOW_UPDATEs the running apps wait for come on it too. Idle, it closes after the
 keep-alive timeout; shut down, it sends GOAWAY twice (RFC 9113 section 6.8) and finishes the
 streams in flight.
 """
