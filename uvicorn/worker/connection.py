@@ -5,7 +5,8 @@ cores, and the ``Stream`` of the request it answers.
 cycles; ``H1Connection`` (``protocols/http_connection.py``) decides the order (pipelined requests
 are answered one at a time), the keep-alive and the deadlines, and this class does what it
 decides: starts requests, writes, arms its one timer, closes, and on an upgrade hands the socket
-over. It frames each response with one ``Response`` it reuses. Writing is ``TransportProtocol``'s.
+over (``handover.py``). It frames each response with one ``Response`` it reuses. Writing is
+``TransportProtocol``'s.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from uvicorn.protocols.http_parser import (
 )
 from uvicorn.protocols.http_response import Response, ResponseState, simple_response
 from uvicorn.worker.cycle import BODY_HIGH_WATER, RequestCycle
-from uvicorn.worker.http2 import H2Connection, alpn
+from uvicorn.worker.handover import Handover
+from uvicorn.worker.http2 import alpn
 from uvicorn.worker.state import ServerState
 from uvicorn.worker.stream import Stream
-from uvicorn.worker.transport import TransportProtocol
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -46,7 +47,7 @@ _START, _IDLE_NEXT, _CLOSE = Next.START, Next.IDLE, Next.CLOSE
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-class HTTPConnection(TransportProtocol):
+class HTTPConnection(Handover):
     def __init__(self, state: ServerState) -> None:
         super().__init__(state.loop)
         self.state = state
@@ -309,42 +310,6 @@ class HTTPConnection(TransportProtocol):
         if not self.closed and self.h1.current is None:
             self.data_received(b"")
             self.update_reading()  # read again once nothing is held or queued
-
-    def _upgrade(self, pending: PendingUpgrade) -> None:
-        """Hand the socket over to the protocol the request asked for (WebSocket: RFC 6455
-        section 4; HTTP/2: RFC 7540 section 3.2)."""
-        head = pending.head
-        if head.upgrade == b"h2c":
-            self._to_h2(pending.data, False, head)
-            return
-        self._cancel_timer()
-        self._flush()
-        client, scheme = self.client, self.scheme
-        state = self.state
-        if head.proxied and self.trusted:
-            assert state.proxy is not None
-            client, scheme = state.proxy.resolve(head.headers, client, scheme)
-        self.h1.parser.close()
-        state.forget(self)
-        assert state.websocket_class is not None
-        session = state.websocket_class(state, self.transport, head, client, self.server, scheme)
-        self.transport.set_protocol(session)
-        if self.read_paused:
-            self.transport.resume_reading()
-        session.start(pending.data)
-
-    def _to_h2(self, data: bytes, preface_seen: bool, upgrade: RequestHead | None) -> None:
-        """Hand the socket over to HTTP/2: negotiated by ALPN, by prior knowledge (the client
-        preface was ``preface_seen``), or by an ``upgrade`` request (h2c)."""
-        self._cancel_timer()
-        self._flush()
-        self.h1.parser.close()
-        self.state.forget(self)
-        h2 = H2Connection(self.state, self.client, self.server, self.trusted)
-        self.transport.set_protocol(h2)
-        if self.read_paused:
-            self.transport.resume_reading()
-        h2.start(self.transport, data, preface_seen, upgrade)
 
     def _bad_request(self, error: BadRequest) -> None:
         h1 = self.h1
