@@ -37,6 +37,8 @@ from uvicorn.protocols.http_rules import (
     HOST,
     METHOD_PEEK,
     Reject,
+    check_transfer_coding,
+    expectation,
     method_error,
     no_version,
     split_target,
@@ -78,7 +80,6 @@ _REQUEST_SPECIAL = {
 }
 _HOSTS: set[bytes] = set()  # Host values seen valid, so each is checked once
 _BODY_FIELD_TOO_LARGE = "chunk extension or trailer field too large"
-_OTHER_EXPECTATION = 2  # (truthy, as True is, so that one check per head sees either)
 
 
 _DEFAULT_LIMITS = Limits()
@@ -233,19 +234,7 @@ class RequestParser(Restarts):
             break
         fed_state, state = state, self.state
         if state is _HEAD:
-            if self._start is None:  # it began in this feed, after others: keep its start
-                self._start = self._request_start(data, fed_state, events[fed_from:])
-            self._tail = (self._tail + data)[-3:]  # the head's empty line may straddle
-            if self._head_bytes > self.limits.head_size:
-                self._fail(431, "request head too large")
-            elif self._pending > self._pending_limit:
-                self._fail(431, "header field too large")
-            elif len(self._headers) > self._max_fields:
-                # Too many fields already: the head gets 431 when it is whole (or the error of
-                # what comes first in it), whatever the split. Meanwhile the fields beyond the
-                # limit are not held (a head of tiny fields, "a:\r\n", would hold ~200,000 of
-                # them under the head size limit: ~24 MB), but for one that says so.
-                del self._headers[self._max_fields + 1 :]
+            self._head_in_part(data, fed_state, events[fed_from:])
         elif state is _BODY and self._pending > self._pending_limit:
             # RFC 9112 section 7.1.1: a server ought to limit the length of chunk extensions
             # "and generate an appropriate 4xx (Client Error) response if that amount is
@@ -299,14 +288,7 @@ class RequestParser(Restarts):
             elif kind == _PROXY_FIELD:
                 self._proxied = True
             elif kind == _EXPECT_FIELD:
-                # RFC 9110 section 10.1.1: Expect = #expectation. 100-continue is the one we
-                # know: any other, in any Expect field, and no 100 Continue is sent (True: only
-                # 100-continue so far; _OTHER_EXPECTATION: another one seen).
-                members = {member.strip(_OWS) for member in value.lower().split(b",")}
-                if members != {b"100-continue"}:
-                    self._expect_continue = _OTHER_EXPECTATION
-                elif self._expect_continue is not _OTHER_EXPECTATION:
-                    self._expect_continue = True
+                self._expect_continue = expectation(value, self._expect_continue)
             elif kind == _UPGRADE_FIELD:
                 self._upgrade = value.lower()
             else:
@@ -353,16 +335,7 @@ class RequestParser(Restarts):
         te = self._transfer_encoding
         if te is not None:
             self._transfer_encoding = None
-            if version == "1.0":
-                # RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty
-                # framing.
-                raise Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
-            if te.strip(_OWS).lower() != b"chunked":
-                # RFC 9112 section 6.1: "A server that receives a request message with a
-                # transfer coding it does not understand SHOULD respond with 501". llhttp
-                # accepts any coding before a final chunked one, which would hand the app a
-                # body still encoded; chunked alone is what we decode.
-                raise Reject(501, "unsupported transfer coding")
+            check_transfer_coding(te, version)
             if self._priming:
                 self._chunked = ChunkedBody(self._pending_limit)
         # origin-form, as nearly every request has it. (Ints tested for membership: CPython
@@ -434,22 +407,3 @@ class RequestParser(Restarts):
         if self.state is _IDLE or self.state is _HEAD or self.state is _BODY:
             self.state = _CLOSED
         self._parser = _RETIRED
-
-    # Internals.
-
-    def _request_start(self, data: bytes, state: ParserState, events: list[Event]) -> bytes:
-        """The start of the request that began in ``data`` after the ``events`` of this feed
-        (llhttp skips the empty lines before a request)."""
-        at = parsed_to(data, state, self._tail, events) if events else 0
-        self._head_bytes = len(data) - at  # (counted from here on)
-        return data[at : at + self._start_limit].lstrip(b"\r\n")
-
-    def _fail(self, status: int, reason: str) -> None:
-        if self.state is _CLOSED or self.state is ParserState.FAILED:
-            # Bytes after the last request are ignored (llhttp objects to them); and after a
-            # failure, nothing more is said.
-            return
-        self.state = ParserState.FAILED
-        self._events.append(BadRequest(status, reason))
-
-

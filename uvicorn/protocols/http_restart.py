@@ -4,7 +4,9 @@ body (so that ``ChunkedBody`` follows that body from its first byte: see http_ch
 where it stops for good: HTTP/2's connection preface, handed over with what follows it.
 
 A fresh llhttp parser is primed with a head of the same body framing (its events dropped), and
-is then where the real request's head left it. ``RequestParser`` inherits these methods.
+is then where the real request's head left it. Also here, as they too find where a request
+begins in what was fed: the checks on a head received in part, and failing the connection.
+``RequestParser`` inherits these methods.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import httptools
 
 from uvicorn.protocols.http_events import (
     END_OF_REQUEST,
+    BadRequest,
     Body,
     Event,
+    Limits,
     ParserState,
     Preface,
     RequestHead,
@@ -53,6 +57,11 @@ class Restarts:
     _start: bytes | None
     _tail: bytes
     _head_bytes: int
+    _headers: list[list[bytes]]
+    _max_fields: int
+    _pending_limit: int
+    _start_limit: int
+    limits: Limits
 
     def _on_preface(self, error: str, data: bytes, state: ParserState, events: list[Event]) -> bool:
         """llhttp stopped on ``error``: if on HTTP/2's preface (RFC 9113 section 3.4: prior
@@ -131,6 +140,37 @@ class Restarts:
             self._events = events
         self._pending = 0
 
+
+    def _head_in_part(self, data: bytes, state: ParserState, events: list[Event]) -> None:
+        """A feed (``data``, from ``state``, completing ``events``) ended within a head."""
+        if self._start is None:  # it began in this feed, after others: keep its start
+            self._start = self._request_start(data, state, events)
+        self._tail = (self._tail + data)[-3:]  # the head's empty line may straddle
+        if self._head_bytes > self.limits.head_size:
+            self._fail(431, "request head too large")
+        elif self._pending > self._pending_limit:
+            self._fail(431, "header field too large")
+        elif len(self._headers) > self._max_fields:
+            # Too many fields already: the head gets 431 when it is whole (or the error of
+            # what comes first in it), whatever the split. Meanwhile the fields beyond the
+            # limit are not held (a head of tiny fields, "a:\r\n", would hold ~200,000 of
+            # them under the head size limit: ~24 MB), but for one that says so.
+            del self._headers[self._max_fields + 1 :]
+
+    def _request_start(self, data: bytes, state: ParserState, events: list[Event]) -> bytes:
+        """The start of the request that began in ``data`` after the ``events`` of this feed
+        (llhttp skips the empty lines before a request)."""
+        at = parsed_to(data, state, self._tail, events) if events else 0
+        self._head_bytes = len(data) - at  # (counted from here on)
+        return data[at : at + self._start_limit].lstrip(b"\r\n")
+
+    def _fail(self, status: int, reason: str) -> None:
+        if self.state is ParserState.CLOSED or self.state is ParserState.FAILED:
+            # Bytes after the last request are ignored (llhttp objects to them); and after a
+            # failure, nothing more is said.
+            return
+        self.state = ParserState.FAILED
+        self._events.append(BadRequest(status, reason))
 
 def parsed_to(data: bytes, state: ParserState, tail: bytes, events: list[Event]) -> int:
     """How far into ``data`` the ``events`` go: llhttp was stopped at the end of the last one,

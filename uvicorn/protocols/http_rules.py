@@ -116,3 +116,31 @@ def split_target(target: bytes, method: str) -> tuple[bytes, bytes]:
         # RFC 9110 section 4.2.4: a recipient SHOULD "treat its presence as an error".
         raise Reject(400, "invalid request target: userinfo")
     return url.path or b"/", url.query or b""
+
+
+OTHER_EXPECTATION = 2  # (truthy, as True is, so that one check per head sees either)
+_OWS = b" \t"
+
+
+def expectation(value: bytes, seen: bool | int) -> bool | int:
+    """What an Expect field's ``value`` makes of the expectations ``seen`` so far in the head:
+    True if only 100-continue, OTHER_EXPECTATION once another one came. RFC 9110 section
+    10.1.1: Expect = #expectation; 100-continue is the one we know, and with any other, in any
+    Expect field, no 100 Continue is sent."""
+    members = {member.strip(_OWS) for member in value.lower().split(b",")}
+    if members != {b"100-continue"}:
+        return OTHER_EXPECTATION
+    return OTHER_EXPECTATION if seen == OTHER_EXPECTATION else True
+
+
+def check_transfer_coding(te: bytes, version: str) -> None:
+    """Raises ``Reject`` for a Transfer-Encoding (all its fields, joined) that we do not serve."""
+    if version == "1.0":
+        # RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
+        raise Reject(400, "Transfer-Encoding in an HTTP/1.0 request")
+    if te.strip(_OWS).lower() != b"chunked":
+        # RFC 9112 section 6.1: "A server that receives a request message with a transfer
+        # coding it does not understand SHOULD respond with 501". llhttp accepts any coding
+        # before a final chunked one, which would hand the app a body still encoded; chunked
+        # alone is what we decode.
+        raise Reject(501, "unsupported transfer coding")
