@@ -29,9 +29,13 @@ from websockets.protocol import State
 
 from uvicorn.logging import TRACE
 from uvicorn.protocols.http_parser import RequestHead
-from uvicorn.protocols.http_response import check_headers
 from uvicorn.protocols.websocket_frames import Message, StrictServerProtocol
-from uvicorn.protocols.websocket_h2 import handshake_fields, response_head
+from uvicorn.protocols.websocket_handshake import (
+    header_texts,
+    offered_subprotocols,
+    request_bytes,
+    response_head,
+)
 
 # RFC 6455 section 7.4.1 codes, for the callers' convenience.
 NORMAL_CLOSURE = 1000
@@ -109,30 +113,6 @@ _LOGGER = _QuietLogger(logging.getLogger("uvicorn.error"), {})
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 
 
-# The header fields the handshake reads (RFC 6455 section 4.2.1) and websockets checks.
-_HANDSHAKE_FIELDS = frozenset({b"host", b"upgrade", b"connection", b"origin", b"content-length"})
-
-
-def request_bytes(head: RequestHead, h2: bool = False) -> bytes:
-    """The request as ``ServerProtocol`` reads it, rebuilt from the parsed head (the HTTP parser
-    already validated and consumed the original bytes). ``h2``: an extended CONNECT on an
-    HTTP/2 stream (RFC 8441), given as the HTTP/1.1 handshake it stands for."""
-    target = head.raw_path + (b"?" + head.query_string if head.query_string else b"")
-    method, headers = handshake_fields(head) if h2 else (head.method, head.headers)
-    lines = [b"%s %s HTTP/1.1\r\n" % (method.encode(), target)]
-    # Only the fields the handshake needs: websockets reads at most 128 fields of at most 8 KiB
-    # (a line), smaller limits than --limit-request-fields/--limit-request-field-size allow, so a
-    # browser sending a large cookie would otherwise be refused. (The app gets every field
-    # from the head.)
-    lines += [
-        b"%s: %s\r\n" % (name, value)
-        for name, value in headers
-        if name in _HANDSHAKE_FIELDS or name.startswith(b"sec-websocket-")
-    ]
-    lines.append(b"\r\n")
-    return b"".join(lines)
-
-
 class WebSocketCore:
     def __init__(
         self,
@@ -166,7 +146,7 @@ class WebSocketCore:
             self.protocol.handshake_exc = exc
             request = Request(head.raw_path.decode("latin-1"), Headers())
         self.request: Request = request
-        self.subprotocols = _offered_subprotocols(request.headers)
+        self.subprotocols = offered_subprotocols(request.headers)
         self.state = HandshakeState.PENDING
         self.status = 0  # of the handshake's answer, once sent
         self._closed = False  # a Closed event was reported
@@ -208,7 +188,7 @@ class WebSocketCore:
         response would refuse (the handshake stays unanswered)."""
         if self.state is not HandshakeState.PENDING:
             raise RuntimeError(f"the handshake was already answered ({self.state.value})")
-        extra = _header_texts(headers)
+        extra = header_texts(headers)
         response = self._response
         if subprotocol is not None:
             if subprotocol not in self.subprotocols:
@@ -230,7 +210,7 @@ class WebSocketCore:
         TypeError or ValueError for invalid headers, as ``accept()`` does."""
         if self.state is not HandshakeState.PENDING:
             raise RuntimeError(f"the handshake was already answered ({self.state.value})")
-        extra = _header_texts(headers)
+        extra = header_texts(headers)
         response = self.protocol.reject(403, "")
         # Any status, not only those Python's HTTPStatus names (which reject() insists on):
         # the ASGI websocket.http.response extension lets the app choose, e.g. 499.
@@ -397,24 +377,6 @@ def _deflate(window_bits: int) -> ServerPerMessageDeflateFactory:
         client_max_window_bits=window_bits,
         compress_settings={"memLevel": window_bits - 7},  # a hash table as large as the window
     )
-
-
-def _offered_subprotocols(headers: Headers) -> list[str]:
-    offered = []
-    for value in headers.get_all("Sec-WebSocket-Protocol"):
-        offered += [item.strip() for item in value.split(",") if item.strip()]
-    return offered
-
-
-def _header_texts(headers: Iterable[Any]) -> list[tuple[str, str]]:
-    """The app's headers checked as for any HTTP response, as websockets' ``Headers`` takes
-    them. Checked here, not left to websockets: its versions that setup.cfg allows differ in
-    what they refuse (13.x takes CR/LF in names and values alike, later ones still in names),
-    and a CR or LF would end the header line and start one the app did not mean."""
-    if not isinstance(headers, (list, tuple)):
-        headers = list(headers)
-    pairs = check_headers(headers)
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in pairs]
 
 
 __all__ = ["Closed", "Failing", "Message", "Pong", "WebSocketCore"]
