@@ -34,6 +34,7 @@ from uvicorn.protocols.http2_control import (
     PONG,
     REQUEST,
     RESET,
+    SETTINGS_NEXT,
     WINDOW,
     Event,
     H2Control,
@@ -72,12 +73,7 @@ class H2Core(H2Control):
         if self.closed:
             return []
         if self._preface:
-            want = self._preface
-            got = data[: len(want)]
-            if not want.startswith(got):
-                self._fail(f.PROTOCOL_ERROR, "invalid connection preface")
-            self._preface = want[len(got) :]
-            data = data[len(got) :]
+            data = self._handshake(data)
             if self._preface:
                 return []
         if self._buffer:
@@ -115,6 +111,30 @@ class H2Core(H2Control):
             self._buffer = data[pos:]
         return events
 
+    def _handshake(self, data: bytes) -> bytes:
+        """The client's connection preface (RFC 9113 section 3.4): the 24 octets, then a SETTINGS
+        frame, which must come first ("MUST be followed by a SETTINGS frame"; an invalid preface
+        is a PROTOCOL_ERROR). What follows them is returned once the first frame's type and
+        flags are known to be those of a SETTINGS frame without ACK."""
+        want = self._preface
+        if want is not SETTINGS_NEXT:
+            got = data[: len(want)]
+            if not want.startswith(got):
+                self._fail(f.PROTOCOL_ERROR, "invalid connection preface")
+            self._preface = want = want[len(got) :] or SETTINGS_NEXT
+            data = data[len(got) :]
+            if want is not SETTINGS_NEXT:
+                return b""
+        data = self._buffer + data
+        self._buffer = b""
+        if len(data) < 5:
+            self._buffer = data
+            return b""
+        if data[3] != f.SETTINGS or data[4] & f.ACK:
+            self._fail(f.PROTOCOL_ERROR, "the connection preface is not followed by SETTINGS")
+        self._preface = b""
+        return data
+
     def _fail(self, code: int, reason: str) -> None:
         self.goaway(code, self.last_stream)
         self.closed = True
@@ -123,23 +143,28 @@ class H2Core(H2Control):
     def _on_headers(
         self, data: bytes, start: int, stop: int, flags: int, stream_id: int, events: list[Event]
     ) -> None:
+        if not stream_id or not stream_id & 1:
+            raise H2ConnectionError(f.PROTOCOL_ERROR, "HEADERS on an even stream id")
         if flags & f.PADDED:
+            # Section 6.2: padding as long as the rest of the payload (the PRIORITY fields
+            # included) or longer is a PROTOCOL_ERROR, whatever else is wrong with it.
             if start == stop:
                 raise H2ConnectionError(f.FRAME_SIZE_ERROR, "HEADERS too short")
+            if data[start] >= stop - start:
+                raise H2ConnectionError(f.PROTOCOL_ERROR, "padding longer than the frame")
             stop -= data[start]
             start += 1
         if flags & f.PRIORITY_FLAG:
             if stop - start < 5:
                 raise H2ConnectionError(f.FRAME_SIZE_ERROR, "HEADERS too short")
             if unpack_u32(data, start)[0] & 0x7FFFFFFF == stream_id:
-                self._stream_error(stream_id, f.PROTOCOL_ERROR, events)  # section 5.3.1
+                # Section 5.3.1: a stream depending on itself is a stream error. The stream is
+                # reset, and its field block, still to be decoded (section 4.3: the HPACK
+                # context is the connection's), goes the way of a late one: no request.
+                self._stream_error(stream_id, f.PROTOCOL_ERROR, events)
+                if stream_id > self.last_stream:
+                    self.last_stream = stream_id
             start += 5
-        if stop < start:
-            raise H2ConnectionError(f.PROTOCOL_ERROR, "padding longer than the frame")
-        if not stream_id or not stream_id & 1:
-            raise H2ConnectionError(f.PROTOCOL_ERROR, "HEADERS on an even stream id")
-        if not self._settings_seen:
-            raise H2ConnectionError(f.PROTOCOL_ERROR, "HEADERS before SETTINGS")
         block = data[start:stop]
         if not flags & f.END_HEADERS:
             self._continued = stream_id
@@ -177,7 +202,6 @@ class H2Core(H2Control):
         if stream_id <= self.last_stream:
             self._trailers(stream_id, block, end_stream, events)
             return
-        self.last_stream = stream_id
         decoder = self.decoder
         found = self._requests.get(block)
         if found is not None and found[0] == decoder.generation:
@@ -199,6 +223,9 @@ class H2Core(H2Control):
                 if len(requests) >= 32:
                     requests.clear()
                 requests[block] = (generation, request)
+        # Only now: a block that cannot be decoded is a connection error whose GOAWAY must not
+        # count its stream as one we acted on (section 6.8: the client may retry it).
+        self.last_stream = stream_id
         if stream_id > self.accept_until:
             return  # after our GOAWAY: ignored (section 6.8)
         if len(self.streams) >= self.settings.max_concurrent_streams:

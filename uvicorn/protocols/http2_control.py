@@ -22,6 +22,9 @@ CALM_BUDGET = 1000  # frames of no use before ENHANCE_YOUR_CALM
 CALM_REFUND = 8  # given back by each response completed
 CONNECTION_WINDOW_CAP = 16 * 1024 * 1024
 PING_PAYLOAD = b"uvicorn!"
+# What ``_preface`` holds once the preface's 24 octets are in and the SETTINGS frame that must
+# follow them (RFC 9113 section 3.4) is not yet recognized.
+SETTINGS_NEXT = b"(SETTINGS next)"
 RESET_MEMORY = 256  # streams we reset whose late frames are ignored (section 5.1, "closed")
 
 
@@ -113,7 +116,7 @@ class H2Control:
             self.out.append(f.window_update(0, size - f.DEFAULT_WINDOW))
             self.conn_recv = self._conn_size = size
         if preface_seen:
-            self._preface = b""
+            self._preface = SETTINGS_NEXT  # (its SETTINGS frame is still to come)
 
     def data_to_send(self) -> bytes:
         out = self.out
@@ -279,10 +282,16 @@ class H2Control:
             if length != 5:
                 self._stream_error(stream_id, f.FRAME_SIZE_ERROR, events)
                 return
+            if unpack_u32(data, start)[0] & 0x7FFFFFFF == stream_id:
+                # Section 5.3.1: a stream cannot depend on itself, a stream error.
+                self._stream_error(stream_id, f.PROTOCOL_ERROR, events)
+                return
             self._junk()
         elif kind == f.GOAWAY:
-            if stream_id or length < 8:
-                raise H2ConnectionError(f.PROTOCOL_ERROR, "malformed GOAWAY")
+            if stream_id:
+                raise H2ConnectionError(f.PROTOCOL_ERROR, "GOAWAY on a stream")
+            if length < 8:  # section 4.2: too small to hold the frame's fields
+                raise H2ConnectionError(f.FRAME_SIZE_ERROR, "GOAWAY too short")
             last = unpack_u32(data, start)[0] & 0x7FFFFFFF
             events.append((GOAWAY, last, unpack_u32(data, start + 4)[0]))
         elif kind == f.PUSH_PROMISE:
