@@ -1,5 +1,5 @@
-"""The benchmark runner (benchmarks/run.py) without servers: its options, wrk's result line, and
-the tables and verdict it prints, from canned numbers."""
+"""The benchmark runner (benchmarks/run.py) without servers: its options, wrk's and h2load's
+output, the command lines it starts, and the tables and verdicts it prints, from canned numbers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import pytest
 
 RUN_PY = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
@@ -53,7 +55,9 @@ def test_options_default_to_the_issue_method() -> None:
     args = run.parse_args([])
     assert (args.rounds, args.duration, args.warmup, args.connections) == (5, 6, 1, 64)
     assert args.redos == 2
+    # The HTTP/1.1 and WebSocket scenarios, as before HTTP/2: those run with --scenarios h2.
     assert args.scenarios == ["hello-ka", "hello-close", "stream", "echo", "ws"]
+    assert args.h2_idle_conns == 1000
     assert run.parse_args(["--peers", "granian", "--scenarios", "ws"]).peers == ["granian"]
 
 
@@ -202,3 +206,231 @@ def test_soak_settle_polls_this_process() -> None:
         assert soak.settle(os.getpid(), count, quiet=5.0, timeout=5.0)[1] is True
         waited, back = soak.settle(os.getpid(), count - 1, quiet=0.1, timeout=5.0)
         assert back is False and waited < 2.0
+
+
+# The HTTP/2 scenarios (benchmarks/harness/h2load.py and their part of run.py and report.py).
+
+h2load = run.h2load
+
+H2LOAD_OUT = """starting benchmark...
+spawning thread #0: 64 total client(s). 20000 total requests
+Application protocol: h2c
+progress: 100% done
+
+finished in 260.50ms, 76776.02 req/s, 2.88MB/s
+requests: 20000 total, 20000 started, 20000 done, 19990 succeeded, 10 failed, 4 errored, 0 timeout
+status codes: 19990 2xx, 0 3xx, 6 4xx, 0 5xx
+traffic: 768.91KB (787360) total, 179.53KB (183840) headers (space savings 90.22%), 234.38KB (240000) data
+                     min         max         mean         sd        +/- sd
+time for request:     2.77ms     18.44ms      8.13ms      2.17ms    79.17%
+"""  # noqa: E501
+
+
+def test_h2load_summary_is_parsed() -> None:
+    res = h2load.parse(H2LOAD_OUT)
+    assert res["rps"] == 76776.02 and res["requests"] == 20000
+    assert abs(res["seconds"] - 0.2605) < 1e-9
+    assert (res["errors"], res["non_2xx"], res["data_bytes"]) == (10, 6, 240000)
+    # Requests a closed connection left undone count as errors even when `failed` misses them.
+    short = H2LOAD_OUT.replace("20000 done, 19990 succeeded, 10 failed", "6000 done, "
+                               "6000 succeeded, 0 failed").replace("260.50ms", "2.5s")  # fmt: skip
+    assert h2load.parse(short)["errors"] == 14000 and h2load.parse(short)["seconds"] == 2.5
+    with pytest.raises(run.procs.ServerFailed, match="h2load printed no result"):
+        h2load.parse("connect to 127.0.0.1 port 1 failed\n")
+    # Latency from its --log-file: start (us), status, duration (us).
+    rows = [f"1796533100791634\t200\t{us}" for us in range(1000, 101_000, 1000)]
+    p50, p99 = h2load.latency("\n".join([*rows, "1796533100791634\t-1\t999999999"]) + "\n")
+    assert (p50, p99) == (50.5, 99.01)  # the failed stream (-1) is left out
+    assert h2load.latency("") == (0.0, 0.0)
+    assert h2load.latency("1\t200\t2500\n") == (2.5, 2.5)
+
+
+def test_h2load_command_lines_and_request_counts() -> None:
+    assert h2load.argv(8000, "/", 64, 10, requests=256_000) == [
+        "h2load", "-c64", "-m10", "-t1", "-N", "10s", "-T", "90s", "-n", "256000",
+        "http://127.0.0.1:8000/"]  # fmt: skip
+    cmd = h2load.argv(8000, "/echo", 16, 4, seconds=1, data=Path("/tmp/u.bin"), limit=40)
+    assert cmd[1:3] == ["-c16", "-m4"] and cmd[6:] == ["-T", "40s", "-D", "1s", "-d", "/tmp/u.bin",
+                                                       "http://127.0.0.1:8000/echo"]  # fmt: skip
+    assert "--log-file" in h2load.argv(1, "/", 1, 1, requests=1, log=Path("/tmp/l"))
+    # About `seconds` at the warm-up's rate, a multiple of -c, under 4,096 streams per connection
+    # (zttp's GOAWAY), and at least 4 requests per stream slot.
+    assert h2load.size_requests(36_000, 6, 64, 10) == 216_000
+    capped = h2load.size_requests(200_000, 6, 64, 10)
+    assert capped == 64 * h2load.STREAMS_PER_CONNECTION < 64 * 4096
+    assert h2load.size_requests(10, 6, 16, 4) == 256  # 16 x 4 x 4
+    assert h2load.size_requests(100, 6, 16, 4) == 592  # 600, down to a multiple of 16
+
+
+def test_h2_frames_and_one_idle_request_answered() -> None:
+    import socket
+
+    req = h2load.get_request("127.0.0.1:8000")
+    assert req.startswith(h2load.PREFACE + h2load.frame(h2load.SETTINGS, 0, 0))
+    headers = req[len(h2load.preface()) :]
+    assert headers[3:9] == bytes((1, 0x5, 0, 0, 0, 1))  # HEADERS, END_STREAM|END_HEADERS, 1
+    assert headers[9:] == b"\x82\x86\x84\x41\x0e127.0.0.1:8000"
+    client, server = socket.socketpair()
+    with client, server:
+        client.settimeout(5)
+        server.sendall(h2load.frame(h2load.SETTINGS, 0, 0, b"\x00\x03\x00\x00\x00\x64")
+                       + h2load.frame(h2load.HEADERS, 0x4, 1, b"\x88")
+                       + h2load.frame(h2load.DATA, 0x1, 1, b"Hello, world"))  # fmt: skip
+        h2load._answered(client)
+        assert server.recv(100) == h2load.frame(h2load.SETTINGS, h2load.ACK, 0)
+        assert h2load._still_open(client)
+        client.settimeout(5)  # _still_open() left it non-blocking
+        server.sendall(h2load.frame(h2load.GOAWAY, 0, 0, bytes(8)))
+        with pytest.raises(run.procs.ServerFailed, match="GOAWAY"):
+            h2load._answered(client)
+        server.close()
+        assert not h2load._still_open(client)
+
+
+def test_h2_scenarios_and_groups() -> None:
+    args = run.parse_args(["--scenarios", "h2", "--h2-idle-conns", "0"])
+    assert args.scenarios == ["h2-hello", "h2-download", "h2-upload"] and args.h2_idle_conns == 0
+    assert run.parse_args(["--scenarios", "h1,ws"]).scenarios == loads.GROUPS["h1"]
+    shapes = {n: (s.module, s.clients, s.streams) for n, s in loads.SCENARIOS.items()
+              if s.kind == "h2"}  # fmt: skip
+    assert shapes == {"h2-hello": ("hello", 64, 10), "h2-download": ("download", 16, 4),
+                      "h2-upload": ("echo", 16, 4)}  # fmt: skip
+    assert set(report.H2_SCENARIOS) == set(loads.GROUPS["h2"])
+
+
+def test_the_download_app_answers_the_body_the_check_expects() -> None:
+    sys.path.insert(0, str(RUN_PY.parent))
+    try:
+        from apps import download
+    finally:
+        sys.path.remove(str(RUN_PY.parent))
+    assert download.BODY == h2load.DOWNLOAD_BODY and len(download.BODY) == 2**20
+    assert (b"content-length", b"1048576") in download._START["headers"]
+    assert download._REPLY["content"] is download._BODY["body"] is download.BODY
+
+
+def test_server_command_lines_over_h2() -> None:
+    peers = {"granian": Path("/v/granian"), "hypercorn": Path("/v/hypercorn")}
+    todo = {s.name: s for s in run.servers("/py", Path("/v/pub"), peers)}
+    pub = todo["published"].command("hello", 8000, h2=True)
+    assert pub[-5:] == ["--loop", "uvloop", "--http", "zttp", "--http2"]
+    assert "httptools" in todo["published"].command("hello", 8000)
+    ours = todo["ours-asgi"].command("download", 8001, h2=True)
+    assert ours[:4] == ["/py", "-m", "uvicorn", "apps.download:app"]
+    assert ours[-2:] == ["--http", "2"]
+    assert todo["ours-messaging"].command("hello", 1, h2=True)[3] == "apps.hello:mi"
+    granian = todo["granian"].command("hello", 8002, h2=True)
+    assert granian[-3:] == ["--http", "2", "apps.hello:app"] and "--http" not in todo[
+        "granian"].command("hello", 8002)  # fmt: skip
+    hyper = todo["hypercorn"].command("echo", 8003, h2=True)
+    assert hyper[-3:-1] == ["--config", str(RUN_PY.parent / "harness" / "hypercorn_h2.toml")]
+    assert "127.0.0.1:8003" in hyper and hyper[-1] == "apps.echo:app"
+    conf = Path(hyper[-2]).read_text()
+    assert "keep_alive_max_requests = 100000000" in conf
+
+
+def test_venvs_are_completed_not_rebuilt(monkeypatch: Any, tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(run, "VENVS", tmp_path)
+
+    def fake_run(cmd: list[str], **kw: Any) -> None:
+        calls.append(cmd)
+        if cmd[1:3] == ["-m", "venv"]:
+            Path(cmd[-1]).mkdir(parents=True)
+
+    monkeypatch.setattr(run.subprocess, "run", fake_run)
+    path = run.venv("published", ["uvicorn[standard]"], "python3")
+    assert [c[1:3] for c in calls] == [["-m", "venv"], ["-m", "pip"]]
+    calls.clear()
+    run.venv("published", ["uvicorn[standard]", "zttp"], "python3")
+    assert len(calls) == 1 and calls[0][-1] == "zttp"  # only what is missing, no --clear
+    calls.clear()
+    run.venv("published", ["uvicorn[standard]"], "python3")
+    assert calls == [] and (path / "bench-packages.txt").read_text() == "uvicorn[standard] zttp"
+    for name in ("uvicorn-0.55.0", "zttp-0.0.35", "h11-0.16.0", "Hypercorn-0.18.0"):
+        (path / "lib/python3.11/site-packages" / f"{name}.dist-info").mkdir(parents=True)
+    assert run.versions([path]) == "Hypercorn 0.18.0, uvicorn 0.55.0, zttp 0.0.35"
+
+
+def _h2_results(ours: float, hyper: float | None = 0.1,
+                granian: float | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """The HTTP/2 scenarios: published at 30,000 and 36,000 req/s, the others at a multiple."""
+    out = {}
+    for scen in report.H2_SCENARIOS:
+        base = [_run(0, 30_000), _run(1, 36_000)]
+        runs = {report.BASELINE: base, "ours-messaging": [_run(0, 30_000 * ours),
+                                                          _run(1, 36_000 * ours)]}  # fmt: skip
+        runs["ours-asgi"] = [dict(r, mib_s=1000.0, conn_kib=4.0) for r in runs["ours-messaging"]]
+        if hyper is not None:
+            runs["hypercorn"] = [_run(0, 30_000 * hyper), _run(1, 36_000 * hyper)]
+        if granian is not None:
+            runs["granian"] = [_run(0, 30_000 * granian), _run(1, 36_000 * granian)]
+        refs = {r: runs[r] for r in report.H2_REFS if r in runs}
+        out[scen] = {n: report.summarize(r, base, refs) for n, r in runs.items()}
+    return out
+
+
+def test_h2_targets_paired_to_both_references() -> None:
+    text = report.h2_targets_table(_h2_results(1.6))
+    assert ("| h2-hello paired req/s vs the published uvicorn with zttp | 1.60x | 1.60x "
+            "| >= 1.50x | pass |") in text  # fmt: skip
+    assert "| h2-upload paired req/s vs hypercorn | 16.00x | 16.00x | >= 5.00x | pass |" in text
+    assert "**Verdict: every target met (6/6 checks pass)**" in text
+    missed = report.h2_targets_table(_h2_results(1.6, hyper=0.4))
+    assert "| h2-download paired req/s vs hypercorn | 4.00x | 4.00x | >= 5.00x | FAIL |" in missed
+    assert "**Verdict: 3 of 6 checks missed: h2-hello paired req/s vs hypercorn;" in missed
+    alone = report.h2_targets_table(_h2_results(2.0, hyper=None))
+    assert "(hypercorn did not run: the >= 5x target over it is not judged)" in alone
+    assert "vs hypercorn" not in alone.split("(hypercorn")[0]
+    assert "(3/3 checks pass)" in alone
+    # Granian is the aim: shown with ours over it, never counted by the verdict.
+    aimed = report.h2_targets_table(_h2_results(1.6, granian=2.0))
+    assert "| h2-upload paired req/s vs granian | 0.80x | 0.80x | >= 1.00x | not reached |" in aimed
+    assert "**Verdict: every target met (6/6 checks pass)**" in aimed
+    assert "vs granian" not in text and "vs granian" not in alone
+    # A reference that failed in a scenario: that check is left out, and the table says so.
+    broken = _h2_results(1.6, granian=1.0)
+    broken["h2-upload"]["hypercorn"] = {"error": "boom", "failed": 3}
+    broken["h2-hello"]["granian"] = {"error": "boom", "failed": 3}
+    text = report.h2_targets_table(broken)
+    assert "(hypercorn failed in h2-upload: the >= 5x there is not judged)" in text
+    assert "(granian failed in h2-hello: the >= 1x there is not judged)" in text
+    assert "h2-upload paired req/s vs hypercorn" not in text and "(5/5 checks pass)" in text
+
+
+def test_h2_tables_show_throughput_and_idle_memory_columns() -> None:
+    sums = _h2_results(1.6)["h2-download"]
+    sums["granian"] = dict(sums["hypercorn"], conn_error="the server closed 3 of 1000 idle h2c")
+    table = report.scenario_table("h2-download", "req/s", sums)
+    assert "| idle worker MiB | MiB/s | KiB per idle h2 conn | vs published |" in table
+    assert "| 20.0 | 1,000 | 4.0 | 1.60x | 1.60x | 0 |" in table  # ours-asgi
+    assert "| 20.0 | - | - | 0.10x |" in table  # published: neither measured
+    assert "granian, idle connections:\n    the server closed 3" in table
+    assert "MiB/s" not in report.scenario_table("hello-ka", "req/s", _results(2, 2)["hello-ka"])
+    assert sums["ours-asgi"]["paired_to"] == {"published": 1.6, "hypercorn": 16.0}
+
+
+def test_the_runner_pairs_h2_runs_with_each_peer_and_prints_the_h2_verdict(
+        monkeypatch: Any, capsys: Any) -> None:  # fmt: skip
+    ran: list[tuple[str, str]] = []
+    rps = {"published": 30_000.0, "hypercorn": 3_000.0, "granian": 60_000.0}
+
+    def measure(server: Any, name: str, args: Any, scratch: Any) -> dict[str, Any]:
+        ran.append((server.name, name))
+        return dict(_run(0, rps.get(server.name, 50_000.0)), steal_pct=0.0)
+
+    monkeypatch.setattr(run, "measure", measure)
+    monkeypatch.setattr(run, "install_tools", lambda commands: None)
+    monkeypatch.setattr(run, "our_python", lambda: "/py")
+    monkeypatch.setattr(run, "venv", lambda name, packages, base: Path("/v") / name)
+    monkeypatch.setattr(run.procs, "can_pin", lambda: False)
+    assert run.main(["--scenarios", "h2-hello", "--rounds", "1",
+                     "--peers", "granian,hypercorn"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    servers = ["granian", "hypercorn", "ours-asgi", "ours-messaging", "published"]
+    assert sorted(ran) == [(n, "h2-hello") for n in servers]
+    assert "Targets (issue 7)" not in out and "Targets (issue 12)" in out
+    assert "| h2-hello paired req/s vs hypercorn | 16.67x | 16.67x | >= 5.00x | pass |" in out
+    assert ("| h2-hello paired req/s vs granian | 0.83x | 0.83x | >= 1.00x | not reached |"
+            in out)  # fmt: skip
+    assert "**Verdict: every target met (2/2 checks pass)**" in out

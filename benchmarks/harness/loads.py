@@ -1,5 +1,6 @@
 """The scenarios, the one-request correctness checks, and the load generators: wrk for HTTP
-(with a Lua script that reports the numbers) and ws_client.py for WebSockets."""
+(with a Lua script that reports the numbers) and ws_client.py for WebSockets (h2load for HTTP/2
+is harness/h2load.py)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ WS_SIZE = 64
 class Scenario:
     module: str  # benchmarks/apps/<module>.py
     path: str
-    kind: str  # "http" or "ws"
+    kind: str  # "http" (wrk), "ws" (ws_client.py) or "h2" (h2load, h2c with prior knowledge)
     what: str
+    clients: int = 0  # h2: h2load's connections (-c) and streams in flight on each (-m)
+    streams: int = 0
 
 
 SCENARIOS = {
@@ -35,7 +38,14 @@ SCENARIOS = {
     "stream": Scenario("stream", "/stream", "http", "GET /stream -> 16 x 1 KiB, chunked"),
     "echo": Scenario("echo", "/echo", "http", "POST /echo, 64 KiB body echoed back"),
     "ws": Scenario("ws_echo", "/ws", "ws", "WebSocket echo, 64-byte text, 1 in flight per conn"),
-}
+    "h2-hello": Scenario("hello", "/", "h2", "h2c GET / -> 'Hello, world', h2load -c64 -m10",
+                         64, 10),
+    "h2-download": Scenario("download", "/", "h2", "h2c GET / -> 1 MiB, h2load -c16 -m4", 16, 4),
+    "h2-upload": Scenario("echo", "/echo", "h2", "h2c POST /echo, 64 KiB body echoed back, "
+                          "h2load -c16 -m4", 16, 4),
+}  # fmt: skip
+GROUPS = {"h1": [n for n, s in SCENARIOS.items() if s.kind != "h2"],
+          "h2": [n for n, s in SCENARIOS.items() if s.kind == "h2"]}  # fmt: skip
 
 _STREAM_BODY = (b"x" * 1023 + b"\n") * 16
 
@@ -130,14 +140,11 @@ def parse_wrk(stdout: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run_wrk(name: str, port: int, script: Path, seconds: int, connections: int,
-            cpu: int | None, watch: TreeWatch,
-            server_cpu: int | None = None) -> dict[str, Any]:  # fmt: skip
-    """One wrk run; adds the server tree's CPU seconds, wrk's CPU% and the time stolen from
-    either core (steal_pct) over the same window."""
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s",
-            "-s", str(script), f"http://{HOST}:{port}{SCENARIOS[name].path}"]  # fmt: skip
-    out = script.with_suffix(".out")
+def timed(argv: list[str], out: Path, cpu: int | None, watch: TreeWatch,
+          server_cpu: int | None) -> tuple[int, str, dict[str, float]]:  # fmt: skip
+    """Run a load generator pinned to `cpu`, its output in `out`: (exit status, output, the
+    server tree's CPU seconds, the generator's CPU%, others' CPU% and the time stolen from
+    either core (steal_pct) over the same window)."""
     with out.open("w") as stdout:
         cpu0, busy0, t0 = watch.cpu_seconds(), busy_seconds(), time.monotonic()
         steal = StealWatch(cpu, server_cpu)
@@ -146,16 +153,24 @@ def run_wrk(name: str, port: int, script: Path, seconds: int, connections: int,
         elapsed, cpu1, busy1 = time.monotonic() - t0, watch.cpu_seconds(), busy_seconds()
         stolen = steal.percent()
         proc.returncode = os.waitstatus_to_exitcode(status)
-    text = out.read_text(errors="replace")
-    if proc.returncode != 0:
-        raise ServerFailed(f"wrk exited with {proc.returncode}:\n{text[-600:]}")
-    result = parse_wrk(text)
     client = usage.ru_utime + usage.ru_stime
-    result["server_cpu_s"] = cpu1 - cpu0
-    result["client_cpu_pct"] = 100 * client / elapsed
-    result["other_cpu_pct"] = max(0.0, 100 * (busy1 - busy0 - client - (cpu1 - cpu0)) / elapsed)
-    result["steal_pct"] = stolen
-    return result
+    return proc.returncode, out.read_text(errors="replace"), {
+        "server_cpu_s": cpu1 - cpu0, "client_cpu_pct": 100 * client / elapsed,
+        "other_cpu_pct": max(0.0, 100 * (busy1 - busy0 - client - (cpu1 - cpu0)) / elapsed),
+        "steal_pct": stolen,
+    }  # fmt: skip
+
+
+def run_wrk(name: str, port: int, script: Path, seconds: int, connections: int,
+            cpu: int | None, watch: TreeWatch,
+            server_cpu: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """One wrk run, with what timed() measures around it."""
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s",
+            "-s", str(script), f"http://{HOST}:{port}{SCENARIOS[name].path}"]  # fmt: skip
+    code, text, meters = timed(argv, script.with_suffix(".out"), cpu, watch, server_cpu)
+    if code != 0:
+        raise ServerFailed(f"wrk exited with {code}:\n{text[-600:]}")
+    return dict(parse_wrk(text), **meters)
 
 
 def run_ws(port: int, python: str, warmup: float, seconds: float, connections: int,

@@ -160,8 +160,11 @@ class Server:
     def fail(self, why: str) -> ServerFailed:
         return ServerFailed(f"{why}\n{tail(self.log)}".rstrip())
 
-    def wait_ready(self, port: int, path: str, timeout: float = 30.0) -> TreeWatch:
-        """Poll until an HTTP status line comes back; then start watching the tree."""
+    def wait_ready(self, port: int, path: str, timeout: float = 30.0,
+                   h2_preface: bytes = b"") -> TreeWatch:  # fmt: skip
+        """Poll until an HTTP status line comes back (or, given an HTTP/2 client preface to send,
+        until the server answers it with anything or closes: the scenario's check then says
+        whether that was HTTP/2); then start watching the tree."""
         probe = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -169,8 +172,9 @@ class Server:
                 raise self.fail(f"exited with status {self.proc.returncode} before answering")
             try:
                 with socket.create_connection((HOST, port), timeout=2) as sock:
-                    sock.sendall(probe.encode())
-                    if sock.recv(16).startswith(b"HTTP/1."):
+                    sock.sendall(h2_preface or probe.encode())
+                    answer = sock.recv(16)
+                    if answer.startswith(b"HTTP/1.") or h2_preface:
                         self.watch = TreeWatch(self.proc.pid)
                         return self.watch
             except OSError:

@@ -1,5 +1,6 @@
 """From runs to tables: one summary per server and scenario, a markdown table per scenario, and
-the table of the performance targets (issue 7) with a verdict line. Pure functions: no I/O."""
+the tables of the performance targets (issue 7 for HTTP/1.1 and WebSockets, issue 12 for HTTP/2)
+with a verdict line. Pure functions: no I/O."""
 
 from __future__ import annotations
 
@@ -10,6 +11,14 @@ BASELINE = "published"
 OURS = {"messaging": "ours-messaging", "ASGI": "ours-asgi"}
 # Paired req/s ratio over the published uvicorn that ours must reach, per scenario.
 TARGETS = {"hello-ka": 1.5, "stream": 2.0, "echo": 1.3, "hello-close": 1.1, "ws": 1.3}
+# HTTP/2 (issue 12): paired req/s ratio that ours must reach over each reference, per scenario.
+H2_REFS = {BASELINE: "the published uvicorn with zttp", "hypercorn": "hypercorn",
+           "granian": "granian"}  # fmt: skip
+H2_GOALS = {BASELINE: 1.5, "hypercorn": 5.0}  # in every HTTP/2 scenario, on both interfaces
+H2_AIMS = {"granian": 1.0}  # aimed at, shown, not judged by the verdict
+H2_SCENARIOS = ("h2-hello", "h2-download", "h2-upload")
+# Columns a scenario table shows when some server's summary has them: key, header, digits.
+EXTRA_COLUMNS = [("mib_s", "MiB/s", 0), ("conn_kib", "KiB per idle h2 conn", 1)]
 
 NOISY_CPU_PCT = 10.0  # CPU% used by other processes beyond which the verdict warns
 Summary = dict[str, Any]
@@ -19,11 +28,20 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def summarize(runs: list[dict[str, Any]], base_runs: list[dict[str, Any]]) -> Summary:
-    """Medians over the rounds of one server, and its ratios to the baseline's runs.
+def _paired(ok: list[dict[str, Any]], ref_runs: list[dict[str, Any]]) -> float | None:
+    """The median over rounds of rps / the reference's rps in the same round."""
+    ref = {r["round"]: r["rps"] for r in ref_runs if "rps" in r}
+    return _median([r["rps"] / ref[r["round"]] for r in ok if r["round"] in ref])
+
+
+def summarize(runs: list[dict[str, Any]], base_runs: list[dict[str, Any]],
+              refs: dict[str, list[dict[str, Any]]] | None = None) -> Summary:  # fmt: skip
+    """Medians over the rounds of one server, and its ratios to the baseline's runs (and its
+    paired ratios to each of `refs`' runs, in "paired_to").
 
     A run is a dict with rps, p50_ms, p99_ms, requests, server_cpu_s, client_cpu_pct,
-    peak_rss_mib, idle_worker_mib, errors and round; or with `error` when it failed.
+    peak_rss_mib, idle_worker_mib, errors and round (HTTP/2 runs may add mib_s, and conn_kib
+    or conn_error); or with `error` when it failed.
     """
     ok = [r for r in runs if "rps" in r]
     failures = [r for r in runs if "rps" not in r]
@@ -46,11 +64,16 @@ def summarize(runs: list[dict[str, Any]], base_runs: list[dict[str, Any]]) -> Su
     }  # fmt: skip
     if failures:
         summary["first_error"] = failures[0].get("error", "")
+    for key, _, _ in EXTRA_COLUMNS:
+        if any(key in r for r in ok):
+            summary[key] = _median([r[key] for r in ok if key in r])
+    if any("conn_error" in r for r in ok):
+        summary["conn_error"] = next(r["conn_error"] for r in ok if "conn_error" in r)
+    summary["paired_to"] = {name: _paired(ok, ref) for name, ref in (refs or {}).items()}
     base_ok = {r["round"]: r["rps"] for r in base_runs if "rps" in r}
     if base_ok:
         summary["ratio"] = summary["rps_median"] / statistics.median(base_ok.values())
-        paired = [r["rps"] / base_ok[r["round"]] for r in ok if r["round"] in base_ok]
-        summary["paired"] = _median(paired)
+        summary["paired"] = _paired(ok, base_runs)
     return summary
 
 
@@ -60,29 +83,35 @@ def fmt(value: float | None, digits: int = 0, suffix: str = "") -> str:
 
 def scenario_table(title: str, unit: str, summaries: dict[str, Summary]) -> str:
     """Markdown table of one scenario; failures follow it with the tail of the server's log."""
+    extra = [c for c in EXTRA_COLUMNS if any(c[0] in s for s in summaries.values())]
+    heads = "".join(f" {head} |" for _, head, _ in extra)
+    width = 12 + len(extra)
     out = [
         f"### {title}", "",
         f"| server | {unit} | min-max | p50 ms | p99 ms | CPU us/req | client CPU% | other CPU% "
-        f"| peak RSS MiB | idle worker MiB | vs {BASELINE} | paired | errors |",
-        "|---|" + "---:|" * 12,
+        f"| peak RSS MiB | idle worker MiB |{heads} vs {BASELINE} | paired | errors |",
+        "|---|" + "---:|" * width,
     ]  # fmt: skip
     notes = []
     for name, s in summaries.items():
         if "error" in s:
-            out.append(f"| {name} | FAILED |" + " |" * 11)
+            out.append(f"| {name} | FAILED |" + " |" * (width - 1))
             notes.append(f"{name} FAILED:\n" + _indent(s["error"]))
             continue
         failed = f" ({s['failed']} runs FAILED)" if s["failed"] else ""
+        cells = "".join(f" {fmt(s.get(key), digits)} |" for key, _, digits in extra)
         out.append(
             f"| {name} | {fmt(s['rps_median'])} | {fmt(s['rps_min'])}-{fmt(s['rps_max'])} "
             f"| {fmt(s['p50_ms'], 2)} | {fmt(s['p99_ms'], 2)} | {fmt(s['cpu_us'], 1)} "
             f"| {fmt(s['client_cpu_pct'])} | {fmt(s['other_cpu_pct'])} "
-            f"| {fmt(s['peak_rss_mib'], 1)} | {fmt(s['idle_worker_mib'], 1)} "
-            f"| {fmt(s.get('ratio'), 2, 'x')} | {fmt(s.get('paired'), 2, 'x')} "
+            f"| {fmt(s['peak_rss_mib'], 1)} | {fmt(s['idle_worker_mib'], 1)} |{cells}"
+            f" {fmt(s.get('ratio'), 2, 'x')} | {fmt(s.get('paired'), 2, 'x')} "
             f"| {s['errors']}{failed} |"
         )
         if s["failed"] and "first_error" in s:
             notes.append(f"{name} (some runs) FAILED:\n" + _indent(s["first_error"]))
+        if "conn_error" in s:
+            notes.append(f"{name}, idle connections:\n" + _indent(s["conn_error"]))
     return "\n".join([*out, "", *notes]).rstrip() + "\n"
 
 
@@ -103,11 +132,11 @@ def target_rows(results: dict[str, dict[str, Summary]]) -> list[tuple[str, str, 
         p99s = {i: sums.get(n, {}).get("p99_ms") for i, n in OURS.items()}
         rows.append(_row(f"{scen} p99 ms", p99s, base_p99, higher=False, unit=" ms"))
     idle = {
-        name: _median([s[name]["idle_worker_mib"] for s in results.values()
-                       if "idle_worker_mib" in s.get(name, {})])
+        name: _median([s[name]["idle_worker_mib"] for scen, s in results.items()
+                       if scen in TARGETS and "idle_worker_mib" in s.get(name, {})])
         for name in (BASELINE, *OURS.values())
     }  # fmt: skip
-    if results:
+    if any(scen in TARGETS for scen in results):
         ours = {i: idle[n] for i, n in OURS.items()}
         rows.append(_row("idle RSS of one worker", ours, idle[BASELINE], higher=False, unit=" MiB"))
     return rows
@@ -142,13 +171,60 @@ def verdict(rows: list[tuple[str, str, str, str, str]], other_cpu: float | None 
     return line
 
 
+def _others(results: dict[str, dict[str, Summary]], scenarios: Any) -> float | None:
+    """The median of other processes' CPU% over the summaries of those scenarios."""
+    return _median([s["other_cpu_pct"] for scen, sums in results.items() if scen in scenarios
+                    for s in sums.values() if s.get("other_cpu_pct") is not None])  # fmt: skip
+
+
 def targets_table(results: dict[str, dict[str, Summary]]) -> str:
     rows = target_rows(results)
-    others = [s["other_cpu_pct"] for sums in results.values() for s in sums.values()
-              if s.get("other_cpu_pct") is not None]  # fmt: skip
     out = [
         "### Targets (issue 7): ours vs the published uvicorn in the same run", "",
         "| check | messaging | ASGI | target | result |", "|---|---:|---:|---|---|",
     ]  # fmt: skip
     out += [f"| {' | '.join(row)} |" for row in rows]
-    return "\n".join([*out, "", verdict(rows, _median(others))]) + "\n"
+    return "\n".join([*out, "", verdict(rows, _others(results, TARGETS))]) + "\n"
+
+
+def h2_target_rows(results: dict[str, dict[str, Summary]],
+                   goals: dict[str, float]) -> list[tuple[str, str, str, str, str]]:  # fmt: skip
+    """(check, messaging, ASGI, target, result) for each of `goals` (reference: paired ratio)
+    whose reference has a result in that HTTP/2 scenario."""
+    rows = []
+    for scen in H2_SCENARIOS:
+        sums = results.get(scen, {})
+        for ref, goal in goals.items():
+            if "rps_median" not in sums.get(ref, {}):
+                continue  # the reference did not run or failed: h2_targets_table() says so
+            ratios = {i: sums.get(n, {}).get("paired_to", {}).get(ref) for i, n in OURS.items()}
+            rows.append(_row(f"{scen} paired req/s vs {H2_REFS[ref]}", ratios, goal, higher=True,
+                             unit="x"))  # fmt: skip
+    return rows
+
+
+def h2_targets_table(results: dict[str, dict[str, Summary]]) -> str:
+    """Issue 12's targets: ours over the published uvicorn with zttp and over hypercorn, paired
+    per round, judged by the verdict; then ours over granian (the aim, not judged); a note for
+    each reference that did not run or failed in a scenario."""
+    rows = h2_target_rows(results, H2_GOALS)
+    aims = [(*row[:4], "reached" if row[4] == "pass" else "not reached")
+            for row in h2_target_rows(results, H2_AIMS)]  # fmt: skip
+    out = [
+        "### Targets (issue 12): HTTP/2, ours vs the published uvicorn with zttp and hypercorn "
+        "in the same run (granian: the aim, not judged)", "",
+        "| check | messaging | ASGI | target | result |", "|---|---:|---:|---|---|",
+    ]  # fmt: skip
+    out += [f"| {' | '.join(row)} |" for row in [*rows, *aims]]
+    notes = []
+    for ref, goal in {**H2_GOALS, **H2_AIMS}.items():
+        sums = [(scen, results[scen]) for scen in H2_SCENARIOS if scen in results]
+        failed = [scen for scen, s in sums if ref in s and "rps_median" not in s[ref]]
+        if failed:
+            notes.append(f"({H2_REFS[ref]} failed in {', '.join(failed)}: the >= {goal:g}x "
+                         "there is not judged)")  # fmt: skip
+        if ref in H2_GOALS and any(ref not in s for _, s in sums):
+            notes.append(f"({H2_REFS[ref]} did not run: the >= {goal:g}x target over it is "
+                         "not judged)")  # fmt: skip
+    line = verdict(rows, _others(results, H2_SCENARIOS))
+    return "\n".join([*out, "", *notes, *([""] if notes else []), line]) + "\n"
