@@ -136,7 +136,7 @@ class H2Core(H2Control):
         return data
 
     def _fail(self, code: int, reason: str) -> None:
-        self.goaway(code, self.last_stream)
+        self.goaway(code)
         self.closed = True
         raise H2ConnectionError(code, reason)
 
@@ -227,6 +227,7 @@ class H2Core(H2Control):
         # count its stream as one we acted on (section 6.8: the client may retry it).
         self.last_stream = stream_id
         if stream_id > self.accept_until:
+            self._junk()
             return  # after our GOAWAY: ignored (section 6.8)
         if len(self.streams) >= self.settings.max_concurrent_streams:
             # Section 5.1.2: beyond the limit we announced. REFUSED_STREAM: safe to retry.
@@ -261,8 +262,16 @@ class H2Core(H2Control):
     ) -> None:
         stream = self.streams.get(stream_id)
         if stream is None or not stream.remote_open:
-            if stream is None and stream_id in self._reset:
-                self.decoder.decode(block)  # late, after our RST_STREAM: kept in step only
+            if stream is not None:
+                # Section 5.1, half-closed (remote): a stream error of type STREAM_CLOSED; the
+                # block is still decoded (section 4.3: the HPACK context is the connection's).
+                self.decoder.decode(block)
+                self._stream_error(stream_id, f.STREAM_CLOSED, events)
+                return
+            if stream_id in self._reset or stream_id > self.accept_until:
+                # Late, after our RST_STREAM (section 5.1), or on a stream our GOAWAY ignores
+                # (section 6.8): the block only keeps the HPACK context in step.
+                self.decoder.decode(block)
                 self._junk()
                 return
             raise H2ConnectionError(f.STREAM_CLOSED, "HEADERS on a closed stream")
@@ -302,8 +311,10 @@ class H2Core(H2Control):
             if stream_id > self.last_stream:
                 raise H2ConnectionError(f.PROTOCOL_ERROR, "DATA on an idle stream")
             self.consumed(0, length)  # the connection's window back; nobody reads it
-            if stream is None and stream_id in self._reset:
-                self._junk()  # late, after our RST_STREAM (section 5.1)
+            if stream is None and (stream_id in self._reset or stream_id > self.accept_until):
+                # Late, after our RST_STREAM (section 5.1), or on a stream our GOAWAY ignores
+                # (section 6.8): ignored.
+                self._junk()
             else:
                 self._stream_error(stream_id, f.STREAM_CLOSED, events)
             return

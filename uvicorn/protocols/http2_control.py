@@ -211,7 +211,11 @@ class H2Control:
         client opened) will be served. A graceful shutdown sends it twice: first with the
         largest stream id (no new stream is refused yet, but the client is told), then, a
         round trip later, with the real last one."""
-        last = self.last_stream if last_stream is None else last_stream
+        if last_stream is None:
+            # Section 6.8: a later GOAWAY never raises the last stream id (the streams ignored
+            # after ours were never ours to serve).
+            last_stream = min(self.last_stream, self.accept_until)
+        last = last_stream
         self.accept_until = last
         self.goaway_sent = True
         self.out.append(f.goaway(last, code))
