@@ -81,6 +81,7 @@ class H2Connection(TransportProtocol):
         self.running = 0  # app calls in flight
         self.closing = False  # GOAWAY sent: close once every stream is done
         self._final_goaway = False
+        self._awaiting_pong = False  # shut down: counted in state.active until the PONG
         self._idle_until = 0.0
 
     @property
@@ -180,6 +181,7 @@ class H2Connection(TransportProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail_streams()
+        self._round_trip_done()
         self.state.forget(self)
         self._cancel_timer()
         self._lost()
@@ -345,6 +347,12 @@ class H2Connection(TransportProtocol):
         self.core.ping()
         self.output()
         self._arm(self.loop.time() + 1.0)  # (a client that never answers the PING)
+        # RFC 9113 section 6.8: until the PING is answered (a round trip), a request the
+        # client sent before it read the GOAWAY may be on its way, and it must be served.
+        # Meanwhile the connection counts as a request in flight, so that the server's
+        # shutdown waits for it: an idle connection was closed at once, losing that request.
+        self._awaiting_pong = True
+        self.state.active += 1
 
     linger = shutdown  # a retiring worker: the same, other workers serve what comes next
 
@@ -355,3 +363,13 @@ class H2Connection(TransportProtocol):
             self.output()
             if not self.streams:
                 self.close()
+        self._round_trip_done()
+
+    def _round_trip_done(self) -> None:
+        """No request sent before the GOAWAY can still be on its way (see ``shutdown``)."""
+        if self._awaiting_pong:
+            self._awaiting_pong = False
+            state = self.state
+            state.active -= 1
+            if state.shutting_down and state.active == 0:
+                state.drained()

@@ -1,0 +1,154 @@
+"""HTTP/2 under the supervisor (--workers 2), through the real command line: a SIGHUP restart
+of every worker and --max-requests retirements under h2load lose no request, and a graceful
+shutdown (SIGTERM) sends GOAWAY twice (RFC 9113 section 6.8) and completes the streams in
+flight, those a client opened before it knew included, and no stream above the last one.
+
+h2load is not a client that survives a GOAWAY, which a retiring worker sends on each of its
+connections (its ``linger``): nghttp2's h2load (1.52, and its source today: src/h2load.cc,
+Client::try_again_or_fail) reconnects only when an HTTP/1.1 response said ``connection:
+close``; after an HTTP/2 GOAWAY, every request it had not sent yet is counted failed and
+errored, although the server never saw it. (Run once across a SIGHUP with -n30000 -c4 -m10:
+13,180 started, 13,140 succeeded, 16,860 failed.) A correct client sends those on a new
+connection. So the load here is h2load runs back to back (H2LoadLoop), each connection
+sending all of its requests as it opens (-n = c * m): a GOAWAY can then only come after
+every request of the connection was sent, and each must be answered (a stream refused above
+the GOAWAY's last stream id would count as failed, so would any request lost)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from tests.e2e.h2tools import H2LoadLoop, h2load
+from tests.e2e.process import CLIProcess
+from tests.e2e.supervision import serving_pids
+from tests.worker.h2client import H2Client
+
+HELD = "tests.e2e.h2_apps:held"
+NO_ERROR, LARGEST_STREAM = 0, 2**31 - 1
+STOPPED = r"Worker \[(\d+)\] stopped \(it exited with code 0\)"
+
+
+def clean(runs: list[object]) -> list[str]:
+    """The outputs of the runs that were not clean (every request sent and answered 2xx)."""
+    return [run.output for run in runs if not run.clean]  # type: ignore[attr-defined]
+
+
+def test_sighup_restart_of_every_worker_under_h2load(tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    with CLIProcess(HELD, "--port", "0", "--workers", "2", "--no-access-log") as server:
+        url = f"http://127.0.0.1:{server.wait_ready()}/"
+        old = serving_pids(server, 2)
+        load = H2LoadLoop(url)
+        held: list[object] = []
+        # Streams in flight on the old workers for the whole restart: answered only once
+        # both workers began retiring, i.e. after their GOAWAYs.
+        holder = asyncio.new_event_loop()
+        task = holder.run_in_executor(None, lambda: held.append(
+            h2load(f"{url}hold?{release}", "-c", "2", "-m", "5", "-n", "10")))  # fmt: skip
+        try:
+            server.wait_for_lines("held request started", 10)
+            load.wait_runs(1)
+            server.signal(signal.SIGHUP)
+            server.wait_for_line("Received SIGHUP: starting generation 2")
+            # Both old workers began retiring (GOAWAY on each connection goes with this
+            # line), one of them at least with the held connections.
+            server.wait_for_lines("Shutting down", 2)
+            server.wait_for_line(r"Retiring: answering \d+ open connection")
+            release.touch()
+            stopped = {int(m.group(1)) for m in server.wait_for_lines(STOPPED, 2)}
+            assert stopped == set(old)
+            server.wait_for_line("Reload complete: generation 2 serving")
+            load.wait_runs(2)  # on the new generation only
+            holder.run_until_complete(task)
+        finally:
+            runs = load.stop()
+            holder.close()
+        assert server.stop() == 0
+    (summary,) = held
+    assert summary.clean and summary.total == 10, summary.output  # type: ignore[attr-defined]
+    assert len(runs) >= 3 and not clean(runs), clean(runs)
+
+
+def test_max_requests_retirements_under_h2load() -> None:
+    args = ("--port", "0", "--workers", "2", "--no-access-log", "--max-requests", "300")
+    with CLIProcess(HELD, *args) as server:
+        url = f"http://127.0.0.1:{server.wait_ready()}/"
+        serving_pids(server, 2)
+        load = H2LoadLoop(url)
+        try:
+            # Four workers retired and replaced (of 2 x 300 requests and more each).
+            server.wait_for_lines(r"has served --max-requests: replacing it", 4, timeout=20)
+            server.wait_for_lines(STOPPED, 4, timeout=20)
+        finally:
+            runs = load.stop()
+        assert server.stop() == 0
+    served = sum(run.succeeded for run in runs)
+    assert served >= 4 * 300 and not clean(runs), clean(runs)
+
+
+class LateRequests:
+    """Requests sent at each GOAWAY, before the frames after it are read: at the first (the
+    largest stream id), one already on its way, which the server must serve; after the last,
+    one above its last stream id, which the server must never process (RFC 9113 section
+    6.8)."""
+
+    def __init__(self, client: H2Client) -> None:
+        self.client = client
+        self.late = self.above = 0
+        client.on_goaway = self.goaway
+
+    def goaway(self, code: int, last: int) -> None:
+        if last == LARGEST_STREAM and not self.late:
+            self.late = self.client.request("/late")
+        elif last != LARGEST_STREAM and not self.above:
+            self.above = self.client.request("/above")
+
+
+async def test_sigterm_completes_the_stream_in_flight_after_two_goaways(tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    with CLIProcess(HELD, "--port", "0", "--workers", "2") as server:
+        port = await asyncio.to_thread(server.wait_ready)
+        workers = await asyncio.to_thread(serving_pids, server, 2)
+        client = await H2Client.open(port)
+        held = client.request(f"/hold?{release}")
+        await asyncio.to_thread(server.wait_for_line, "held request started")
+        sent = LateRequests(client)
+        server.signal(signal.SIGTERM)
+        await client.until(lambda: len(client.goaways) == 2)
+        assert client.goaways == [(NO_ERROR, LARGEST_STREAM), (NO_ERROR, sent.late)]
+        late = await client.response(sent.late)
+        assert late.status == 200 and int(late.data) in workers
+        assert not client.streams[held].done  # still in flight, and the connection open
+        release.touch()
+        answer = await client.response(held)
+        assert answer.status == 200 and answer.reset is None and answer.data == late.data
+        await client.closed()
+        client.close()
+        assert not client.streams[sent.above].done  # never answered, not even refused
+        assert await asyncio.to_thread(server.proc.wait, 10) == 0
+        output = server.output()
+    assert output.count(' HTTP/2" 200') == 2, output
+    assert '"GET /late HTTP/2" 200' in output and "/above" not in output, output
+
+
+async def test_sigterm_serves_the_request_sent_as_an_idle_connection_got_goaway() -> None:
+    with CLIProcess(HELD, "--port", "0", "--workers", "2") as server:
+        port = await asyncio.to_thread(server.wait_ready)
+        workers = await asyncio.to_thread(serving_pids, server, 2)
+        client = await H2Client.open(port)
+        first = await client.response(client.request("/"))
+        assert first.status == 200 and int(first.data) in workers
+        sent = LateRequests(client)  # the connection is idle: nothing in flight
+        server.signal(signal.SIGTERM)
+        await client.until(lambda: len(client.goaways) == 2)
+        assert client.goaways == [(NO_ERROR, LARGEST_STREAM), (NO_ERROR, sent.late)]
+        late = await client.response(sent.late)
+        assert late.status == 200 and late.data == first.data
+        await client.closed()
+        client.close()
+        assert not client.streams[sent.above].done
+        assert await asyncio.to_thread(server.proc.wait, 10) == 0
+        output = server.output()
+    assert '"GET /late HTTP/2" 200' in output and "/above" not in output, output
