@@ -152,3 +152,31 @@ async def test_sigterm_serves_the_request_sent_as_an_idle_connection_got_goaway(
         assert await asyncio.to_thread(server.proc.wait, 10) == 0
         output = server.output()
     assert '"GET /late HTTP/2" 200' in output and "/above" not in output, output
+
+
+async def test_a_connection_that_turns_http2_while_its_worker_retires_gets_goaway() -> None:
+    # Accepted before the retirement, its preface read after it began: the HTTP/1.1 side was
+    # told to close after one more answer, the HTTP/2 side must be told to go away too. The
+    # keep-alive timeout is long, so that only a GOAWAY for the retirement can end it soon.
+    args = ("--port", "0", "--workers", "1", "--timeout-keep-alive", "60")
+    with CLIProcess(HELD, *args) as server:
+        port = await asyncio.to_thread(server.wait_ready)
+        (old,) = await asyncio.to_thread(serving_pids, server, 1)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        # Another connection, idle, that keeps the retirement's linger going.
+        _, other = await asyncio.open_connection("127.0.0.1", port)
+        server.signal(signal.SIGHUP)
+        await asyncio.to_thread(server.wait_for_line, r"Retiring: answering 2 open connection")
+        client = H2Client(reader, writer, auto_ack=True)
+        client.conn.initiate_connection()  # prior knowledge, on the connection it had
+        client.flush()
+        client.start_reading()
+        answer = await client.response(client.request("/"))
+        assert answer.status == 200 and int(answer.data) == old
+        await client.until(lambda: len(client.goaways) == 2)
+        assert client.goaways == [(NO_ERROR, LARGEST_STREAM), (NO_ERROR, 1)]
+        await client.closed()
+        client.close()
+        other.close()
+        await asyncio.to_thread(server.wait_for_line, rf"Worker \[{old}\] stopped \(it exited")
+        assert server.stop() == 0

@@ -125,6 +125,11 @@ class H2Connection(TransportProtocol):
             self._request(1, upgrade, True)
         self.output()
         self._idle()
+        if self.state.shutting_down:
+            # Turned HTTP/2 after the server's shutdown (or retirement) told its connections
+            # to go: this one must be told too (RFC 9113 section 6.8), or it is served as if
+            # nothing were happening until its keep-alive timeout, holding the worker.
+            self.shutdown()
         if data:
             self.data_received(data)
 
