@@ -75,7 +75,11 @@ class H2Control:
         self._buffer = b""
         self._preface = f.PREFACE  # what of the client preface is still to come
         self._settings_seen = False
-        self.local_window = settings.initial_window_size
+        # The receive window of a new stream. RFC 9113 section 6.9.2: a client may send up to
+        # the default window before it processes our SETTINGS, so a smaller one is in force only
+        # once acknowledged (section 6.5.3); a larger one is granted at once.
+        self.local_window = max(settings.initial_window_size, f.DEFAULT_WINDOW)
+        self._acks_due = 0  # our SETTINGS frames not yet acknowledged
         self.peer_window = f.DEFAULT_WINDOW  # the client's SETTINGS_INITIAL_WINDOW_SIZE
         self.peer_max_frame = f.DEFAULT_FRAME_SIZE
         self.conn_send = f.DEFAULT_WINDOW
@@ -111,6 +115,7 @@ class H2Control:
         if s.extended_connect:
             values.append((f.ENABLE_CONNECT_PROTOCOL, 1))
         self.out.append(f.settings(values))
+        self._acks_due += 1
         size = min(s.max_concurrent_streams * s.initial_window_size, CONNECTION_WINDOW_CAP)
         if size > f.DEFAULT_WINDOW:
             self.out.append(f.window_update(0, size - f.DEFAULT_WINDOW))
@@ -138,8 +143,8 @@ class H2Control:
         stream = self.streams.get(stream_id)
         if stream is None or not stream.local_open:
             return 0
-        send = stream.send_window
-        return send if send < self.conn_send else self.conn_send
+        room = min(stream.send_window, self.conn_send)
+        return room if room > 0 else 0  # (a window may be negative: section 6.9.2)
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool) -> int:
         """DATA frames for as much of ``data`` as the windows allow; END_STREAM with its last
@@ -147,8 +152,10 @@ class H2Control:
         stream = self.streams[stream_id]
         total = len(data)
         room = min(self.conn_send, stream.send_window, total)
-        if not room and total:
-            return 0  # no window: nothing, not even an empty frame
+        if room <= 0:  # (a window may be negative: section 6.9.2)
+            if total:
+                return 0  # no window: nothing, not even an empty frame
+            room = 0
         size = self.peer_max_frame
         out = self.out
         flags = f.END_STREAM if end_stream and room == total else 0
@@ -331,6 +338,15 @@ class H2Control:
             return
         events.append((WINDOW, stream_id))
 
+    def _acknowledged(self) -> None:
+        """Our SETTINGS are in force (section 6.5.3): a receive window smaller than the default
+        now applies, to the streams already open too (section 6.9.2: by the difference)."""
+        delta = self.settings.initial_window_size - self.local_window
+        if delta:
+            self.local_window += delta
+            for stream in self.streams.values():
+                stream.recv_window += delta
+
     def _on_settings(
         self, data: bytes, start: int, stop: int, flags: int, stream_id: int, events: list[Event]
     ) -> None:
@@ -339,6 +355,11 @@ class H2Control:
         if flags & f.ACK:
             if stop != start:
                 raise H2ConnectionError(f.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
+            if self._acks_due:
+                self._acks_due -= 1
+                self._acknowledged()
+            else:
+                self._junk()  # an ACK of nothing: of no use
             return
         if (stop - start) % 6:
             raise H2ConnectionError(f.FRAME_SIZE_ERROR, "SETTINGS of a wrong size")
