@@ -32,7 +32,7 @@ async def asgi_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 async def held(message: dict[str, Any], channels: dict[str, Any]) -> None:
-    """Answers with the worker's pid. ``/hold?FILE`` logs that it started, then holds its
+    """Answers with the worker's pid, or 1 MB for ``/big``. ``/hold?FILE`` logs that it started, then holds its
     answer until FILE exists: a request in flight for exactly as long as a test needs (the
     test creates FILE once it has seen what it waits for in the log)."""
     if message["path"] == "/hold":
@@ -40,6 +40,9 @@ async def held(message: dict[str, Any], channels: dict[str, Any]) -> None:
         logger.info("held request started")
         while not release.exists():
             await asyncio.sleep(0.01)
+    if message["path"] == "/big":  # more than a client's first window (64 KiB)
+        await channels["reply"].send({"status": 200, "content": b"x" * 1_000_000})
+        return
     await channels["reply"].send({"status": 200, "content": str(os.getpid()).encode()})
 
 

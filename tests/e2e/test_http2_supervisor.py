@@ -20,7 +20,9 @@ import asyncio
 import signal
 from pathlib import Path
 
-from tests.e2e.h2tools import H2LoadLoop, h2load
+import pytest
+
+from tests.e2e.h2tools import H2LoadLoop, h2load, self_signed
 from tests.e2e.process import CLIProcess
 from tests.e2e.supervision import serving_pids
 from tests.worker.h2client import H2Client
@@ -35,10 +37,12 @@ def clean(runs: list[object]) -> list[str]:
     return [run.output for run in runs if not run.clean]  # type: ignore[attr-defined]
 
 
-def test_sighup_restart_of_every_worker_under_h2load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["h2c", "tls"])
+def test_sighup_restart_of_every_worker_under_h2load(tls: bool, tmp_path: Path) -> None:
     release = tmp_path / "release"
-    with CLIProcess(HELD, "--port", "0", "--workers", "2", "--no-access-log") as server:
-        url = f"http://127.0.0.1:{server.wait_ready()}/"
+    args = ["--port", "0", "--workers", "2", "--no-access-log"]
+    with CLIProcess(HELD, *args, *(self_signed(tmp_path) if tls else [])) as server:
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{server.wait_ready()}/"
         old = serving_pids(server, 2)
         load = H2LoadLoop(url)
         held: list[object] = []
@@ -180,3 +184,25 @@ async def test_a_connection_that_turns_http2_while_its_worker_retires_gets_goawa
         other.close()
         await asyncio.to_thread(server.wait_for_line, rf"Worker \[{old}\] stopped \(it exited")
         assert server.stop() == 0
+
+
+async def test_sigterm_lets_a_response_held_back_by_the_windows_complete() -> None:
+    # The body is not all sent: the client's window is full (the app waits in its send). A
+    # graceful shutdown lets the stream complete once the client gives window (RFC 9113
+    # section 6.8), not cut at the first window.
+    with CLIProcess(HELD, "--port", "0", "--workers", "1") as server:
+        port = await asyncio.to_thread(server.wait_ready)
+        client = await H2Client.open(port, auto_ack=False)
+        big = client.request("/big")
+        await client.until(lambda: len(client.streams[big].data) == 65_535)
+        server.signal(signal.SIGTERM)
+        await client.until(lambda: len(client.goaways) == 2)
+        assert client.goaways == [(NO_ERROR, LARGEST_STREAM), (NO_ERROR, big)]
+        client.give_window(1_000_000, big)
+        client.give_window(1_000_000)
+        answer = await client.response(big)
+        assert answer.ended and answer.data == b"x" * 1_000_000
+        await client.closed()
+        client.close()
+        assert await asyncio.to_thread(server.proc.wait, 10) == 0
+        assert '"GET /big HTTP/2" 200' in server.output()
