@@ -181,7 +181,7 @@ class Decoder:
     changing it decodes to the same fields for as long as it stays the same."""
 
     __slots__ = ("_entries", "_sizes", "_size", "_max_size", "_limit", "_max_list_size",
-                 "_update_due", "generation")  # fmt: skip
+                 "_update_due", "generation", "list_size")  # fmt: skip
 
     def __init__(self, max_table_size: int = 4096, max_list_size: int = 65536) -> None:
         # Both tables in one list, so that an index is a position (RFC 7541 section 2.3.3):
@@ -195,6 +195,7 @@ class Decoder:
         self._max_list_size = max_list_size
         self._update_due = False
         self.generation = 0
+        self.list_size = 0  # of the last header list decoded (RFC 9113 section 6.5.2's measure)
         if not _NEXT:
             _build_huffman()
 
@@ -286,6 +287,7 @@ class Decoder:
                     fields.clear()
         except IndexError:
             raise HPACKError("the header block is truncated") from None
+        self.list_size = total
         return fields, total > limit
 
     def set_max_table_size(self, size: int) -> None:

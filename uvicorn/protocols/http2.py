@@ -50,6 +50,7 @@ __all__ = [
 ]  # fmt: skip
 
 MAX_CONTINUATIONS = 64
+KEPT_SIZE = 8192  # the largest header block (and list) whose validated request is kept
 
 
 class H2Core(H2Control):
@@ -218,7 +219,14 @@ class H2Core(H2Control):
                     )
                 except Malformed as exc:
                     request = exc
-            if decoder.generation == generation:  # (a block that changes the table, never)
+            # Kept for reuse: a block that leaves the table unchanged, and small. A large one
+            # would be held for the connection's life (with a cookie field joined from many,
+            # megabytes from a few hundred octets of references to the table).
+            if (
+                decoder.generation == generation
+                and decoder.list_size <= KEPT_SIZE
+                and len(block) <= KEPT_SIZE
+            ):
                 requests = self._requests
                 if len(requests) >= 32:
                     requests.clear()

@@ -328,7 +328,8 @@ class H2Control:
         if stream is None:
             if stream_id > self.last_stream:
                 raise H2ConnectionError(f.PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream")
-            return  # closed: frames in flight (section 6.9)
+            self._junk()  # closed: in flight (section 6.9), or of no use
+            return
         if not increment:
             self._stream_error(stream_id, f.PROTOCOL_ERROR, events)
             return
