@@ -6,11 +6,13 @@ runs out of budget. The same peers against a worker: tests/worker/test_http2_hos
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import hpack
 import pytest
 
+from tests.helpers import UNIT
 from tests.protocols.h2frames import (
     CANCEL,
     COMPRESSION_ERROR,
@@ -32,7 +34,7 @@ from tests.protocols.h2frames import (
     settings_ack,
     window_update,
 )
-from uvicorn.protocols.http2 import MALFORMED, REQUEST, H2Settings
+from uvicorn.protocols.http2 import BODY, MALFORMED, REQUEST, H2Settings
 from uvicorn.protocols.http2_control import CALM_BUDGET
 from uvicorn.protocols.http2_frames import H2ConnectionError
 
@@ -232,3 +234,19 @@ def test_invalid_pseudo_headers_are_a_stream_error_each() -> None:
         assert client.request(2 * n + 1, [*GET, (":bogus", "x")]) == []
         assert client.sent() == [("RST_STREAM", 2 * n + 1, PROTOCOL_ERROR)]
     client.still_serves(41)
+
+
+def test_a_large_frame_in_many_small_reads_costs_linear_time() -> None:
+    """A frame of 16 MB (our --h2-max-frame-size at its largest) dribbled 8 KB at a time:
+    held until whole, not joined again at each read (16 GB of copies: seconds)."""
+    config = H2Settings(max_frame_size=2**24 - 1, initial_window_size=2**24)
+    client = Client(config)
+    client.send(settings_ack())
+    client.request(1, post(), end_stream=False)
+    wire = raw(T.DATA, 0, 1, b"x" * (2**24 - 1))
+    started = time.perf_counter()
+    events = []
+    for at in range(0, len(wire), 8192):
+        events += client.send(wire[at : at + 8192])
+    assert time.perf_counter() - started < 1.0 * UNIT
+    assert kinds(events) == [(BODY, 1, 2**24 - 1)]

@@ -78,8 +78,17 @@ class H2Core(H2Control):
             if self._preface:
                 return []
         if self._buffer:
-            data = self._buffer + data
+            held = self._held + len(data)
+            if held < self._wanted:
+                # The frame begun is still not whole: held, not joined. Joined at each read,
+                # a large frame in many small reads would cost its size squared in copies.
+                self._parts.append(data)
+                self._held = held
+                return []
+            parts = self._parts
+            data = self._buffer + (b"".join(parts) + data if parts else data)
             self._buffer = b""
+            parts.clear()
         events: list[Event] = []
         pos = 0
         end = len(data)
@@ -109,7 +118,9 @@ class H2Core(H2Control):
         except HPACKError as exc:
             self._fail(f.COMPRESSION_ERROR, f"HPACK: {exc}")
         if pos < end:
-            self._buffer = data[pos:]
+            rest = self._buffer = data[pos:]
+            self._held = len(rest)
+            self._wanted = 9 + (rest[0] << 16 | rest[1] << 8 | rest[2] if len(rest) >= 9 else 0)
         return events
 
     def _handshake(self, data: bytes) -> bytes:

@@ -72,7 +72,10 @@ class H2Control:
         # Validated requests by header block, while the decoder's table is as it was.
         self._requests: dict[bytes, tuple[int, Request | Malformed]] = {}
         self.out: list[bytes] = []
-        self._buffer = b""
+        self._buffer = b""  # the start of a frame not yet whole
+        self._parts: list[bytes] = []  # what followed it, not yet joined
+        self._held = 0  # the size of both
+        self._wanted = 0  # the size of the frame (9, while its header is not whole)
         self._preface = f.PREFACE  # what of the client preface is still to come
         self._settings_seen = False
         # The receive window of a new stream. RFC 9113 section 6.9.2: a client may send up to
