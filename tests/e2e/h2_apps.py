@@ -32,9 +32,9 @@ async def asgi_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 async def held(message: dict[str, Any], channels: dict[str, Any]) -> None:
-    """Answers with the worker's pid, or 1 MB for ``/big``. ``/hold?FILE`` logs that it started, then holds its
-    answer until FILE exists: a request in flight for exactly as long as a test needs (the
-    test creates FILE once it has seen what it waits for in the log)."""
+    """Answers with the worker's pid, or 1 MB for ``/big``. ``/hold?FILE`` logs that it
+    started, then holds its answer until FILE exists: a request in flight for exactly as long
+    as a test needs (the test creates FILE once it has seen what it waits for in the log)."""
     if message["path"] == "/hold":
         release = Path(message["query_string"].decode())
         logger.info("held request started")

@@ -17,7 +17,10 @@ the GOAWAY's last stream id would count as failed, so would any request lost).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import socket
+import ssl
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,7 @@ import pytest
 from tests.e2e.h2tools import H2LoadLoop, h2load, self_signed
 from tests.e2e.process import CLIProcess
 from tests.e2e.supervision import serving_pids
+from tests.helpers import UNIT
 from tests.worker.h2client import H2Client
 
 HELD = "tests.e2e.h2_apps:held"
@@ -37,7 +41,14 @@ def clean(runs: list[object]) -> list[str]:
     return [run.output for run in runs if not run.clean]  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("tls", [False, True], ids=["h2c", "tls"])
+# Over TLS, this loses the connections whose TLS handshake is in progress when a worker
+# retires (see the xfail test below): h2load then counts their 25 requests failed, in about
+# one run of ten. Strict once that is fixed.
+@pytest.mark.parametrize(
+    "tls",
+    [False, pytest.param(True, marks=pytest.mark.xfail(reason="handshakes lost at retirement"))],
+    ids=["h2c", "tls"],
+)
 def test_sighup_restart_of_every_worker_under_h2load(tls: bool, tmp_path: Path) -> None:
     release = tmp_path / "release"
     args = ["--port", "0", "--workers", "2", "--no-access-log"]
@@ -206,3 +217,50 @@ async def test_sigterm_lets_a_response_held_back_by_the_windows_complete() -> No
         client.close()
         assert await asyncio.to_thread(server.proc.wait, 10) == 0
         assert '"GET /big HTTP/2" 200' in server.output()
+
+
+@pytest.mark.xfail(strict=True, reason="a TLS handshake in progress is dropped at retirement")
+def test_a_tls_handshake_in_progress_when_its_worker_retires_is_completed(tmp_path: Path) -> None:
+    # The worker accepted the connection, and answered the ClientHello; its protocol is not
+    # made until the handshake ends, so the server does not count it among its connections:
+    # the retirement's linger does not wait for it, and the worker exits with the connection
+    # cut (SSLEOFError) when the client sends its Finished. A cleartext connection accepted
+    # at the same moment is answered once more. HTTP/1.1 loses it the same way.
+    args = ("--port", "0", "--workers", "1", *self_signed(tmp_path))
+    with CLIProcess(HELD, *args) as server:
+        port = server.wait_ready()
+        (old,) = serving_pids(server, 1)
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        context.set_alpn_protocols(["h2"])
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = context.wrap_bio(incoming, outgoing)
+        with socket.create_connection(("127.0.0.1", port), timeout=10 * UNIT) as sock:
+            with contextlib.suppress(ssl.SSLWantReadError):
+                tls.do_handshake()  # the ClientHello
+            sock.sendall(outgoing.read())
+            incoming.write(sock.recv(65536))  # the server's answer: mid-handshake
+            server.signal(signal.SIGHUP)
+            # Today the worker exits; fixed, it counts the connection among those it answers
+            # once more, and waits for it.
+            server.wait_for_line(rf"Retiring: answering 1 open|Worker \[{old}\] stopped")
+            try:
+                while True:  # the rest of the server's flight, then our Finished
+                    try:
+                        tls.do_handshake()
+                        break
+                    except ssl.SSLWantReadError:
+                        sock.sendall(outgoing.read())
+                        data = sock.recv(65536)
+                        if not data:
+                            raise ConnectionError("closed during the handshake") from None
+                        incoming.write(data)
+                sock.sendall(outgoing.read())
+                assert tls.selected_alpn_protocol() == "h2"
+                tls.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\0\0\0\4\0\0\0\0\0")
+                sock.sendall(outgoing.read())
+                data = sock.recv(65536)  # the server's SETTINGS, then GOAWAY
+            except (ssl.SSLError, ConnectionError) as exc:
+                raise AssertionError(f"the connection was cut: {exc!r}") from exc
+            assert data, "the connection was closed"
+        assert server.stop() == 0
