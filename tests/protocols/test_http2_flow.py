@@ -75,6 +75,19 @@ def test_the_receive_windows_come_back_as_the_body_is_consumed() -> None:
     assert client.sent() == [("WINDOW_UPDATE", 0, 32767), ("WINDOW_UPDATE", 1, 32767)]
 
 
+def test_the_connection_window_opening_is_reported_once() -> None:
+    """6.9: a connection WINDOW_UPDATE is reported (WINDOW 0, for the streams waiting on it)
+    when the window was closed; while it is open no stream waits on it, and none is reported
+    (a flood of tiny updates costs no visit of every stream)."""
+    client = Client()
+    client.request(1)
+    client.core.send_headers(1, b"\x88", False)
+    assert client.send(window_update(0, 1), window_update(1, 100000)) == [(WINDOW, 1)]
+    assert client.core.send_data(1, b"x" * 70000, False) == 65536
+    assert client.send(window_update(0, 10), window_update(0, 10)) == [(WINDOW, 0)]
+    assert client.core.room(1) == 20
+
+
 def test_a_window_update_overflowing_the_connection_window_is_a_connection_error() -> None:
     """6.9.1: a window above 2^31-1: FLOW_CONTROL_ERROR, on the connection a connection error."""
     client = Client()

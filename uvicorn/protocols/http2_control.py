@@ -322,10 +322,15 @@ class H2Control:
         if not stream_id:
             if not increment:
                 raise H2ConnectionError(f.PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
+            opened = self.conn_send <= 0
             self.conn_send += increment
             if self.conn_send > f.MAX_WINDOW:
                 raise H2ConnectionError(f.FLOW_CONTROL_ERROR, "connection window overflow")
-            events.append((WINDOW, 0))
+            if opened:
+                # Only then can a stream be waiting for the connection's window (with window
+                # left, a body waits for its stream's): a flood of tiny updates to an open
+                # window must not make the caller visit every stream at each.
+                events.append((WINDOW, 0))
             return
         stream = self.streams.get(stream_id)
         if stream is None:
