@@ -8,6 +8,8 @@ import pytest
 
 from tests.protocols.h2frames import (
     CANCEL,
+    FLOW_CONTROL_ERROR,
+    FRAME_SIZE_ERROR,
     NO_ERROR,
     PROTOCOL_ERROR,
     REFUSED_STREAM,
@@ -26,6 +28,7 @@ from tests.protocols.h2frames import (
 )
 from uvicorn.protocols.http2 import BODY, END, REQUEST, RESET, WINDOW, H2Settings
 from uvicorn.protocols.http2_control import RESET_MEMORY
+from uvicorn.protocols.http2_frames import H2ConnectionError
 
 # Section 5.1: idle.
 
@@ -320,3 +323,21 @@ def test_an_upgraded_connection_has_stream_1_half_closed() -> None:
     assert client.send(data(1, b"x")) == []
     assert client.sent() == [("RST_STREAM", 1, STREAM_CLOSED)]
     client.still_serves(3)
+
+
+BAD_HTTP2_SETTINGS = [
+    (b"\0\x02\0\0\0\x02", PROTOCOL_ERROR), (b"\0\x04\x80\0\0\0", FLOW_CONTROL_ERROR),
+    (b"\0\x05\0\0\0\x01", PROTOCOL_ERROR), (b"\0\x04\0", FRAME_SIZE_ERROR),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("payload", "code"), BAD_HTTP2_SETTINGS)
+def test_invalid_http2_settings_of_an_upgrade_are_a_connection_error(
+    payload: bytes, code: int
+) -> None:
+    """RFC 7540 3.2.1: HTTP2-Settings is a SETTINGS payload; values no SETTINGS frame may hold
+    are the same connection error (after the 101: the connection is HTTP/2 already)."""
+    client = Client(handshake=False)
+    with pytest.raises(H2ConnectionError):
+        client.core.upgraded(payload)
+    assert client.sent() == [("GOAWAY", 0, code)] and client.core.closed

@@ -23,7 +23,7 @@ from tests.protocols.h2frames import (
     raw,
     settings,
 )
-from tests.worker.h2client import H2Client
+from tests.worker.h2client import H2Client, settings_header
 from uvicorn import ClientDisconnected
 from uvicorn.worker.http2 import H2Connection
 
@@ -306,5 +306,23 @@ async def test_a_client_that_never_reads_holds_bounded_memory() -> None:
         assert held <= 256 * 1024, held
         assert len(conn.streams) <= 100 and conn.running <= 100
         hostile.writer.transport.abort()
+        await served(polite, "/after")
+        polite.close()
+
+
+async def test_invalid_http2_settings_of_an_upgrade_cost_their_connection_only() -> None:
+    """RFC 7540 3.2.1: an h2c upgrade whose HTTP2-Settings hold a value no SETTINGS frame may
+    (SETTINGS_ENABLE_PUSH 2): after the 101, GOAWAY PROTOCOL_ERROR and close."""
+    async with running_server(app) as server:
+        polite = await H2Client.open(server.port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"GET / HTTP/1.1\r\nhost: test\r\nconnection: Upgrade, HTTP2-Settings\r\n"
+            b"upgrade: h2c\r\nhttp2-settings: %s\r\n\r\n" % settings_header(b"\0\x02\0\0\0\x02")
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5 * UNIT)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        hostile = RawPeer(reader, writer)
+        assert await hostile.goaway() == PROTOCOL_ERROR
         await served(polite, "/after")
         polite.close()

@@ -59,10 +59,14 @@ class H2Core(H2Control):
     def upgraded(self, settings_payload: bytes) -> None:
         """RFC 7540 section 3.2: the HTTP/1.1 request that asked for h2c is stream 1, half
         closed (remote). Its HTTP2-Settings apply as a SETTINGS frame would, acknowledged by
-        the 101 response itself (section 3.2.1)."""
-        if len(settings_payload) % 6:
-            raise H2ConnectionError(f.PROTOCOL_ERROR, "malformed HTTP2-Settings")
-        self._on_settings(settings_payload, 0, len(settings_payload), 0, 0, [])
+        the 101 response itself (section 3.2.1). Values a SETTINGS frame may not hold are a
+        connection error, as they would be in one (the 101 is sent: this is HTTP/2 now)."""
+        try:
+            if len(settings_payload) % 6:
+                raise H2ConnectionError(f.FRAME_SIZE_ERROR, "malformed HTTP2-Settings")
+            self._on_settings(settings_payload, 0, len(settings_payload), 0, 0, [])
+        except H2ConnectionError as exc:
+            self._fail(exc.code, f"HTTP2-Settings: {exc}")
         self.out.pop()  # (its ACK)
         self._settings_seen = False  # the client's preface still brings its SETTINGS
         self.last_stream = 1

@@ -116,7 +116,13 @@ class H2Connection(TransportProtocol):
             self.write(_SWITCHING, False)
         self.core.initiate(preface_seen)
         if upgrade is not None:
-            self.core.upgraded(settings)
+            try:
+                self.core.upgraded(settings)
+            except H2ConnectionError as exc:  # (values no SETTINGS frame may hold)
+                logger.debug("HTTP/2 connection error from %s: %s", self.client, exc)
+                self.write(self.core.data_to_send(), True)
+                self.close()
+                return
             upgrade.http_version = "2"
             upgrade.upgrade = None
             upgrade.headers = [
