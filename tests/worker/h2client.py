@@ -31,6 +31,7 @@ class StreamResult:
         self.data = bytearray()
         self.data_frames = 0  # DATA frames that carried bytes
         self.ended = False  # END_STREAM received
+        self.trailers: list[tuple[bytes, bytes]] | None = None  # a trailing HEADERS' fields
         self.reset: int | None = None  # the RST_STREAM error code, if reset
 
     @property
@@ -223,6 +224,9 @@ class H2Client:
             result.data_frames += bool(event.data)
             if self.auto_ack and event.flow_controlled_length:
                 self.conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
+        elif isinstance(event, h2.events.TrailersReceived):
+            assert result is not None
+            result.trailers = list(event.headers)  # type: ignore[arg-type]
         elif isinstance(event, h2.events.StreamEnded):
             assert result is not None
             result.ended = True

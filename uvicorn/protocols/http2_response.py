@@ -181,6 +181,17 @@ class H2Response:
             self._remaining = remaining
         return content
 
+    def trailers(self, fields: list[tuple[bytes, bytes]]) -> bytes:
+        """The header block of the trailer ``fields`` (``http_trailers.check_trailers``'s), for
+        a response whose last body piece said more would come: it ends the stream (RFC 9113
+        section 8.1)."""
+        if self.state is not _STREAMING:
+            raise RuntimeError(
+                "trailers sent before the response started or after it completed"
+            )
+        self.body(b"", False)  # (checks a declared content-length is met)
+        return _ENCODER.encode(fields) if fields else b""
+
     @property
     def no_body(self) -> bool:
         return self._no_body

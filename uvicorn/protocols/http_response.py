@@ -201,6 +201,19 @@ class Response:
             return b"%x\r\n%b\r\n0\r\n\r\n" % (len(content), content)
         return content
 
+    def end_with_trailers(self, section: bytes) -> bytes:
+        """The end of a response whose last body piece said more would come (see
+        ``http_trailers``): the chunked body's last chunk and the trailer ``section`` (b"" to
+        drop them)."""
+        if self.state is not _STREAMING:
+            raise RuntimeError(
+                "trailers sent before the response started or after it completed"
+            )
+        self.body(b"", False)  # (checks a declared content-length is met)
+        if not self._chunked or self._no_body:
+            return b""  # already ended by the length, or no body: trailers are dropped
+        return section or b"0\r\n\r\n"
+
     def abandon(self) -> None:
         """The response cannot be completed: the connection must be closed."""
         self.state = _DONE

@@ -28,6 +28,7 @@ from uvicorn.protocols.http_parser import (
     Upgrade,
 )
 from uvicorn.protocols.http_response import Response, ResponseState, simple_response
+from uvicorn.protocols.http_trailers import accepts_trailers, trailer_section
 from uvicorn.worker.cycle import BODY_HIGH_WATER, RequestCycle
 from uvicorn.worker.handover import Handover
 from uvicorn.worker.http2 import alpn
@@ -246,6 +247,18 @@ class HTTPConnection(Handover):
             raise
         if data or not more:
             self.write(data, not more)
+
+    def send_trailers(self, fields: list[tuple[bytes, bytes]]) -> None:
+        response = self.response
+        current = self.h1.current
+        wanted = fields and current is not None and accepts_trailers(current.head.headers)
+        try:
+            data = response.end_with_trailers(trailer_section(fields) if wanted else b"")
+        except RuntimeError:
+            if response.state is _DONE and not response.keep_alive:
+                self.close()  # the body broke its declared length: never half written
+            raise
+        self.write(data, True)
 
     def send_continue(self) -> None:
         self.write(_CONTINUE, True)

@@ -19,6 +19,7 @@ from urllib.parse import unquote_to_bytes
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import ResponseState
+from uvicorn.protocols.http_trailers import check_trailers
 from uvicorn.worker.stream import Stream
 
 logger = logging.getLogger("uvicorn.error")
@@ -50,9 +51,12 @@ class RequestCycle:
         "expect_continue",
         "waiter",
         "discarded",
+        "trailers",  # announced trailer fields (unset until the app announces them)
         "_start",  # (ASGI) the held http.response.start
         "_request_done",  # (ASGI) the whole body was received
     )
+
+    trailers: list[tuple[bytes, bytes]]
 
     def __init__(
         self, stream: Stream, head: RequestHead, client: list[Any] | None, scheme: str
@@ -70,6 +74,7 @@ class RequestCycle:
         self.expect_continue = head.expect_continue
         self.waiter: asyncio.Future[None] | None = None
         self.discarded = 0
+        # (``trailers`` stays unset until announced: one store fewer per request.)
 
     def call_app(self) -> Awaitable[None]:
         """Start the app's call for this request (its coroutine, awaited by ``run()``)."""
@@ -89,13 +94,12 @@ class RequestCycle:
         else:
             state = self.stream.response.state
             if state is not _DONE:
-                self.fail(
-                    RuntimeError(
-                        "app returned without completing its response"
-                        + (" (the last message had more_content=True)" if state is not _IDLE
-                           else "")
-                    )
-                )  # fmt: skip
+                self.fail(RuntimeError("app returned without completing its response" + (
+                    "" if state is _IDLE
+                    else " (the trailers it announced were not sent)"
+                    if hasattr(self, "trailers")
+                    else " (the last message had more_content=True)"
+                )))  # fmt: skip
         finally:
             self.finished = True
             self.stream.finished(self)
@@ -218,6 +222,25 @@ class RequestCycle:
             raise RuntimeError("response already completed: the app's call has returned")
         self.stream.send_body(content, more)
         if not more and self.waiter is not None:
+            self._wake()
+
+    def write_trailers(self, fields: Any, more: bool = False) -> None:
+        """Trailer fields (SPEC; ASGI's http.response.trailers), announced before (``trailers``
+        set, and the body sent with more to come): they end the response, unless ``more`` are
+        to come."""
+        if self.disconnected:
+            raise ClientDisconnected()
+        if self.finished:
+            raise RuntimeError("response already completed: the app's call has returned")
+        trailers = getattr(self, "trailers", None)
+        if trailers is None:
+            raise RuntimeError("trailers sent without being announced in the response start")
+        trailers += check_trailers(fields)
+        if more:
+            return
+        del self.trailers
+        self.stream.send_trailers(trailers)
+        if self.waiter is not None:
             self._wake()
 
 

@@ -49,7 +49,7 @@ class H2Stream:
     """The ``Stream`` (``stream.py``) of one request on an HTTP/2 connection."""
 
     __slots__ = ("conn", "stream_id", "cycle", "response", "pending", "pending_end", "gone",
-                 "owed", "_waiter")  # fmt: skip
+                 "owed", "trailers", "_waiter")  # fmt: skip
 
     def __init__(self, conn: H2Host, stream_id: int, is_head: bool) -> None:
         self.conn = conn
@@ -58,6 +58,7 @@ class H2Stream:
         self.response = H2Response(conn.state.defaults, is_head)
         self.pending: bytes = b""  # response body the windows did not let through yet
         self.pending_end = False  # ... and whether it ends the stream
+        self.trailers = b""  # the trailers' header block, to send once the pending body went
         self.gone = False  # reset, or the connection lost: nothing more is sent
         self.owed = 0  # received body bytes whose window was not given back yet
         self._waiter: asyncio.Future[None] | None = None
@@ -116,6 +117,23 @@ class H2Stream:
             self._send(data, not more)
             self.conn.output()
 
+    def send_trailers(self, fields: list[tuple[bytes, bytes]]) -> None:
+        if self.gone:
+            raise ClientDisconnected()
+        try:
+            block = self.response.trailers(fields)
+        except RuntimeError:
+            if self.response.state is _DONE:
+                self.abort()  # the body broke its declared length: never half sent
+            raise
+        if not block:
+            self._send(b"", True)  # no field: the stream ends with an empty DATA frame
+        elif self.pending:
+            self.trailers = block  # sent once the body has gone (window_opened)
+        else:
+            self.conn.core.send_headers(self.stream_id, block, True)
+        self.conn.output()
+
     def _send(self, data: bytes, end: bool) -> None:
         if self.pending:
             self.pending += data
@@ -133,6 +151,9 @@ class H2Stream:
             self.pending = b""
             self._send(data, self.pending_end)
             if not self.pending:
+                if self.trailers:
+                    self.conn.core.send_headers(self.stream_id, self.trailers, True)
+                    self.trailers = b""
                 self._wake()
                 if self.cycle is None or self.cycle.finished:
                     self.conn.forget_stream(self)

@@ -95,6 +95,9 @@ class ReplyChannel(SendsNowait, _Channel):
             raise TypeError(f"invalid message {message!r}: must be a dict") from None
         if type(content) is not bytes:
             content = check_bytes(content, "content")
+        if not more and "trailers" in message:
+            await self._send_trailing(message, content)
+            return
         if "status" in message or cycle.stream.response.state is _IDLE:
             if "status" not in message:
                 if "headers" in message:
@@ -106,6 +109,16 @@ class ReplyChannel(SendsNowait, _Channel):
             cycle.write_start(message["status"], message.get("headers", ()), content, bool(more))
         else:
             cycle.write_body(content, bool(more))
+        stream = cycle.stream
+        if stream.write_paused:
+            await stream.drain()
+
+    async def _send_trailing(self, message: Message, content: bytes) -> None:
+        """The last message, with ``trailers`` (SPEC): the body, then the trailer fields."""
+        cycle = self._cycle
+        cycle.trailers = []
+        await self.send({**message, "more_content": True, "trailers": None})
+        cycle.write_trailers(message["trailers"])
         stream = cycle.stream
         if stream.write_paused:
             await stream.drain()

@@ -1,11 +1,11 @@
 """The seam between a request and the protocol that carries it.
 
 A request cycle (``cycle.py``) sees its exchange with the client only as a ``Stream``: send the
-response's head and body, wait for write room, pause and resume reading the body, end, abort.
-HTTP/1.1 carries one stream at a time on a connection (``HTTPConnection`` is the stream of the
-request it answers); a protocol that multiplexes carries many. Per-request logic (body buffering
-and back-pressure, 100-continue, failures and their 500s, the two app interfaces) is written once,
-against this interface.
+response's head, body and trailers, wait for write room, pause and resume reading the body, end,
+abort. HTTP/1.1 carries one stream at a time on a connection (``HTTPConnection`` is the stream of
+the request it answers); a protocol that multiplexes carries many. Per-request logic (body
+buffering and back-pressure, 100-continue, failures and their 500s, the two app interfaces) is
+written once, against this interface.
 """
 
 from __future__ import annotations
@@ -54,6 +54,11 @@ class Stream(Protocol):
 
     def send_body(self, content: bytes, more: bool) -> None:
         """More of the body; the last piece when ``more`` is false. Raises RuntimeError."""
+
+    def send_trailers(self, fields: list[tuple[bytes, bytes]]) -> None:
+        """End a response whose last body piece said more would come, with these trailer
+        fields (checked by ``http_trailers.check_trailers``), or drop them where the protocol
+        or the client cannot take them. Raises RuntimeError as ``send_body`` does."""
 
     def send_continue(self) -> None:
         """``100 Continue``: the app is reading the body the client waits to send."""
