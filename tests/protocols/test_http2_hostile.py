@@ -250,3 +250,16 @@ def test_a_large_frame_in_many_small_reads_costs_linear_time() -> None:
         events += client.send(wire[at : at + 8192])
     assert time.perf_counter() - started < 1.0 * UNIT
     assert kinds(events) == [(BODY, 1, 2**24 - 1)]
+
+
+def test_streams_the_caller_refuses_are_calmed() -> None:
+    """Streams reset by the caller before their answer (the worker refuses them while the
+    apps of earlier, reset, streams still run): a client that keeps opening them is calmed at
+    its next read, as a rapid reset is."""
+    client = Client()
+    for n in range(CALM_BUDGET + 1):
+        assert kinds(client.request(2 * n + 1)) == [(REQUEST, 2 * n + 1)]
+        client.core.reset(2 * n + 1, REFUSED_STREAM)
+    assert client.connection_error(ping()) == (
+        "GOAWAY", 2 * CALM_BUDGET + 1, ENHANCE_YOUR_CALM
+    )  # fmt: skip

@@ -326,3 +326,39 @@ async def test_invalid_http2_settings_of_an_upgrade_cost_their_connection_only()
         assert await hostile.goaway() == PROTOCOL_ERROR
         await served(polite, "/after")
         polite.close()
+
+
+async def test_streams_refused_while_reset_apps_still_run_are_calmed() -> None:
+    """Rapid reset's sequel: streams reset while their apps go on (an app may ignore the
+    disconnect) keep the apps at --h2-max-concurrent-streams, and every new stream is refused
+    by the worker (REFUSED_STREAM): a client that keeps opening them, one a read, is calmed,
+    not served refusals for ever."""
+    release = asyncio.Event()
+
+    async def stubborn(message: dict[str, Any], channels: dict[str, Any]) -> None:
+        if message["path"] == "/hostile":
+            await release.wait()  # (the stream's reset does not end it)
+            return
+        await app(message, channels)
+
+    async with running_server(stubborn, h2_max_concurrent_streams=2) as server:
+        try:
+            polite = await H2Client.open(server.port)
+            hostile = await RawPeer.open(server.port)
+            await hostile.send(headers(1, hostile.block()), headers(3, hostile.block()))
+            await hostile.send(raw(0x3, 0, 1, b"\0\0\0\x08"), raw(0x3, 0, 3, b"\0\0\0\x08"))
+            ends = ("RST_STREAM", "GOAWAY")
+            for n in range(1100):  # one at a time: a stream a read of the server's
+                await hostile.send(headers(2 * n + 5, hostile.block()))
+                await hostile.until(lambda frames, n=n: sum(f[0] in ends for f in frames) > n)
+                if hostile.frames[-1][0] == "GOAWAY":
+                    break
+            assert await hostile.goaway() == ENHANCE_YOUR_CALM
+            refused = [f for f in hostile.frames if f[0] == "RST_STREAM"]
+            assert 500 < len(refused) < 1100
+            assert {code for _, _, code in refused} == {REFUSED_STREAM}
+            await served(polite, "/during")
+        finally:
+            release.set()
+        await served(polite, "/after")
+        polite.close()

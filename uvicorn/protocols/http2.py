@@ -77,6 +77,8 @@ class H2Core(H2Control):
     def receive_data(self, data: bytes) -> list[Event]:
         if self.closed:
             return []
+        if self._calm < 0:  # (spent by our own resets since the last read: see reset())
+            self._fail(f.ENHANCE_YOUR_CALM, "too many streams refused")
         if self._preface:
             data = self._handshake(data)
             if self._preface:

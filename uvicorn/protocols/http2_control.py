@@ -72,15 +72,13 @@ class H2Control:
         # Validated requests by header block, while the decoder's table is as it was.
         self._requests: dict[bytes, tuple[int, Request | Malformed]] = {}
         self.out: list[bytes] = []
-        self._buffer = b""  # the start of a frame not yet whole
-        self._parts: list[bytes] = []  # what followed it, not yet joined
-        self._held = 0  # the size of both
-        self._wanted = 0  # the size of the frame (9, while its header is not whole)
+        self._buffer = b""  # the start of a frame not yet whole, and what followed it
+        self._parts: list[bytes] = []  # (not yet joined), their size, and the frame's (9
+        self._held = self._wanted = 0  # while its header is not whole)
         self._preface = f.PREFACE  # what of the client preface is still to come
         self._settings_seen = False
-        # The receive window of a new stream. RFC 9113 section 6.9.2: a client may send up to
-        # the default window before it processes our SETTINGS, so a smaller one is in force only
-        # once acknowledged (section 6.5.3); a larger one is granted at once.
+        # A new stream's receive window. Section 6.9.2: a client may send up to the default
+        # before it processes our SETTINGS: a smaller one is in force once acknowledged.
         self.local_window = max(settings.initial_window_size, f.DEFAULT_WINDOW)
         self._acks_due = 0  # our SETTINGS frames not yet acknowledged
         self.peer_window = f.DEFAULT_WINDOW  # the client's SETTINGS_INITIAL_WINDOW_SIZE
@@ -188,10 +186,15 @@ class H2Control:
         self._calm = calm if calm < CALM_BUDGET else CALM_BUDGET
 
     def reset(self, stream_id: int, code: int) -> None:
-        """RST_STREAM (section 6.4): the stream ends here, whatever its state."""
-        if self.streams.pop(stream_id, None) is not None:
+        """RST_STREAM (section 6.4): the stream ends here, whatever its state. Before its
+        answer (refused: the apps still running are at the limit), it draws on the calm
+        budget, checked at the next read, as a rapid reset does."""
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
             self.out.append(f.rst_stream(stream_id, code))
             self._remember_reset(stream_id)
+            if not stream.answered:
+                self._calm -= 1
 
     def _remember_reset(self, stream_id: int) -> None:
         reset = self._reset
@@ -326,11 +329,8 @@ class H2Control:
             self.conn_send += increment
             if self.conn_send > f.MAX_WINDOW:
                 raise H2ConnectionError(f.FLOW_CONTROL_ERROR, "connection window overflow")
-            if opened:
-                # Only then can a stream be waiting for the connection's window (with window
-                # left, a body waits for its stream's): a flood of tiny updates to an open
-                # window must not make the caller visit every stream at each.
-                events.append((WINDOW, 0))
+            if opened:  # (else no body waits for it, only for its stream's: a flood of
+                events.append((WINDOW, 0))  # tiny updates must not visit every stream)
             return
         stream = self.streams.get(stream_id)
         if stream is None:
