@@ -41,14 +41,10 @@ def clean(runs: list[object]) -> list[str]:
     return [run.output for run in runs if not run.clean]  # type: ignore[attr-defined]
 
 
-# Over TLS, this loses the connections whose TLS handshake is in progress when a worker
-# retires (see the xfail test below): h2load then counts their 25 requests failed, in about
-# one run of ten. Strict once that is fixed.
-@pytest.mark.parametrize(
-    "tls",
-    [False, pytest.param(True, marks=pytest.mark.xfail(reason="handshakes lost at retirement"))],
-    ids=["h2c", "tls"],
-)
+# Over TLS, connections whose TLS handshake is in progress when a worker retires are waited
+# for too (see the test below): before, h2load counted their 25 requests failed, in about
+# one run of ten.
+@pytest.mark.parametrize("tls", [False, True], ids=["h2c", "tls"])
 def test_sighup_restart_of_every_worker_under_h2load(tls: bool, tmp_path: Path) -> None:
     release = tmp_path / "release"
     args = ["--port", "0", "--workers", "2", "--no-access-log"]
@@ -219,13 +215,11 @@ async def test_sigterm_lets_a_response_held_back_by_the_windows_complete() -> No
         assert '"GET /big HTTP/2" 200' in server.output()
 
 
-@pytest.mark.xfail(strict=True, reason="a TLS handshake in progress is dropped at retirement")
 def test_a_tls_handshake_in_progress_when_its_worker_retires_is_completed(tmp_path: Path) -> None:
-    # The worker accepted the connection, and answered the ClientHello; its protocol is not
-    # made until the handshake ends, so the server does not count it among its connections:
-    # the retirement's linger does not wait for it, and the worker exits with the connection
-    # cut (SSLEOFError) when the client sends its Finished. A cleartext connection accepted
-    # at the same moment is answered once more. HTTP/1.1 loses it the same way.
+    # The worker accepted the connection, and answered the ClientHello; its protocol hears of
+    # the connection only once the handshake ends. It is counted meanwhile, so the
+    # retirement's linger waits for it and answers it once more, as it does a cleartext
+    # connection accepted at the same moment (before, the worker exited and cut it).
     args = ("--port", "0", "--workers", "1", *self_signed(tmp_path))
     with CLIProcess(HELD, *args) as server:
         port = server.wait_ready()
@@ -241,8 +235,6 @@ def test_a_tls_handshake_in_progress_when_its_worker_retires_is_completed(tmp_pa
             sock.sendall(outgoing.read())
             incoming.write(sock.recv(65536))  # the server's answer: mid-handshake
             server.signal(signal.SIGHUP)
-            # Today the worker exits; fixed, it counts the connection among those it answers
-            # once more, and waits for it.
             server.wait_for_line(rf"Retiring: answering 1 open|Worker \[{old}\] stopped")
             try:
                 while True:  # the rest of the server's flight, then our Finished

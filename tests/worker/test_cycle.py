@@ -14,6 +14,13 @@ from uvicorn.worker.messaging import MessagingCycle
 from uvicorn.worker.state import ServerState
 
 
+class Unconnected(asyncio.Transport):
+    """A transport with no socket behind it (connection_made reads its addresses)."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
 class Waiting(MessagingCycle):
     __slots__ = ()
 
@@ -27,6 +34,7 @@ async def test_starting_a_request_resets_every_field_of_the_response() -> None:
     assert isinstance(head, RequestHead)
     state = ServerState(Config(app="app:app"), None, Waiting, loop)
     conn = HTTPConnection(state)
+    conn.connection_made(Unconnected())
     reference = Response(state.defaults, True, "1.0", False)
     for name in Response.__slots__:  # what a request before may have left
         if name != "_defaults":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import weakref
 from typing import Any, cast
 
 from uvicorn.protocols.http_connection import H1Connection, Next, PendingUpgrade, Timer
@@ -49,15 +50,20 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class HTTPConnection(Handover):
+    h1: H1Connection[RequestCycle]  # made by connection_made()
+
     def __init__(self, state: ServerState) -> None:
         super().__init__(state.loop)
         self.state = state
-        self.h1: H1Connection[RequestCycle] = H1Connection(
-            RequestParser(state.limits, state.upgrades),
-            state.timeout_keep_alive,
-            state.timeout_request_head,
-            state.shutting_down,
-        )
+        self._handshake: weakref.ref[HTTPConnection] | None = None
+        if state.scheme == "https":
+            # Made at accept, this protocol hears of its connection once the TLS handshake
+            # has ended, and never if it fails: counted meanwhile (ServerState.handshakes),
+            # so that a retiring worker waits for it. Nothing here refers back to this object
+            # until then (the parser does, hence made in connection_made()): the protocol of
+            # a failed handshake is freed at once, and its weak reference with it.
+            self._handshake = weakref.ref(self, state.handshake_ended)
+            state.handshakes.add(self._handshake)
         self.response = Response(state.defaults, False, "1.1", True)  # of h1.current
         self.client: list[Any] | None = None
         self.server: list[Any] | None = None
@@ -81,14 +87,23 @@ class HTTPConnection(Handover):
         # uvloop's transports are not subclasses of asyncio.Transport, hence no isinstance.
         self.transport = transport  # type: ignore[assignment]
         state = self.state
+        self.h1 = H1Connection(
+            RequestParser(state.limits, state.upgrades),
+            state.timeout_keep_alive,
+            state.timeout_request_head,
+        )
         self.client, self.server = state.addresses(transport)
         self.trusted = state.proxy is not None and state.proxy.trusts(self.client)
         if self.scheme == "https" and state.h2 is not None and alpn(transport) == "h2":
             # RFC 9113 section 3.3: negotiated by TLS ALPN.
             self._to_h2(b"", False, None)
-            return
-        state.connections.add(self)
-        self._become_idle(self.h1.idle(self.loop.time()))
+        else:
+            state.connections.add(self)
+            self._become_idle(self.h1.idle(self.loop.time()))
+            if state.shutting_down:  # its TLS handshake ended as the worker retires
+                self.linger()  # (answered once more, as the other open connections are)
+        if self._handshake is not None:
+            state.handshake_ended(self._handshake)
 
     def data_received(self, data: bytes) -> None:
         h1 = self.h1

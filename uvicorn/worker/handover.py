@@ -56,9 +56,11 @@ class Handover(TransportProtocol):
         self._cancel_timer()
         self._flush()
         self.h1.parser.close()
-        self.state.forget(self.as_connection())
         h2 = H2Connection(self.state, self.client, self.server, self.trusted)
         self.transport.set_protocol(h2)
         if self.read_paused:
             self.transport.resume_reading()
         h2.start(self.transport, data, preface_seen, upgrade)
+        # Forgotten once its successor is counted: a retiring worker whose connections are
+        # all gone for an instant would stop waiting for them.
+        self.state.forget(self.as_connection())

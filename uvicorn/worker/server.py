@@ -214,9 +214,11 @@ class Server:
         state.all_closed = asyncio.Event()
         for conn in list(connections):
             conn.linger()
-        if not connections:
+        if not connections and not state.handshakes:
             return
-        logger.info("Retiring: answering %d open connection(s) once more", len(connections))
+        # (Counting the TLS handshakes in progress: each is answered once too.)
+        logger.info("Retiring: answering %d open connection(s) once more",
+                    len(connections) + len(state.handshakes))  # fmt: skip
         loop = state.loop
         closed = loop.create_task(state.all_closed.wait())
         ended = loop.create_task(self._linger_end.wait())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any, Protocol
@@ -90,6 +91,11 @@ class ServerState:
         self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
         self.lifespan_state: dict[str, Any] | None = None
         self.connections: set[Connection] = set()
+        # TLS connections accepted whose handshake is not done: their protocol is made at
+        # accept, but told of its connection only once the handshake ends, and never if it
+        # fails. A retiring worker waits for them too. Weak references, dropped when the
+        # handshake ends (see HTTPConnection) or the protocol of a failed one is freed.
+        self.handshakes: set[weakref.ref[Any]] = set()
         # Set when the last HTTP connection has gone, once a retiring worker waits for that.
         self.all_closed: asyncio.Event | None = None
         self.active = 0  # app calls in flight
@@ -136,7 +142,13 @@ class ServerState:
         """``conn`` no longer serves HTTP (it closed, or became a WebSocket)."""
         connections = self.connections
         connections.discard(conn)
-        if not connections and self.all_closed is not None:
+        if not connections and not self.handshakes and self.all_closed is not None:
+            self.all_closed.set()
+
+    def handshake_ended(self, ref: weakref.ref[Any]) -> None:
+        """A TLS handshake of ``handshakes`` completed, or its protocol was freed (it failed)."""
+        self.handshakes.discard(ref)
+        if not self.connections and not self.handshakes and self.all_closed is not None:
             self.all_closed.set()
 
     def at_capacity(self) -> bool:
