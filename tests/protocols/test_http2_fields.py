@@ -123,8 +123,9 @@ def test_connection_specific_fields_are_malformed(field: tuple[str, str]) -> Non
 
 
 def test_te_trailers_is_allowed() -> None:
-    """8.2.2: TE: trailers is the one TE allowed."""
+    """8.2.2: TE: trailers is the one TE allowed (a token: in any case)."""
     assert (b"te", b"trailers") in served([*GET, ("te", "trailers")]).fields
+    assert (b"te", b"Trailers") in served([*GET, ("te", "Trailers")]).fields
 
 
 def test_cookies_are_joined_with_semicolons() -> None:

@@ -113,7 +113,9 @@ def verdict(field: tuple[bytes, bytes]) -> int:
         kind = PSEUDO
     elif not name or not _NAME_BYTES.issuperset(name):
         kind = BAD  # not a token, or not lower case
-    elif name in CONNECTION_SPECIFIC or (name == b"te" and value != b"trailers"):
+    elif name in CONNECTION_SPECIFIC or (name == b"te" and value.lower() != b"trailers"):
+        # (Section 8.2.2: TE holds "trailers" alone; its value is a token, matched without
+        # regard to case, RFC 9110 section 10.1.4.)
         kind = BAD
     elif name == b"content-length":
         kind = LENGTH if value.isdigit() and value.isascii() else BAD
