@@ -32,6 +32,7 @@ DISCARD_LIMIT = 1024 * 1024
 
 _DONE = ResponseState.DONE
 _IDLE = ResponseState.IDLE
+_NO_BODY: list[bytes] = []  # (see RequestCycle.received)
 
 
 class RequestCycle:
@@ -66,7 +67,9 @@ class RequestCycle:
         self.client = client
         self.scheme = scheme
         self.task: asyncio.Task[None] | None = None
-        self.received: list[bytes] = []  # request body bytes not yet read by the app
+        # Request body bytes not yet read by the app. (Shared while empty: a request without a
+        # body allocates no list. Never appended to while empty: see feed_body.)
+        self.received: list[bytes] = _NO_BODY
         self.unread = 0
         self.body_complete = False
         self.disconnected = False
@@ -128,7 +131,11 @@ class RequestCycle:
             if self.discarded > DISCARD_LIMIT:
                 self.stream.abort()
             return
-        self.received.append(data)
+        received = self.received
+        if received:
+            received.append(data)
+        else:
+            self.received = [data]
         self.unread += len(data)
         if self.unread > BODY_HIGH_WATER:
             self.stream.update_reading()

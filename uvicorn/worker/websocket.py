@@ -62,12 +62,12 @@ class WebSocketSession(TransportProtocol):
         self.scheme = "wss" if scheme == "https" else "ws"
         self.core = WebSocketCore(
             head,
-            state.ws_max_size,
-            state.ws_per_message_deflate,
-            state.server_header,
-            state.date_header,
+            state.config.ws_max_size,
+            state.config.ws_per_message_deflate,
+            state.config.server_header,
+            state.config.date_header,
             defer_failures=True,
-            window_bits=state.ws_deflate_window_bits,
+            window_bits=state.config.ws_deflate_window_bits,
             h2=head.http_version == "2",
         )
         self.task: asyncio.Task[None] | None = None
@@ -105,8 +105,8 @@ class WebSocketSession(TransportProtocol):
             return
         state.websockets.add(self)
         self.task = self.loop.create_task(self._run())
-        if state.ws_ping_interval:
-            self._arm(self._last_heard + state.ws_ping_interval)
+        if state.config.ws_ping_interval:
+            self._arm(self._last_heard + state.config.ws_ping_interval)
         if data:
             self.data_received(data)
 
@@ -302,15 +302,15 @@ class WebSocketSession(TransportProtocol):
                 return
             self._arm(self._close_deadline)
             return
-        interval = self.state.ws_ping_interval
+        interval = self.state.config.ws_ping_interval
         if self._ping_sent_at is not None:
-            if now >= self._ping_sent_at + self.state.ws_ping_timeout:
+            if now >= self._ping_sent_at + self.state.config.ws_ping_timeout:
                 logger.info("WebSocket %s did not answer a ping: closing", self._target())
                 self.transport.close()  # the app gets a disconnect with 1006
                 return
-            self._arm(self._ping_sent_at + self.state.ws_ping_timeout)
+            self._arm(self._ping_sent_at + self.state.config.ws_ping_timeout)
         elif now >= self._last_heard + interval:
-            timeout = self.state.ws_ping_timeout
+            timeout = self.state.config.ws_ping_timeout
             if self.core.is_open:
                 # --ws-ping-timeout 0: ping the silent peer, but never close for its silence.
                 self._ping_sent_at = now if timeout else None
