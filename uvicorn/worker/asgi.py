@@ -26,6 +26,11 @@ logger = logging.getLogger("uvicorn.error")
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 _DISCONNECT = {"type": "http.disconnect"}
 _NO_OPTIONS: dict[str, Any] = {}  # an extension's (never written to)
+# The ASGI extensions of every http scope (ASGI spec, "Extensions"; SPEC.md's table).
+EXTENSIONS: dict[str, dict[str, Any]] = {
+    "http.response.trailers": _NO_OPTIONS,
+    "http.response.early_hint": _NO_OPTIONS,
+}
 _IDLE = ResponseState.IDLE
 _PENDING = HandshakeState.PENDING
 
@@ -93,9 +98,9 @@ class ASGICycle(RequestCycle):
             "headers": head.headers,
             "client": self.client,
             "server": stream.server,
-            # (Of the scope's own, as middleware may add to it; the extensions' own dicts are
-            # empty and never written to.)
-            "extensions": {"http.response.trailers": _NO_OPTIONS},
+            # A dict of the scope's own, as middleware may add to it. (Copied: cheaper than a
+            # literal of more than one entry; the extensions' own dicts are never written to.)
+            "extensions": EXTENSIONS.copy(),
         }
         if state.lifespan_state is not None:
             scope["state"] = state.lifespan_state.copy()
@@ -151,6 +156,8 @@ class ASGICycle(RequestCycle):
             else:
                 self._start = (status, headers)
                 return
+        elif kind == "http.response.early_hint":
+            self.early_hint(message)
         elif kind == "http.response.trailers":
             self.write_trailers(message.get("headers", ()), message.get("more_trailers", False))
         else:
@@ -158,6 +165,17 @@ class ASGICycle(RequestCycle):
         stream = self.stream
         if stream.write_paused:
             await stream.drain()
+
+    def early_hint(self, message: MutableMapping[str, Any]) -> None:
+        """``103 Early Hints`` (RFC 8297) with a ``link`` field per link: an interim response,
+        as the messaging interface sends one (SPEC), on the same path (never to an HTTP/1.0
+        client: RFC 9110 section 15.2)."""
+        if self._start is not None or self.stream.response.state is not _IDLE:
+            raise RuntimeError("http.response.early_hint after http.response.start")
+        links = message.get("links", ())
+        if isinstance(links, (bytes, str)):
+            raise TypeError(f"invalid links {links!r}: must be a list of bytes")
+        self.write_start(103, [(b"link", check_bytes(link, "links")) for link in links], b"", False)
 
 
 def asgi2_to_asgi3(app: Any) -> ASGIApp:

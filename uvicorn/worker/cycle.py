@@ -35,6 +35,11 @@ _IDLE = ResponseState.IDLE
 _NO_BODY: list[bytes] = []  # (see RequestCycle.received)
 
 
+def _interim(status: Any) -> bool:
+    """A 1xx status (an early hint, say): not yet the answer."""
+    return type(status) is int and status < 200
+
+
 class RequestCycle:
     """Base of ``MessagingCycle`` and ``ASGICycle``; subclasses implement ``call_app()``."""
 
@@ -214,7 +219,7 @@ class RequestCycle:
         if self.finished:
             raise RuntimeError("response already completed: the app's call has returned")
         stream = self.stream
-        if self.expect_continue and not self.body_complete:
+        if self.expect_continue and not self.body_complete and not _interim(status):
             # A final answer before 100 Continue: the client will not send its body, so the
             # connection closes after it. RFC 9110 section 10.1.1 asks to say so in advance.
             stream.response.keep_alive = False
