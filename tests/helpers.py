@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import os
 import socket
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httptools
@@ -16,6 +18,19 @@ from uvicorn.worker.server import Server
 
 # Every timeout in the tests is a multiple of this; raise it on a slow machine.
 UNIT = float(os.environ.get("UVICORN_TEST_UNIT", "1"))
+
+
+def tls_certificate(directory: Path) -> dict[str, str]:
+    """A self-signed certificate for 127.0.0.1 (and localhost) and its key, made in
+    ``directory``: the ``ssl_keyfile``/``ssl_certfile`` options that serve them."""
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return {"ssl_keyfile": str(key), "ssl_certfile": str(cert)}
 
 
 def listen(host: str = "127.0.0.1") -> socket.socket:

@@ -7,26 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import Watch, running_server
+from tests.helpers import Watch, running_server, tls_certificate
 from uvicorn.worker.connection import HTTPConnection
 from uvicorn.worker.state import ServerState
-
-
-def certificate(directory: Path) -> dict[str, str]:
-    key, cert = directory / "key.pem", directory / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return {"ssl_keyfile": str(key), "ssl_certfile": str(cert)}
 
 
 async def hello(message: dict[str, Any], channels: dict[str, Any]) -> None:
@@ -55,7 +43,8 @@ async def test_a_handshake_in_progress_is_counted_until_it_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     changed = watch(monkeypatch)
-    async with running_server(hello, interface="messaging", **certificate(tmp_path)) as server:
+    options = tls_certificate(tmp_path)
+    async with running_server(hello, interface="messaging", **options) as server:
         state = server.server.state
         assert state is not None
         tls, incoming, outgoing = client_hello()
@@ -80,7 +69,8 @@ async def test_a_failed_or_abandoned_handshake_leaves_nothing_counted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     changed = watch(monkeypatch)
-    async with running_server(hello, interface="messaging", **certificate(tmp_path)) as server:
+    options = tls_certificate(tmp_path)
+    async with running_server(hello, interface="messaging", **options) as server:
         state = server.server.state
         assert state is not None
         # One that sends garbage after its ClientHello, one that leaves mid-handshake.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import subprocess
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 from websockets.frames import Opcode
 
-from tests.helpers import UNIT, Watch, running_server
+from tests.helpers import UNIT, Watch, running_server, tls_certificate
 from tests.worker.wshelpers import RawWebSocket, Recorder, sessions, url
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.protocols.websocket import WebSocketCore
@@ -742,21 +741,14 @@ async def test_limit_concurrency_one_rule_for_requests_and_websockets(
 
 
 async def test_wss_over_tls(tmp_path: Any) -> None:
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    options = tls_certificate(tmp_path)
     recorder = Recorder()
 
     async def app(message: Message, channels: Channels) -> None:
         recorder.record(message)
         await echo(message, channels)
 
-    context = ssl.create_default_context(cafile=str(cert))
-    options = {"ssl_keyfile": str(key), "ssl_certfile": str(cert)}
+    context = ssl.create_default_context(cafile=options["ssl_certfile"])
     async with (
         running_server(app, **options) as server,
         connect(f"wss://127.0.0.1:{server.port}/", ssl=context) as ws,
