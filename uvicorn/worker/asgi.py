@@ -30,6 +30,8 @@ _NO_OPTIONS: dict[str, Any] = {}  # an extension's (never written to)
 EXTENSIONS: dict[str, dict[str, Any]] = {
     "http.response.trailers": _NO_OPTIONS,
     "http.response.early_hint": _NO_OPTIONS,
+    "http.response.pathsend": _NO_OPTIONS,
+    "http.response.zerocopysend": _NO_OPTIONS,
 }
 _IDLE = ResponseState.IDLE
 _PENDING = HandshakeState.PENDING
@@ -160,6 +162,8 @@ class ASGICycle(RequestCycle):
             self.early_hint(message)
         elif kind == "http.response.trailers":
             self.write_trailers(message.get("headers", ()), message.get("more_trailers", False))
+        elif kind == "http.response.pathsend" or kind == "http.response.zerocopysend":
+            await self.send_file(kind, message)
         else:
             raise ValueError(f"unexpected ASGI message type {kind!r} for an http scope")
         stream = self.stream
@@ -176,6 +180,23 @@ class ASGICycle(RequestCycle):
         if isinstance(links, (bytes, str)):
             raise TypeError(f"invalid links {links!r}: must be a list of bytes")
         self.write_start(103, [(b"link", check_bytes(link, "links")) for link in links], b"", False)
+
+    async def send_file(self, kind: str, message: MutableMapping[str, Any]) -> None:
+        """The ``http.response.pathsend`` and ``http.response.zerocopysend`` extensions: a file
+        (a ``path``; a ``file`` object, ``offset``, ``count``) as the body or its next bytes,
+        sent with ``os.sendfile`` on plain-TCP HTTP/1.1 (``RequestCycle.write_file``)."""
+        start = self._start
+        if start is None and self.stream.response.state is _IDLE:
+            raise RuntimeError(f"{kind} before http.response.start")
+        if kind == "http.response.pathsend":
+            file, offset, count, more = message.get("path"), None, None, False
+            if not isinstance(file, str):
+                raise TypeError(f"invalid 'path' {file!r}: must be a str")
+        else:
+            file, offset, count = message.get("file"), message.get("offset"), message.get("count")
+            more = bool(message.get("more_body", False))
+        # (Announced trailers end the response: the file leaves it open.)
+        await self.write_file(start, b"", file, offset, count, more or hasattr(self, "trailers"))
 
 
 def asgi2_to_asgi3(app: Any) -> ASGIApp:

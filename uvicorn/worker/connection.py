@@ -31,6 +31,7 @@ from uvicorn.protocols.http_parser import (
 from uvicorn.protocols.http_response import Response, ResponseState, simple_response
 from uvicorn.protocols.http_trailers import accepts_trailers, trailer_section
 from uvicorn.worker.cycle import BODY_HIGH_WATER, RequestCycle
+from uvicorn.worker.files import send_chunks, send_zero_copy
 from uvicorn.worker.handover import Handover
 from uvicorn.worker.http2 import alpn
 from uvicorn.worker.state import ServerState
@@ -274,6 +275,12 @@ class HTTPConnection(Handover):
                 self.close()  # the body broke its declared length: never half written
             raise
         self.write(data, True)
+
+    async def send_file(self, fd: int, offset: int, count: int, more: bool) -> None:
+        if self.scheme == "https":  # TLS: the bytes go through the SSL object, in pieces
+            await send_chunks(self, fd, offset, count, more)
+        else:
+            await send_zero_copy(self, self.response, fd, offset, count, more)
 
     def send_continue(self) -> None:
         self.write(_CONTINUE, True)

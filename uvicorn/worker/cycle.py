@@ -20,6 +20,7 @@ from uvicorn.exceptions import ClientDisconnected
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import ResponseState
 from uvicorn.protocols.http_trailers import check_trailers
+from uvicorn.worker.files import declared_length, open_body
 from uvicorn.worker.stream import Stream
 
 logger = logging.getLogger("uvicorn.error")
@@ -63,6 +64,7 @@ class RequestCycle:
     )
 
     trailers: list[tuple[bytes, bytes]]
+    _start: tuple[Any, Any] | None
 
     def __init__(
         self, stream: Stream, head: RequestHead, client: list[Any] | None, scheme: str
@@ -233,6 +235,48 @@ class RequestCycle:
         if self.finished:
             raise RuntimeError("response already completed: the app's call has returned")
         self.stream.send_body(content, more)
+        if not more and self.waiter is not None:
+            self._wake()
+
+    async def write_file(self, start: tuple[Any, Any] | None, content: bytes, file: Any,
+                         offset: Any, count: Any, more: bool) -> None:  # fmt: skip
+        """A file's bytes as the response's next body bytes, after ``content`` (SPEC: ``file``;
+        ASGI's pathsend and zerocopysend; ``files.open_body`` says what ``file``, ``offset`` and
+        ``count`` may be). ``start``: (status, headers) of the response's head, sent first;
+        without a content-length from the app it gets the file's, unless ``more`` is to come,
+        and with one, a file from a path is sent for the length the app promised. OSError when
+        the file cannot be opened: nothing is sent then (ASGI's held start is kept)."""
+        if self.disconnected:
+            raise ClientDisconnected()
+        if self.finished:
+            raise RuntimeError("response already completed: the app's call has returned")
+        body = open_body(file, offset, count)
+        stream = self.stream
+        try:
+            if start is not None:
+                self._start = None  # (ASGI's, held until now)
+                status, headers = start
+                declared = declared_length(headers)
+                if declared is None:
+                    if not more:
+                        length = b"%d" % (len(content) + body.count)
+                        headers = [*headers, (b"content-length", length)]
+                elif not body.given:
+                    body.count = max(0, declared - len(content))  # what the app promised
+                self.write_start(status, headers, content, True)
+            elif content:
+                self.write_body(content, True)
+            if self.head.method == "HEAD":
+                self.write_body(b"", more)  # none of the file
+            else:
+                try:
+                    await stream.send_file(body.fd, body.offset, body.count, more)
+                except ClientDisconnected:
+                    self.disconnected = True
+                    raise
+                body.sent()
+        finally:
+            body.close()
         if not more and self.waiter is not None:
             self._wake()
 

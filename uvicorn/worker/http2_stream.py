@@ -19,6 +19,7 @@ from uvicorn.protocols.http2 import H2Core
 from uvicorn.protocols.http2_response import H2Response, interim_block, refusal
 from uvicorn.protocols.http_response import ResponseState
 from uvicorn.worker.cycle import BODY_HIGH_WATER, RequestCycle
+from uvicorn.worker.files import send_chunks
 from uvicorn.worker.state import ServerState
 from uvicorn.worker.stream import Stream
 
@@ -133,6 +134,9 @@ class H2Stream:
         else:
             self.conn.core.send_headers(self.stream_id, block, True)
         self.conn.output()
+
+    async def send_file(self, fd: int, offset: int, count: int, more: bool) -> None:
+        await send_chunks(self, fd, offset, count, more)  # in DATA frames, within the windows
 
     def _send(self, data: bytes, end: bool) -> None:
         if self.pending:

@@ -98,6 +98,9 @@ class ReplyChannel(SendsNowait, _Channel):
         if not more and "trailers" in message:
             await self._send_trailing(message, content)
             return
+        if "file" in message:
+            await self._send_file(message, content, bool(more))
+            return
         if "status" in message or cycle.stream.response.state is _IDLE:
             if "status" not in message:
                 if "headers" in message:
@@ -109,6 +112,21 @@ class ReplyChannel(SendsNowait, _Channel):
             cycle.write_start(message["status"], message.get("headers", ()), content, bool(more))
         else:
             cycle.write_body(content, bool(more))
+        stream = cycle.stream
+        if stream.write_paused:
+            await stream.drain()
+
+    async def _send_file(self, message: Message, content: bytes, more: bool) -> None:
+        """A message with ``file`` (SPEC): ``content``, then the file's bytes."""
+        cycle = self._cycle
+        start = None
+        if "status" in message or cycle.stream.response.state is _IDLE:
+            if "status" not in message:
+                raise RuntimeError("a file was sent before the response started: the first "
+                                   "message needs a 'status'")  # fmt: skip
+            start = (message["status"], message.get("headers", ()))
+        await cycle.write_file(start, content, message["file"], message.get("offset"),
+                               message.get("count"), more)  # fmt: skip
         stream = cycle.stream
         if stream.write_paused:
             await stream.drain()

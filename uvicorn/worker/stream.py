@@ -60,6 +60,13 @@ class Stream(Protocol):
         fields (checked by ``http_trailers.check_trailers``), or drop them where the protocol
         or the client cannot take them. Raises RuntimeError as ``send_body`` does."""
 
+    async def send_file(self, fd: int, offset: int, count: int, more: bool) -> None:
+        """The body's next ``count`` bytes, from descriptor ``fd`` at ``offset`` (``files.py``:
+        ``os.sendfile`` where the protocol allows, else read in pieces), waiting for write room
+        as it goes; the last of the body when ``more`` is false. Raises RuntimeError as
+        ``send_body`` does, or when the file ends early (the stream is then ended), and
+        ``ClientDisconnected``."""
+
     def send_continue(self) -> None:
         """``100 Continue``: the app is reading the body the client waits to send."""
 

@@ -131,12 +131,22 @@ class TransportProtocol(asyncio.Protocol):
             if self.closed:
                 raise ClientDisconnected()
 
+    def drain_waiter(self) -> asyncio.Future[None]:
+        """The future ``drain()`` waits on: woken when writing resumes, when the connection is
+        lost, and by ``wake_drain()`` (``files.py``: the socket became writable)."""
+        waiter = self._drain_waiter
+        if waiter is None:
+            waiter = self._drain_waiter = self.loop.create_future()
+        return waiter
+
     def _wake_drain(self) -> None:
         waiter = self._drain_waiter
         if waiter is not None:
             self._drain_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+    wake_drain = _wake_drain
 
     def close(self) -> None:
         if not self.closed:

@@ -1,0 +1,382 @@
+"""File responses (SPEC: ``file``; ASGI: ``http.response.pathsend`` and
+``http.response.zerocopysend``), on both interfaces: plain-TCP HTTP/1.1 sends them with
+``os.sendfile`` (spied on here), TLS and HTTP/2 in pieces; HEAD sends none of the file; an app's
+content-length is honoured; a file shorter than promised cuts the response; a path that cannot
+be opened raises OSError in the app and gets the client a 500; a slow client holds the send."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import UNIT, get, only_connection, running_server, tls_certificate
+from tests.worker.h2client import H2Client
+
+INTERFACES = pytest.mark.parametrize("interface", ["messaging", "asgi3"])
+BIG = os.urandom(8 * 1024 * 1024 + 123)  # more than loopback's socket buffers take
+SMALL = bytes(range(256)) * 40
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    directory = tmp_path_factory.mktemp("files")
+    (directory / "big.bin").write_bytes(BIG)
+    (directory / "small.bin").write_bytes(SMALL)
+    return {"big": str(directory / "big.bin"), "small": str(directory / "small.bin"),
+            "missing": str(directory / "missing.bin"), "dir": str(directory)}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return tls_certificate(tmp_path_factory.mktemp("tls"))
+
+
+class SendfileSpy:
+    """Counts ``os.sendfile`` calls and bytes, and sets ``blocked`` when the socket was full."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self.bytes = 0
+        self.blocked = asyncio.Event()
+        real = os.sendfile
+
+        def spy(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+            self.calls += 1
+            try:
+                sent = real(out_fd, in_fd, offset, count)
+            except BlockingIOError:
+                self.blocked.set()
+                raise
+            self.bytes += sent
+            return sent
+
+        monkeypatch.setattr(os, "sendfile", spy)
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> SendfileSpy:
+    return SendfileSpy(monkeypatch)
+
+
+def path_app(interface: str, path: str, headers: Any = (), before: bytes = b"") -> Any:
+    """Answers with the file at ``path`` (``before``: a first body piece of its own); what its
+    send raised is in ``app.errors``, and ``app.sent`` is set once the file's send returned."""
+    errors: list[BaseException] = []
+    sent = asyncio.Event()
+
+    async def messaging(message: dict[str, Any], channels: dict[str, Any]) -> None:
+        reply = channels["reply"]
+        try:
+            if before:
+                await reply.send({"status": 200, "headers": list(headers), "content": before,
+                                  "more_content": True})  # fmt: skip
+                await reply.send({"file": path})
+            else:
+                await reply.send({"status": 200, "headers": list(headers), "file": path})
+        except Exception as exc:
+            errors.append(exc)
+            raise
+        sent.set()
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        assert scope["extensions"]["http.response.pathsend"] == {}
+        assert scope["extensions"]["http.response.zerocopysend"] == {}
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
+            if before:
+                await send({"type": "http.response.body", "body": before, "more_body": True})
+            await send({"type": "http.response.pathsend", "path": path})
+        except Exception as exc:
+            errors.append(exc)
+            raise
+        sent.set()
+
+    app: Any = messaging if interface == "messaging" else asgi
+    app.errors = errors
+    app.sent = sent
+    return app
+
+
+# Plain-TCP HTTP/1.1: zero copy.
+
+
+@INTERFACES
+async def test_a_file_goes_out_with_sendfile_and_its_length(
+    interface: str, files: dict[str, str], spy: SendfileSpy
+) -> None:
+    async with running_server(path_app(interface, files["small"]), interface=interface) as server:
+        response = await server.request(get("/"))
+    assert response.status == 200
+    assert response.header(b"content-length") == b"%d" % len(SMALL)
+    assert response.body == SMALL
+    assert spy.calls >= 1 and spy.bytes == len(SMALL)
+
+
+@INTERFACES
+async def test_a_large_file_arrives_exactly_through_curl(
+    interface: str, files: dict[str, str], spy: SendfileSpy, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.bin"
+    async with running_server(path_app(interface, files["big"]), interface=interface) as server:
+        proc = await asyncio.create_subprocess_exec(
+            "curl", "-sS", "-o", str(out), "-w", "%{http_code} %{size_download}",
+            f"http://127.0.0.1:{server.port}/",
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, _ = await asyncio.wait_for(proc.communicate(), 10 * UNIT)
+    assert stdout.decode() == f"200 {len(BIG)}"
+    assert out.read_bytes() == BIG
+    assert spy.bytes == len(BIG)
+
+
+@INTERFACES
+async def test_head_sends_none_of_the_file(
+    interface: str, files: dict[str, str], spy: SendfileSpy
+) -> None:
+    async with running_server(path_app(interface, files["big"]), interface=interface) as server:
+        client = await server.connect()
+        await client.send(get("/", method="HEAD") + get("/", "connection: close"))
+        head = await client.read_response(head=True)
+        response = await client.read_response()
+    assert head.header(b"content-length") == b"%d" % len(BIG) and head.body == b""
+    assert response.body == BIG  # the next response on the same connection is intact
+    assert spy.bytes == len(BIG)  # (the GET's: the HEAD sent none)
+
+
+@INTERFACES
+async def test_the_apps_content_length_is_honoured(
+    interface: str, files: dict[str, str], spy: SendfileSpy
+) -> None:
+    app = path_app(interface, files["small"], [(b"content-length", b"1000")])
+    async with running_server(app, interface=interface) as server:
+        client = await server.connect()
+        await client.send(get("/") + get("/"))  # the connection is kept: the framing held
+        first, second = await client.read_response(), await client.read_response()
+    assert first.header(b"content-length") == b"1000"
+    assert first.body == second.body == SMALL[:1000]
+
+
+@INTERFACES
+async def test_a_file_after_a_body_piece_is_chunked(
+    interface: str, files: dict[str, str], spy: SendfileSpy
+) -> None:
+    app = path_app(interface, files["small"], before=b"<<")
+    async with running_server(app, interface=interface) as server:
+        response = await server.request(get("/"))
+    assert response.chunked and response.body == b"<<" + SMALL
+    assert spy.bytes == len(SMALL)
+
+
+@INTERFACES
+async def test_a_file_shorter_than_promised_closes_the_connection(
+    interface: str, files: dict[str, str], spy: SendfileSpy
+) -> None:
+    promised = len(SMALL) + 500
+    app = path_app(interface, files["small"], [(b"content-length", b"%d" % promised)])
+    async with running_server(app, interface=interface) as server:
+        client = await server.connect()
+        await client.send(get("/"))
+        data = await client.read_until_closed()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"content-length: %d" % promised in head and body == SMALL
+    assert isinstance(app.errors[0], RuntimeError)
+    assert "ended after" in str(app.errors[0])
+
+
+@INTERFACES
+async def test_a_path_that_cannot_be_opened_raises_oserror_and_gets_a_500(
+    interface: str, files: dict[str, str]
+) -> None:
+    for path in (files["missing"], files["dir"]):
+        app = path_app(interface, path)
+        async with running_server(app, interface=interface) as server:
+            response = await server.request(get("/"))
+        assert response.status == 500
+        assert isinstance(app.errors[0], OSError)
+
+
+@INTERFACES
+async def test_a_path_that_cannot_be_opened_after_the_head_closes_the_connection(
+    interface: str, files: dict[str, str]
+) -> None:
+    app = path_app(interface, files["missing"], before=b"<<")
+    async with running_server(app, interface=interface) as server:
+        client = await server.connect()
+        await client.send(get("/"))
+        data = await client.read_until_closed()
+    assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"2\r\n<<\r\n")  # never ended
+    assert isinstance(app.errors[0], FileNotFoundError)
+
+
+@INTERFACES
+async def test_a_slow_client_holds_the_send_and_no_memory(
+    interface: str, files: dict[str, str], spy: SendfileSpy
+) -> None:
+    app = path_app(interface, files["big"])
+    async with running_server(app, interface=interface) as server:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(get("/", "connection: close"))
+        await asyncio.wait_for(spy.blocked.wait(), 5 * UNIT)  # the socket is full
+        assert not app.sent.is_set()  # the app's send waits
+        assert only_connection(server).transport.get_write_buffer_size() == 0
+        data = await asyncio.wait_for(reader.read(), 10 * UNIT)
+        await asyncio.wait_for(app.sent.wait(), 5 * UNIT)
+        writer.close()
+    assert data.partition(b"\r\n\r\n")[2] == BIG
+
+
+async def test_zerocopysend_with_offsets_and_the_files_own_position(
+    files: dict[str, str], spy: SendfileSpy
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        with open(files["small"], "rb") as file:
+            await send({"type": "http.response.start", "status": 200})
+            await send({"type": "http.response.zerocopysend", "file": file, "offset": 10,
+                        "count": 5, "more_body": True})  # fmt: skip
+            file.seek(100)
+            await send({"type": "http.response.zerocopysend", "file": file, "count": 3,
+                        "more_body": True})  # fmt: skip
+            assert file.tell() == 103  # from its position, which moved past the bytes sent
+            await send({"type": "http.response.body", "body": b"|", "more_body": True})
+            file.seek(len(SMALL) - 4)
+            await send({"type": "http.response.zerocopysend", "file": file})  # to its end
+
+    async with running_server(app, interface="asgi3") as server:
+        response = await server.request(get("/"))
+    assert response.body == SMALL[10:15] + SMALL[100:103] + b"|" + SMALL[-4:]
+    assert spy.bytes == 12
+
+
+async def test_messaging_file_objects_with_offset_and_count(
+    files: dict[str, str], spy: SendfileSpy
+) -> None:
+    async def app(message: dict[str, Any], channels: dict[str, Any]) -> None:
+        with open(files["small"], "rb") as file:
+            await channels["reply"].send({"status": 200, "content": b"[", "file": file,
+                                          "offset": 256, "count": 256})  # fmt: skip
+
+    async with running_server(app, interface="messaging") as server:
+        response = await server.request(get("/"))
+    assert response.header(b"content-length") == b"257"
+    assert response.body == b"[" + bytes(range(256))
+
+
+async def test_a_starlette_file_response_takes_the_zero_copy_path(
+    files: dict[str, str], spy: SendfileSpy
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import FileResponse
+    from starlette.routing import Route
+
+    async def download(request: Any) -> FileResponse:
+        return FileResponse(files["big"], media_type="application/octet-stream")
+
+    app = Starlette(routes=[Route("/big", download, methods=["GET", "HEAD"])])
+    async with (
+        running_server(app, interface="asgi3", lifespan="off") as server,
+        httpx.AsyncClient() as client,
+    ):
+        response = await client.get(f"http://127.0.0.1:{server.port}/big")
+        head = await client.head(f"http://127.0.0.1:{server.port}/big")
+    assert response.status_code == 200 and response.content == BIG
+    assert response.headers["content-length"] == str(len(BIG))
+    assert head.headers["content-length"] == str(len(BIG)) and head.content == b""
+    assert spy.bytes == len(BIG)  # all of it through os.sendfile
+
+
+# TLS: in pieces, not os.sendfile.
+
+
+@INTERFACES
+async def test_tls_sends_the_file_in_pieces(
+    interface: str, files: dict[str, str], tls: dict[str, str], spy: SendfileSpy
+) -> None:
+    app = path_app(interface, files["big"])
+    async with (
+        running_server(app, interface=interface, http="1.1", **tls) as server,
+        httpx.AsyncClient(verify=False) as client,
+    ):
+        response = await client.get(f"https://127.0.0.1:{server.port}/")
+        head = await client.head(f"https://127.0.0.1:{server.port}/")
+    assert response.http_version == "HTTP/1.1"
+    assert response.content == BIG and response.headers["content-length"] == str(len(BIG))
+    assert head.content == b"" and head.headers["content-length"] == str(len(BIG))
+    assert spy.calls == 0
+
+
+@INTERFACES
+async def test_tls_http2_through_curl(
+    interface: str, files: dict[str, str], tls: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "out.bin"
+    async with running_server(path_app(interface, files["big"]), interface=interface,
+                              **tls) as server:  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            "curl", "-sSk", "--http2", "-o", str(out), "-w", "%{http_version} %{http_code}",
+            f"https://127.0.0.1:{server.port}/",
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, _ = await asyncio.wait_for(proc.communicate(), 10 * UNIT)
+    assert stdout.decode() == "2 200"
+    assert out.read_bytes() == BIG
+
+
+# HTTP/2 (h2c): DATA frames within the windows.
+
+
+@INTERFACES
+async def test_http2_sends_the_file_within_the_windows(
+    interface: str, files: dict[str, str], spy: SendfileSpy
+) -> None:
+    app = path_app(interface, files["big"])
+    async with running_server(app, interface=interface) as server:
+        client = await H2Client.open(server.port, auto_ack=False)
+        stream_id = client.request("/")
+        # With no window given back, the app's send waits once the first 64 KiB went.
+        await client.until(lambda: len(client.streams[stream_id].data) == 65535)
+        assert not app.sent.is_set()
+        client.auto_ack = True
+        client.give_window(2**20, 0)
+        client.give_window(2**20, stream_id)
+        result = await client.response(stream_id, timeout=10 * UNIT)
+        head_id = client.request("/", method="HEAD")
+        head = await client.response(head_id)
+        client.close()
+    assert result.status == 200 and result.header(b"content-length") == b"%d" % len(BIG)
+    assert bytes(result.data) == BIG
+    assert head.header(b"content-length") == b"%d" % len(BIG) and not head.data
+    assert spy.calls == 0
+
+
+@INTERFACES
+async def test_http2_a_short_file_resets_the_stream_and_a_bad_path_gets_a_500(
+    interface: str, files: dict[str, str]
+) -> None:
+    short = path_app(interface, files["small"], [(b"content-length", b"99999")])
+    async with running_server(short, interface=interface) as server:
+        client = await H2Client.open(server.port)
+        result = await client.response(client.request("/"))
+        client.close()
+    assert result.reset == 2 and bytes(result.data) == SMALL  # INTERNAL_ERROR
+    assert isinstance(short.errors[0], RuntimeError)
+    missing = path_app(interface, files["missing"])
+    async with running_server(missing, interface=interface) as server:
+        client = await H2Client.open(server.port)
+        result = await client.response(client.request("/"))
+        client.close()
+    assert result.status == 500
+    assert isinstance(missing.errors[0], FileNotFoundError)

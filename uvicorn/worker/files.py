@@ -1,0 +1,227 @@
+"""File bodies: the worker's side of SPEC's ``file`` key and of ASGI's
+``http.response.pathsend`` and ``http.response.zerocopysend``.
+
+``open_body`` opens what the app named (a path, or a file it opened, with an offset and a count)
+in the request cycle, so that a path that cannot be opened raises ``OSError`` from the app's
+``send`` before anything was sent. The stream then sends the bytes (``Stream.send_file``):
+
+* plain-TCP HTTP/1.1, ``send_zero_copy``: ``os.sendfile`` from the file to a duplicate of the
+  socket's descriptor, from the page cache to the socket with no copy into Python. (uvloop does
+  not implement ``loop.sendfile``.) What the transport still holds is written first; while the
+  socket's buffer is full (``EAGAIN``) it waits for the socket to be writable, so a slow client
+  holds no memory of ours at all.
+* TLS, and HTTP/2, ``send_chunks``: the file read in 64 KiB pieces (``os.pread``, page cache:
+  cheaper than a thread's hand-over, see docs/architecture.md), each an ordinary body piece of
+  the stream (chunked framing, or DATA frames within the flow-control windows), the next read
+  only once the stream has room (back-pressure: one piece in memory per response).
+
+A file that ends before the bytes promised (its count, or the app's content-length) is the app's
+error: the stream is ended (HTTP/1.1 closes the connection, HTTP/2 resets the stream) and
+``RuntimeError`` raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from typing import Any, Protocol
+
+from uvicorn.exceptions import ClientDisconnected
+from uvicorn.protocols.http_files import body_frame
+from uvicorn.protocols.http_response import Response
+from uvicorn.worker.transport import TransportProtocol
+
+CHUNK = 64 * 1024  # what one read takes of a file sent in pieces
+_SENDFILE_MAX = 1 << 30  # one os.sendfile call's count at most (Linux caps at 2 GiB - 4 KiB)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+_LENGTH = b"content-length"
+
+
+class FileBody:
+    """An open file body: ``count`` bytes of descriptor ``fd`` from ``offset``."""
+
+    __slots__ = ("fd", "offset", "count", "given", "_file", "_owned")
+
+    def __init__(self, fd: int, offset: int, count: int, given: bool, file: Any, owned: bool):
+        self.fd = fd
+        self.offset = offset
+        self.count = count
+        self.given = given  # the app said how many bytes (else: to the end of the file)
+        self._file = file  # the app's file object, whose position follows the bytes sent
+        self._owned = owned
+
+    def sent(self) -> None:
+        """The bytes went: a file sent from its current position is left past them (as a read
+        would leave it)."""
+        if self._file is not None:
+            self._file.seek(self.offset + self.count)
+
+    def close(self) -> None:
+        if self._owned:
+            self._owned = False
+            os.close(self.fd)
+
+
+def _check_int(value: Any, key: str) -> int:
+    if type(value) is not int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"invalid {key!r} {value!r}: must be an int")
+        value = int(value)
+    if value < 0:
+        raise ValueError(f"invalid {key!r} {value!r}: must be >= 0")
+    return value  # type: ignore[no-any-return]
+
+
+def open_body(file: Any, offset: Any = None, count: Any = None) -> FileBody:
+    """Open ``file``: a path (str, bytes, os.PathLike), opened and closed here, or an open file
+    object (``fileno()``), read from ``offset`` (default: its current position, which then
+    moves past the bytes sent) for ``count`` bytes (default: to its end). OSError when the path
+    cannot be opened or is not a regular file; TypeError or ValueError for a bad argument."""
+    offset = None if offset is None else _check_int(offset, "offset")
+    count = None if count is None else _check_int(count, "count")
+    given = count is not None
+    moves = None
+    if isinstance(file, (str, bytes, os.PathLike)):
+        fd = os.open(file, _OPEN_FLAGS)
+        owned = True
+    else:
+        try:
+            fd = file.fileno()
+        except (AttributeError, OSError, ValueError) as exc:
+            raise TypeError(
+                f"invalid file {file!r}: a path or an open file (with a fileno()) is needed"
+            ) from exc
+        owned = False
+        if offset is None:
+            offset = file.tell() if hasattr(file, "tell") else os.lseek(fd, 0, os.SEEK_CUR)
+            moves = file if hasattr(file, "seek") else None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"not a regular file: {file!r}")
+        offset = offset or 0
+        if count is None:
+            count = max(0, info.st_size - offset)
+        return FileBody(fd, offset, count, given, moves, owned)
+    except BaseException:
+        if owned:
+            os.close(fd)
+        raise
+
+
+def declared_length(headers: Any) -> int | None:
+    """The content-length the app set in a response head, if any (None too when it is not
+    valid: sending the head then raises)."""
+    try:
+        for name, value in headers:
+            if len(name) == 14 and bytes(name).lower() == _LENGTH:
+                return int(value) if bytes(value).isdigit() else None
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+class ChunkStream(Protocol):
+    """What ``send_chunks`` needs of a ``Stream``."""
+
+    @property
+    def write_paused(self) -> bool: ...
+
+    def send_body(self, content: bytes, more: bool) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+def _short(body: FileBody, sent: int) -> RuntimeError:
+    return RuntimeError(
+        f"the file ended after {sent} of the {body.count} bytes promised: response cut"
+    )
+
+
+async def send_chunks(stream: ChunkStream, fd: int, offset: int, count: int, more: bool) -> None:
+    """The file's bytes as body pieces of ``stream``, one read at a time, each after the stream
+    has room for it."""
+    end = offset + count
+    if not count:
+        stream.send_body(b"", more)
+        return
+    position = offset
+    while position < end:
+        data = os.pread(fd, min(CHUNK, end - position), position)
+        if not data:
+            stream.abort()
+            raise _short(FileBody(fd, offset, count, True, None, False), position - offset)
+        position += len(data)
+        stream.send_body(data, more or position < end)
+        if stream.write_paused:
+            await stream.drain()
+
+
+async def send_zero_copy(conn: TransportProtocol, response: Response, fd: int, offset: int,
+                         count: int, more: bool) -> None:  # fmt: skip
+    """``count`` bytes of ``fd`` from ``offset`` as the response's next body bytes, with
+    ``os.sendfile`` on a plain-TCP connection."""
+    frame = body_frame(response, count, more)
+    if frame is None:  # no body (HEAD, 204, 304)
+        if not more:
+            conn.write(b"", True)
+        return
+    before, after = frame
+    if count:
+        conn.write(before, True)  # (and whatever was queued before it)
+        if conn.closed:
+            raise ClientDisconnected()
+        await _sendfile(conn, response, fd, offset, count)
+    if after or not more:
+        conn.write(after, not more)
+
+
+async def _sendfile(
+    conn: TransportProtocol, response: Response, fd: int, offset: int, count: int
+) -> None:
+    transport = conn.transport
+    # A descriptor of our own for the socket: the transport's is watched by the loop (which
+    # refuses a second watcher on it) and closed by the transport whenever it closes.
+    sock = os.dup(transport.get_extra_info("socket").fileno())
+    try:
+        position, end = offset, offset + count
+        while position < end:
+            if conn.closed:
+                raise ClientDisconnected()
+            if transport.get_write_buffer_size():
+                # Bytes the transport still holds go first: wait until it has written them.
+                await _writable(conn, sock)
+                continue
+            try:
+                sent = os.sendfile(sock, fd, position, min(end - position, _SENDFILE_MAX))
+            except (BlockingIOError, InterruptedError):
+                await _writable(conn, sock)
+                continue
+            except OSError as exc:
+                if isinstance(exc, (ConnectionError, TimeoutError)):
+                    conn.close()
+                    raise ClientDisconnected() from exc
+                response.abandon()  # the file could not be read: the response is cut
+                conn.close()
+                raise
+            if not sent:
+                response.abandon()
+                conn.close()
+                raise _short(FileBody(fd, offset, count, True, None, False), position - offset)
+            position += sent
+    finally:
+        os.close(sock)
+
+
+async def _writable(conn: TransportProtocol, sock: int) -> None:
+    """Wait until the socket can take more, or the connection is lost or closed."""
+    loop = conn.loop
+    waiter = conn.drain_waiter()  # (woken when the connection is lost, too)
+    loop.add_writer(sock, conn.wake_drain)
+    try:
+        await asyncio.shield(waiter)
+    finally:
+        loop.remove_writer(sock)
