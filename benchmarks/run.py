@@ -22,7 +22,12 @@ HTTP/2 (h2c, prior knowledge; h2load, harness/h2load.py): h2-hello (-c64 -m10), 
 runs `--http zttp --http2` (zttp is installed into its venv), granian `--http 2`, hypercorn with
 keep_alive_max_requests raised (harness/hypercorn_h2.toml) and ours `--http 2`. h2-hello also
 opens --h2-idle-conns connections that each did one request and stay open, and reports the
-worker's RSS growth per connection. `--scenarios h1` (the default) / `h2` select a group.
+worker's RSS growth per connection. Static files (wrk -c16, apps/files.py): file-1m and
+file-64m, Starlette's FileResponse (http.response.pathsend where the server offers it, as ours
+and granian do; the published uvicorn gets the file streamed through Python), ours-messaging a
+reply with 'file'; MiB/s and the server's CPU per MiB, paired against the published uvicorn and
+granian (starlette is installed into their venvs). `--scenarios h1` (the default) / `h2` /
+`files` select a group.
 
 Method: every run starts a fresh server (one worker) pinned with taskset to one core, the load
 generator on the other; a warm-up, then the measured window. Rounds interleave the servers
@@ -64,6 +69,7 @@ from harness import h2load, loads, procs, report  # noqa: E402
 VENVS = Path("/tmp/uvicorn-bench")
 PUBLISHED = ["uvicorn[standard]"]
 PUBLISHED_H2 = ["zttp"]  # the published uvicorn's HTTP/2 (`--http zttp --http2`)
+FILE_APPS = ["starlette"]  # the file scenarios' app (apps/files.py), in every venv
 PEERS: dict[str, list[str]] = {"granian": ["granian[uvloop]"], "hypercorn": ["hypercorn", "uvloop"]}
 PEER_ARGS = {  # one worker, uvloop, no access log; the executable is bin/<peer> of its venv
     "granian": ["--interface", "asgi", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
@@ -76,7 +82,8 @@ PEER_ARGS = {  # one worker, uvloop, no access log; the executable is bin/<peer>
 PEER_H2_ARGS = {"granian": ["--http", "2"],
                 "hypercorn": ["--config", str(HERE / "harness" / "hypercorn_h2.toml")]}  # fmt: skip
 TOOLS = {"wrk": "wrk", "h2load": "nghttp2-client", "curl": "curl"}  # command: Debian package
-KIND_TOOLS = {"http": ["wrk"], "h2": ["h2load", "curl"]}  # what each kind of scenario runs
+# What each kind of scenario runs.
+KIND_TOOLS = {"http": ["wrk"], "h2": ["h2load", "curl"], "file": ["wrk"]}
 CLIENT_CPU, SERVER_CPU = 0, 1
 # A round in which the hypervisor took more than this share of either core from one of its runs
 # (steal time, /proc/stat) is measured again, up to --redos times: on a shared host such a burst
@@ -191,6 +198,16 @@ def measure(server: Server, name: str, args: argparse.Namespace, scratch: Path) 
             res = loads.run_ws(port, args.ws_python, args.warmup, args.duration,
                                args.connections, args.client_cpu, watch,
                                args.server_cpu)  # fmt: skip
+        elif scen.kind == "file":
+            loads.check_file(name, port)
+            script = scratch / f"{name}.lua"
+            script.write_text(loads.lua_script(name))
+            if args.warmup > 0:
+                loads.run_wrk(name, port, script, args.warmup, scen.clients, args.client_cpu,
+                              watch)  # fmt: skip
+            res = loads.run_wrk(name, port, script, args.duration, scen.clients,
+                                args.client_cpu, watch, args.server_cpu)  # fmt: skip
+            res.update(loads.file_meters(name, res, args.duration))
         elif h2:
             res = h2load.run(name, port, args.warmup, args.duration, args.client_cpu, watch,
                              args.server_cpu, scratch, args.h2_idle_conns)  # fmt: skip
@@ -313,8 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         log("WARNING: taskset is missing or fewer than 2 CPUs: nothing is pinned")
         args.client_cpu = args.server_cpu = None
     ours = our_python()
-    published = venv("published", PUBLISHED + (PUBLISHED_H2 if "h2" in kinds else []), ours)
-    peers = {p: venv(p, PEERS[p], ours) for p in args.peers}
+    apps = FILE_APPS if "file" in kinds else []  # what apps/files.py imports
+    published = venv("published", PUBLISHED + (PUBLISHED_H2 if "h2" in kinds else []) + apps,
+                     ours)  # fmt: skip
+    peers = {p: venv(p, PEERS[p] + apps, ours) for p in args.peers}
     args.ws_python = str(published / "bin" / "python")
     todo = servers(ours, published, peers)
     meta = dict(machine(), rounds=args.rounds, duration_s=args.duration, warmup_s=args.warmup,
@@ -334,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"== {name}: {scen.what}")
             runs, redone[name] = run_scenario(name, todo, args, Path(scratch))
             base = runs.get(report.BASELINE, [])
-            refs = {r: runs[r] for r in report.H2_REFS if scen.kind == "h2" and r in runs}
+            refs = {r: runs[r] for r in report.H2_REFS
+                    if scen.kind in ("h2", "file") and r in runs}  # fmt: skip
             results[name] = {s: report.summarize(r, base, refs) for s, r in runs.items()}
             all_runs[name] = runs
     pinning = "server and load generator on separate cores" if meta["pinned"] else "unpinned"
@@ -349,8 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         if redone[name]:
             print(f"({redone[name]} round(s) measured again: the host stole more than "
                   f"{STEAL_LIMIT:g}% of a core during them)\n")  # fmt: skip
-    if kinds - {"h2"}:
+    if kinds - {"h2", "file"}:
         print(report.targets_table(results), flush=True)
+    if "file" in kinds:
+        print(report.file_targets_table(results), flush=True)
     if "h2" in kinds:
         print(report.h2_targets_table(results), flush=True)
     if args.json:

@@ -434,3 +434,97 @@ def test_the_runner_pairs_h2_runs_with_each_peer_and_prints_the_h2_verdict(
     assert ("| h2-hello paired req/s vs granian | 0.83x | 0.83x | >= 1.00x | not reached |"
             in out)  # fmt: skip
     assert "**Verdict: every target met (2/2 checks pass)**" in out
+
+
+def test_file_scenarios_group_and_meters() -> None:
+    assert run.parse_args(["--scenarios", "files"]).scenarios == ["file-1m", "file-64m"]
+    assert not set(loads.GROUPS["files"]) & set(run.parse_args([]).scenarios)  # not by default
+    assert {n: (s.module, s.path, s.clients) for n, s in loads.SCENARIOS.items()
+            if s.kind == "file"} == {"file-1m": ("files", "/file-1m", 16),
+                                     "file-64m": ("files", "/file-64m", 16)}  # fmt: skip
+    assert set(report.FILE_SCENARIOS) == set(loads.GROUPS["files"]) == set(loads.FILE_SIZES)
+    res = loads.parse_wrk("RESULT 10 2000000 0 0 0 0 0 1200 4500\nBYTES 1073741824\n")
+    assert res["bytes_s"] == 2**29 and res["rps"] == 5
+    # Throughput from the bytes received (a 64 MiB response in flight counts), CPU per MiB.
+    meters = loads.file_meters("file-64m", dict(res, server_cpu_s=0.5), 2)
+    assert meters["mib_s"] == 512 and meters["rps"] == 8 and meters["requests"] == 16
+    assert meters["cpu_us_mib"] == 1e6 * 0.5 / 1024
+    assert "bytes_s" not in loads.parse_wrk("RESULT 10 2000000 0 0 0 0 0 1200 4500\n")
+    assert "BYTES" in loads.lua_script("file-1m")
+
+
+def _file_results(ours: float, granian: float | None = 1.0) -> dict[str, dict[str, Any]]:
+    out = {}
+    for scen in report.FILE_SCENARIOS:
+        base = [_run(0, 100), _run(1, 120)]
+        runs = {"published": base, "ours-messaging": [_run(0, 100 * ours), _run(1, 120 * ours)],
+                "ours-asgi": [_run(0, 100 * ours), _run(1, 120 * ours)]}  # fmt: skip
+        if granian is not None:
+            runs["granian"] = [_run(0, 100 * granian), _run(1, 120 * granian)]
+        refs = {r: runs[r] for r in report.FILE_REFS if r in runs}
+        out[scen] = {name: report.summarize(r, base, refs) for name, r in runs.items()}
+    return out
+
+
+def test_file_targets_paired_bytes_per_second() -> None:
+    text = report.file_targets_table(_file_results(4.0, granian=3.0))
+    assert ("| file-64m paired bytes/s vs the published uvicorn | 4.00x | 4.00x | >= 3.00x "
+            "| pass |") in text  # fmt: skip
+    assert "| file-1m paired bytes/s vs granian | 1.33x | 1.33x | >= 1.00x | pass |" in text
+    assert "**Verdict: every target met (4/4 checks pass)**" in text
+    missed = report.file_targets_table(_file_results(2.0, granian=3.0))
+    assert "| file-1m paired bytes/s vs granian | 0.67x | 0.67x | >= 1.00x | FAIL |" in missed
+    assert "**Verdict: 4 of 4 checks missed" in missed
+    alone = report.file_targets_table(_file_results(4.0, granian=None))
+    assert "(granian did not run or failed in a scenario: the >= 1x there is not judged)" in alone
+    assert "(2/2 checks pass)" in alone
+
+
+def test_the_files_app_makes_its_files_and_answers_with_them(
+        monkeypatch: Any, tmp_path: Path) -> None:  # fmt: skip
+    monkeypatch.setenv("UVICORN_BENCH_FILES", str(tmp_path))
+    monkeypatch.syspath_prepend(str(RUN_PY.parent))
+    monkeypatch.delitem(sys.modules, "apps.files", raising=False)
+    import asyncio
+
+    from apps import files
+
+    for url, size in files.SIZES.items():
+        data = Path(files.PATHS[url]).read_bytes()
+        assert data == bytes(range(256)) * (size // 256) and size == loads.FILE_SIZES[url[1:]]
+        assert Path(files.PATHS[url]).parent == tmp_path
+    sent: list[dict[str, Any]] = []
+
+    class Reply:
+        async def send(self, message: dict[str, Any]) -> None:
+            sent.append(message)
+
+    asyncio.run(files.mi({"path": "/file-1m"}, {"reply": Reply()}))
+    assert sent == [{"status": 200, "headers": files._TYPE, "file": files.PATHS["/file-1m"]}]
+
+
+def test_the_runner_installs_starlette_and_prints_the_file_verdict(
+        monkeypatch: Any, capsys: Any) -> None:  # fmt: skip
+    installed: dict[str, list[str]] = {}
+    rps = {"published": 10.0, "granian": 25.0}
+
+    def measure(server: Any, name: str, args: Any, scratch: Any) -> dict[str, Any]:
+        return dict(_run(0, rps.get(server.name, 40.0)), steal_pct=0.0)
+
+    def venv(name: str, packages: list[str], base: str) -> Path:
+        installed[name] = packages
+        return Path("/v") / name
+
+    monkeypatch.setattr(run, "measure", measure)
+    monkeypatch.setattr(run, "install_tools", lambda commands: None)
+    monkeypatch.setattr(run, "our_python", lambda: "/py")
+    monkeypatch.setattr(run, "venv", venv)
+    monkeypatch.setattr(run.procs, "can_pin", lambda: False)
+    assert run.main(["--scenarios", "files", "--rounds", "1", "--peers", "granian"]) == 0
+    out = capsys.readouterr().out
+    assert installed == {"published": ["uvicorn[standard]", "starlette"],
+                         "granian": ["granian[uvloop]", "starlette"]}  # fmt: skip
+    assert "Targets (issue 7)" not in out and "Targets (issue 13)" in out
+    assert "| file-64m paired bytes/s vs the published uvicorn | 4.00x | 4.00x |" in out
+    assert "| file-1m paired bytes/s vs granian | 1.60x | 1.60x | >= 1.00x | pass |" in out
+    assert "CPU us/MiB" not in out  # (the canned runs have no file meters)

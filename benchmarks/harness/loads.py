@@ -26,9 +26,11 @@ WS_SIZE = 64
 class Scenario:
     module: str  # benchmarks/apps/<module>.py
     path: str
-    kind: str  # "http" (wrk), "ws" (ws_client.py) or "h2" (h2load, h2c with prior knowledge)
+    kind: str  # "http" (wrk), "ws" (ws_client.py), "h2" (h2load, h2c with prior knowledge),
+    #            "file" (wrk, a static file)
     what: str
-    clients: int = 0  # h2: h2load's connections (-c) and streams in flight on each (-m)
+    clients: int = 0  # h2: h2load's connections (-c) and streams in flight on each (-m); file:
+    #                   wrk's connections
     streams: int = 0
 
 
@@ -43,9 +45,16 @@ SCENARIOS = {
     "h2-download": Scenario("download", "/", "h2", "h2c GET / -> 1 MiB, h2load -c16 -m4", 16, 4),
     "h2-upload": Scenario("echo", "/echo", "h2", "h2c POST /echo, 64 KiB body echoed back, "
                           "h2load -c16 -m4", 16, 4),
+    "file-1m": Scenario("files", "/file-1m", "file", "GET /file-1m -> a 1 MiB static file "
+                        "(Starlette's FileResponse), 16 connections", 16),
+    "file-64m": Scenario("files", "/file-64m", "file", "GET /file-64m -> a 64 MiB static file "
+                         "(Starlette's FileResponse), 16 connections", 16),
 }  # fmt: skip
-GROUPS = {"h1": [n for n, s in SCENARIOS.items() if s.kind != "h2"],
-          "h2": [n for n, s in SCENARIOS.items() if s.kind == "h2"]}  # fmt: skip
+GROUPS = {"h1": [n for n, s in SCENARIOS.items() if s.kind in ("http", "ws")],
+          "h2": [n for n, s in SCENARIOS.items() if s.kind == "h2"],
+          "files": [n for n, s in SCENARIOS.items() if s.kind == "file"]}  # fmt: skip
+FILE_SIZES = {"file-1m": 2**20, "file-64m": 64 * 2**20}  # apps/files.py's
+MIB = 2**20
 
 _STREAM_BODY = (b"x" * 1023 + b"\n") * 16
 
@@ -70,6 +79,35 @@ def check_http(name: str, port: int) -> None:
     if resp.status != 200 or got != want:
         raise ServerFailed(f"wrong answer: status {resp.status}, {len(got)} body bytes "
                            f"(want 200, {len(want)})")  # fmt: skip
+
+
+def check_file(name: str, port: int) -> None:
+    """The whole file, as apps/files.py makes it; ServerFailed otherwise."""
+    size = FILE_SIZES[name]
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        conn.request("GET", SCENARIOS[name].path)
+        resp = conn.getresponse()
+        got = resp.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise ServerFailed(f"check request failed: {exc!r}") from exc
+    finally:
+        conn.close()
+    if resp.status != 200 or got != bytes(range(256)) * (size // 256):
+        raise ServerFailed(f"wrong file: status {resp.status}, {len(got)} body bytes "
+                           f"(want 200, {size} of the pattern)")  # fmt: skip
+
+
+def file_meters(name: str, res: dict[str, Any], seconds: float) -> dict[str, float]:
+    """A file scenario's throughput and the server's CPU per MiB sent, from the bytes wrk
+    received in the window (responses still in flight included: a 64 MiB one takes seconds):
+    ``rps`` and ``requests`` become files' worth of those bytes, so that the paired ratios are
+    ratios of bytes per second."""
+    size = FILE_SIZES[name]
+    rate = res.get("bytes_s", res["rps"] * size)
+    mib = rate * seconds / MIB
+    return {"mib_s": rate / MIB, "rps": rate / size, "requests": rate * seconds / size,
+            "cpu_us_mib": 1e6 * res["server_cpu_s"] / mib if mib else 0.0}  # fmt: skip
 
 
 def check_ws(port: int) -> None:
@@ -111,6 +149,7 @@ done = function(summary, latency, requests)
   io.write(string.format("RESULT %d %d %d %d %d %d %d %d %d\\n", summary.requests,
     summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(99)))
+  io.write(string.format("BYTES %d\\n", summary.bytes))
 end
 """
 
@@ -133,7 +172,9 @@ def parse_wrk(stdout: str) -> dict[str, Any]:
     requests, duration_us, connect, read, write, status, timeout, p50, p99 = map(
         int, line.split()[1:]
     )
-    return {
+    got = next((x for x in stdout.splitlines() if x.startswith("BYTES ")), None)
+    received = {} if got is None else {"bytes_s": int(got.split()[1]) / (duration_us / 1e6)}
+    return received | {
         "requests": requests, "rps": requests / (duration_us / 1e6),
         "p50_ms": p50 / 1000, "p99_ms": p99 / 1000,
         "errors": connect + read + write + status + timeout, "non_2xx": status,

@@ -18,7 +18,12 @@ H2_GOALS = {BASELINE: 1.5, "hypercorn": 5.0}  # in every HTTP/2 scenario, on bot
 H2_AIMS = {"granian": 1.0}  # aimed at, shown, not judged by the verdict
 H2_SCENARIOS = ("h2-hello", "h2-download", "h2-upload")
 # Columns a scenario table shows when some server's summary has them: key, header, digits.
-EXTRA_COLUMNS = [("mib_s", "MiB/s", 0), ("conn_kib", "KiB per idle h2 conn", 1)]
+EXTRA_COLUMNS = [("mib_s", "MiB/s", 0), ("cpu_us_mib", "CPU us/MiB", 1),
+                 ("conn_kib", "KiB per idle h2 conn", 1)]  # fmt: skip
+# Static files (issue 13): paired ratio (req/s, so bytes/s) that ours must reach over each.
+FILE_SCENARIOS = ("file-1m", "file-64m")
+FILE_REFS = {BASELINE: "the published uvicorn", "granian": "granian"}
+FILE_GOALS = {BASELINE: 3.0, "granian": 1.0}
 
 NOISY_CPU_PCT = 10.0  # CPU% used by other processes beyond which the verdict warns
 Summary = dict[str, Any]
@@ -187,20 +192,41 @@ def targets_table(results: dict[str, dict[str, Summary]]) -> str:
     return "\n".join([*out, "", verdict(rows, _others(results, TARGETS))]) + "\n"
 
 
-def h2_target_rows(results: dict[str, dict[str, Summary]],
-                   goals: dict[str, float]) -> list[tuple[str, str, str, str, str]]:  # fmt: skip
+def h2_target_rows(results: dict[str, dict[str, Summary]], goals: dict[str, float],
+                   scenarios: tuple[str, ...] = H2_SCENARIOS, refs: dict[str, str] = H2_REFS,
+                   what: str = "req/s") -> list[tuple[str, str, str, str, str]]:  # fmt: skip
     """(check, messaging, ASGI, target, result) for each of `goals` (reference: paired ratio)
-    whose reference has a result in that HTTP/2 scenario."""
+    whose reference has a result in that HTTP/2 (or file) scenario."""
     rows = []
-    for scen in H2_SCENARIOS:
+    for scen in scenarios:
         sums = results.get(scen, {})
         for ref, goal in goals.items():
             if "rps_median" not in sums.get(ref, {}):
                 continue  # the reference did not run or failed: h2_targets_table() says so
             ratios = {i: sums.get(n, {}).get("paired_to", {}).get(ref) for i, n in OURS.items()}
-            rows.append(_row(f"{scen} paired req/s vs {H2_REFS[ref]}", ratios, goal, higher=True,
+            rows.append(_row(f"{scen} paired {what} vs {refs[ref]}", ratios, goal, higher=True,
                              unit="x"))  # fmt: skip
     return rows
+
+
+def file_targets_table(results: dict[str, dict[str, Summary]]) -> str:
+    """Issue 13's static-file targets: ours over the published uvicorn and over granian, bytes
+    per second paired per round; a note for each reference that did not run or failed."""
+    rows = h2_target_rows(results, FILE_GOALS, FILE_SCENARIOS, FILE_REFS, "bytes/s")
+    out = [
+        "### Targets (issue 13): static files, ours vs the published uvicorn and granian in "
+        "the same run", "",
+        "| check | messaging | ASGI | target | result |", "|---|---:|---:|---|---|",
+    ]  # fmt: skip
+    out += [f"| {' | '.join(row)} |" for row in rows]
+    notes = []
+    for ref, goal in FILE_GOALS.items():
+        sums = [s for scen, s in results.items() if scen in FILE_SCENARIOS]
+        if any("rps_median" not in s.get(ref, {}) for s in sums):
+            notes.append(f"({FILE_REFS[ref]} did not run or failed in a scenario: the "
+                         f">= {goal:g}x there is not judged)")  # fmt: skip
+    line = verdict(rows, _others(results, FILE_SCENARIOS))
+    return "\n".join([*out, "", *notes, *([""] if notes else []), line]) + "\n"
 
 
 def h2_targets_table(results: dict[str, dict[str, Summary]]) -> str:
