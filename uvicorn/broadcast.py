@@ -1,11 +1,12 @@
-"""Groups of reply channels that span processes and hosts, over Redis pub/sub (SPEC: "Groups").
+"""Groups of reply channels that span processes and hosts, over Redis Streams (SPEC: "Groups").
 
 ``BroadcastMiddleware(app)`` adds ``channels['groups']`` to every message. Membership is local to
-each process (group -> the local reply channels in it); each process subscribes to one Redis
-channel per group that has local members, and a ``send`` publishes once, so a group spans every
-worker and host connected to the same Redis. Messages travel as JSON with bytes tagged (never
-pickle), so ``bytes`` stay bytes. Delivery to each member is independent: a slow member gets a
-bounded backlog of its own, a closed one leaves its groups, and neither delays the others.
+each process (group -> the local reply channels in it); each process reads one Redis stream per
+group that has local members, from the last entry it read (so a reconnect loses nothing), and a
+``send`` adds to it once, so a group spans every worker and host connected to the same Redis.
+Messages travel as JSON with bytes tagged (never pickle), so ``bytes`` stay bytes. Delivery to
+each member is independent: a slow member gets a bounded backlog of its own, a closed one leaves
+its groups, and neither delays the others.
 
 ``url='memory://'`` keeps everything in one process, without Redis.
 """
@@ -20,7 +21,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from uvicorn.broadcast_backends import Backend, BroadcastError, MemoryBackend, RedisBackend
+from uvicorn.broadcast_backends import Backend, BroadcastError, MemoryBackend
+from uvicorn.broadcast_redis import HISTORY, RedisBackend
 from uvicorn.channels import SendsNowait, channel_names
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.types import Channels, Message
@@ -33,6 +35,9 @@ logger = logging.getLogger("uvicorn.error")
 # missed messages rather than waiting for them forever.
 MAX_BACKLOG = 1000
 TOO_SLOW = {"close": 1013}
+# A member whose process was away from Redis longer than its group's history reaches has missed
+# messages: it is told the same way, and for the same reason (reconnect, and catch up).
+MISSED = TOO_SLOW
 CLOSE_SEND_TIMEOUT = 10.0  # for that close, to a channel that is not the server's
 
 __all__ = ["BroadCastMiddleware", "BroadcastError", "BroadcastMiddleware", "Groups"]
@@ -130,6 +135,7 @@ class Groups:
         self.members: dict[str, _Member] = {}  # reply channel name -> member
         self.groups: dict[str, set[_Member]] = {}  # group -> its local members
         backend.on_message = self.deliver_local
+        backend.on_missed = self.missed
 
     async def add(self, group: str, name: str, channel: Any) -> None:
         member = self.members.get(name)
@@ -176,6 +182,14 @@ class Groups:
         for member in list(self.groups.get(group, ())):
             member.deliver(message)
 
+    def missed(self, group: str) -> None:
+        """Messages of the group were lost on their way here (the backend logged it): its
+        members here are closed, behind what they were sent before, and leave their groups.
+        Delivering on as if nothing happened would leave them silently out of step."""
+        for member in list(self.groups.get(group, ())):
+            self.evict(member, None)
+            member.deliver(dict(MISSED))
+
 
 class GroupsChannel:
     """``channels['groups']``: ``{'group': name, 'add' | 'discard': channel name, 'send': msg}``."""
@@ -221,7 +235,8 @@ def _channel_name(value: Any, key: str) -> str:
 class BroadcastMiddleware:
     """``BroadcastMiddleware(app)``, ``BroadcastMiddleware(app, 'localhost', 6379)``,
     ``BroadcastMiddleware(app, url='redis://...')`` or ``url='memory://'``. Without any of them,
-    ``$UVICORN_REDIS_URL`` when set, else ``redis://localhost:6379``.
+    ``$UVICORN_REDIS_URL`` when set, else ``redis://localhost:6379``. ``history`` is how many
+    messages Redis keeps per group (at least) for a process that reconnects to catch up.
 
     Wraps a messaging-interface app; an ASGI 3 app gets an ``ASGIBroadcastMiddleware``, which
     offers the same groups through the ``uvicorn.groups`` scope extension.
@@ -240,6 +255,7 @@ class BroadcastMiddleware:
         *,
         url: str | None = None,
         prefix: str = "uvicorn.groups:",
+        history: int = HISTORY,
     ) -> None:
         self.app = app
         if url is None:
@@ -251,6 +267,7 @@ class BroadcastMiddleware:
                 url = f"redis://{host or 'localhost'}:{port or 6379}"
         self.url = url
         self.prefix = prefix
+        self.history = history  # messages kept per group in Redis, for processes catching up
         self._groups: Groups | None = None
 
     @property
@@ -261,7 +278,7 @@ class BroadcastMiddleware:
             if self.url.startswith("memory://"):
                 backend = MemoryBackend()
             else:
-                backend = RedisBackend(self.url, self.prefix)
+                backend = RedisBackend(self.url, self.prefix, self.history)
             self._groups = Groups(backend)
         return self._groups
 

@@ -20,7 +20,7 @@ from tests.broadcast.clients import ask, clients, receive, receive_until, spread
 from tests.broadcast.conftest import RedisServer
 from tests.broadcast.fakes import Recorder
 from tests.helpers import UNIT, running_server
-from uvicorn import broadcast, broadcast_backends
+from uvicorn import broadcast, broadcast_redis
 from uvicorn.broadcast import Groups, GroupsChannel
 
 
@@ -214,7 +214,7 @@ async def test_a_silent_connection_to_redis_is_noticed_and_replaced(
     # The subscription of one instance goes through a network that goes silent: it must not be
     # waited on forever. Its health check notices, it reconnects once the network is back, and
     # its members get what the other instance sends.
-    monkeypatch.setattr(broadcast_backends, "HEALTH_CHECK", 0.2 * UNIT)
+    monkeypatch.setattr(broadcast_redis, "HEALTH_CHECK", 0.2 * UNIT)
     proxy = Proxy(redis_server.port)
     await proxy.start()
     caplog.set_level(logging.INFO, "uvicorn.error")  # the recovery is logged at INFO
@@ -232,7 +232,7 @@ async def test_a_silent_connection_to_redis_is_noticed_and_replaced(
             for client in chat:
                 assert await receive(client) == ["before"]
             proxy.partition()
-            await watch.until("is unreachable .*no answer to PING")
+            await watch.until("is unreachable .*no answer within")
             await proxy.heal()
             await watch.until("is reachable again")
             await near.send("after")
@@ -272,8 +272,8 @@ async def test_asgi_endpoints_on_two_instances_share_groups(redis_server: RedisS
 
 
 async def test_local_and_remote_members_get_the_same_types(redis_server: RedisServer) -> None:
-    here = Groups(broadcast_backends.RedisBackend(redis_server.url, "t:"))
-    there = Groups(broadcast_backends.RedisBackend(redis_server.url, "t:"))
+    here = Groups(broadcast_redis.RedisBackend(redis_server.url, "t:"))
+    there = Groups(broadcast_redis.RedisBackend(redis_server.url, "t:"))
     local, remote = Recorder(), Recorder()
     try:
         await GroupsChannel(here, local).send({"group": "g", "add": local.name})
