@@ -199,6 +199,27 @@ class ASGICycle(RequestCycle):
         await self.write_file(start, b"", file, offset, count, more or hasattr(self, "trailers"))
 
 
+class TLSASGICycle(ASGICycle):
+    """``ASGICycle`` on a TLS server: the scope's extensions have ``tls``, the connection's
+    (``tls_info.py``). A class of its own, so that plain HTTP pays nothing for it."""
+
+    __slots__ = ()
+
+    def call_app(self) -> Awaitable[None]:
+        self._start = None
+        self._request_done = False
+        stream = self.stream
+        state = stream.state
+        extensions: dict[str, Any] = EXTENSIONS.copy()
+        if stream.tls is not None:
+            extensions["tls"] = stream.tls
+        scope = websocket_scope(self.head, self.scheme, self.client, stream.server, state,
+                                extensions)  # fmt: skip
+        scope["type"] = "http"
+        scope["method"] = self.head.method
+        return state.app(scope, self.receive, self.send)  # type: ignore[no-any-return]
+
+
 def asgi2_to_asgi3(app: Any) -> ASGIApp:
     """ASGI 2 (``app(scope)`` returns ``instance(receive, send)``) as an ASGI 3 callable."""
 
@@ -215,8 +236,11 @@ class ASGIWebSocket(SendsNowait, WebSocketSession):
 
     async def call_app(self) -> None:
         state = self.state
+        extensions: dict[str, Any] = {"websocket.http.response": {}}
+        if self.tls is not None:  # the connection's (ASGI TLS extension)
+            extensions["tls"] = self.tls
         scope = websocket_scope(self.head, self.scheme, self.client, self.server,
-                                 state, {"websocket.http.response": {}})  # fmt: skip
+                                 state, extensions)  # fmt: skip
         scope["subprotocols"] = self.core.subprotocols
         self._connect_sent = False
         self._denial: tuple[int, Any, list[bytes]] | None = None

@@ -36,6 +36,7 @@ from uvicorn.worker.handover import Handover
 from uvicorn.worker.http2 import alpn
 from uvicorn.worker.state import ServerState
 from uvicorn.worker.stream import Stream
+from uvicorn.worker.tls_info import tls_extension
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -69,6 +70,7 @@ class HTTPConnection(Handover):
         self.client: list[Any] | None = None
         self.server: list[Any] | None = None
         self.scheme = state.scheme
+        self.tls: dict[str, Any] | None = None  # (TLS: made once the handshake has ended)
         self.trusted = False  # the peer may set proxy headers
         self._task_factory_free = self.loop.get_task_factory() is None
 
@@ -95,6 +97,8 @@ class HTTPConnection(Handover):
         )
         self.client, self.server = state.addresses(transport)
         self.trusted = state.proxy is not None and state.proxy.trusts(self.client)
+        if self.scheme == "https":  # (once per connection: shared by its requests)
+            self.tls = tls_extension(transport, state.config.ssl_certfile)
         if self.scheme == "https" and state.h2 is not None and alpn(transport) == "h2":
             # RFC 9113 section 3.3: negotiated by TLS ALPN.
             self._to_h2(b"", False, None)

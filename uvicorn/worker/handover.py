@@ -22,6 +22,7 @@ class Handover(TransportProtocol):
     client: list[Any] | None
     server: list[Any] | None
     scheme: str
+    tls: dict[str, Any] | None
     trusted: bool
 
     def as_connection(self) -> Connection:
@@ -45,6 +46,7 @@ class Handover(TransportProtocol):
         state.forget(self.as_connection())
         assert state.websocket_class is not None
         session = state.websocket_class(state, self.transport, head, client, self.server, scheme)
+        session.tls = self.tls
         self.transport.set_protocol(session)
         if self.read_paused:
             self.transport.resume_reading()
@@ -57,6 +59,7 @@ class Handover(TransportProtocol):
         self._flush()
         self.h1.parser.close()
         h2 = H2Connection(self.state, self.client, self.server, self.trusted)
+        h2.tls = self.tls
         self.transport.set_protocol(h2)
         if self.read_paused:
             self.transport.resume_reading()

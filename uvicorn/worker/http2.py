@@ -76,6 +76,7 @@ class H2Connection(TransportProtocol):
         self.client = client
         self.server = server
         self.trusted = trusted
+        self.tls: dict[str, Any] | None = None  # (set by the HTTP/1.1 connection it replaces)
         # With an app call (or a WebSocket) in flight, or a body to send.
         self.streams: dict[int, H2Stream | H2Tunnel] = {}
         self.running = 0  # app calls in flight
@@ -254,6 +255,7 @@ class H2Connection(TransportProtocol):
             assert state.proxy is not None
             client, scheme = state.proxy.resolve(head.headers, client, scheme)
         session = state.websocket_class(state, tunnel, head, client, self.server, scheme)
+        session.tls = self.tls
         tunnel.session = session
         session.start(b"")
 

@@ -34,6 +34,7 @@ class H2Host(Protocol):
     transport: asyncio.Transport
     state: ServerState
     server: list[Any] | None
+    tls: dict[str, Any] | None
     core: H2Core
     write_paused: bool
 
@@ -50,7 +51,7 @@ class H2Stream:
     """The ``Stream`` (``stream.py``) of one request on an HTTP/2 connection."""
 
     __slots__ = ("conn", "stream_id", "cycle", "response", "pending", "pending_end", "gone",
-                 "owed", "trailers", "_waiter")  # fmt: skip
+                 "owed", "trailers", "tls", "_waiter")  # fmt: skip
 
     def __init__(self, conn: H2Host, stream_id: int, is_head: bool) -> None:
         self.conn = conn
@@ -62,6 +63,7 @@ class H2Stream:
         self.trailers = b""  # the trailers' header block, to send once the pending body went
         self.gone = False  # reset, or the connection lost: nothing more is sent
         self.owed = 0  # received body bytes whose window was not given back yet
+        self.tls = conn.tls  # the connection's (a store per stream, not a property per read)
         self._waiter: asyncio.Future[None] | None = None
 
     @property

@@ -190,6 +190,26 @@ class MessagingCycle(RequestCycle):
         return state.app(message, channels)  # type: ignore[no-any-return]
 
 
+class TLSMessagingCycle(MessagingCycle):
+    """``MessagingCycle`` on a TLS server: the message has ``tls``, the connection's
+    (``tls_info.py``; SPEC). A class of its own, so that plain HTTP pays nothing for it."""
+
+    __slots__ = ()
+
+    def call_app(self) -> Awaitable[None]:
+        stream = self.stream
+        state = stream.state
+        body = self.take_body() if self.received else b""
+        message = request_message("http.request", self.head, self.scheme, self.client,
+                                  stream.server, state.root_path, body)  # fmt: skip
+        if stream.tls is not None:
+            message["tls"] = stream.tls
+        channels: dict[str, Any] = {"reply": ReplyChannel(self)}
+        if not self.body_complete:
+            channels["body"] = BodyChannel(self)
+        return state.app(message, channels)  # type: ignore[no-any-return]
+
+
 # WebSockets (SPEC.md, "WebSocket").
 
 
@@ -256,6 +276,8 @@ class MessagingWebSocket(WebSocketSession):
         )
         connect["subprotocols"] = self.core.subprotocols
         connect["order"] = 0
+        if self.tls is not None:  # the connection's (SPEC)
+            connect["tls"] = self.tls
         path = connect["path"]
         await app(connect, channels)
         if self.core.state is _PENDING:

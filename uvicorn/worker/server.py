@@ -16,14 +16,15 @@ from uvicorn.config import BOOT_MARGIN, Config
 from uvicorn.exceptions import ClientDisconnected, StartupError
 from uvicorn.logging import log_stream
 from uvicorn.protocols.websocket import GOING_AWAY, SERVICE_RESTART
-from uvicorn.worker.asgi import ASGICycle, ASGIWebSocket, asgi2_to_asgi3
+from uvicorn.worker.asgi import ASGICycle, ASGIWebSocket, TLSASGICycle, asgi2_to_asgi3
 from uvicorn.worker.connection import HTTP2OnlyConnection, HTTPConnection
 from uvicorn.worker.cycle import RequestCycle
 from uvicorn.worker.lifespan import Lifespan
 from uvicorn.worker.loading import load_app
-from uvicorn.worker.messaging import MessagingCycle, MessagingWebSocket
+from uvicorn.worker.messaging import MessagingCycle, MessagingWebSocket, TLSMessagingCycle
 from uvicorn.worker.state import ServerState
 from uvicorn.worker.supervised import Link, Supervised
+from uvicorn.worker.tls_info import server_certificate
 from uvicorn.worker.websocket import WebSocketSession
 
 logger = logging.getLogger("uvicorn.error")
@@ -60,6 +61,8 @@ class Server:
         websocket_class: type[WebSocketSession] = MessagingWebSocket
         if interface != "messaging":
             cycle_class, websocket_class = ASGICycle, ASGIWebSocket
+        if config.is_ssl:  # requests get their connection's tls (a class apart: HTTP pays nothing)
+            cycle_class = TLSMessagingCycle if cycle_class is MessagingCycle else TLSASGICycle
         state = self.state = ServerState(config, app, cycle_class, loop, websocket_class)
         if interface != "messaging" and config.lifespan != "off":
             self.lifespan = Lifespan(app, config.lifespan)
@@ -67,6 +70,8 @@ class Server:
             if self.lifespan.supported:
                 state.lifespan_state = self.lifespan.state
         context = make_ssl_context(config) if config.is_ssl else None
+        if config.ssl_certfile:
+            server_certificate(config.ssl_certfile)  # (read now, for the tls extension)
         connection = HTTP2OnlyConnection if config.http == "2" else HTTPConnection
         for sock in self.sockets:
             listener = await loop.create_server(

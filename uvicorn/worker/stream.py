@@ -37,6 +37,10 @@ class Stream(Protocol):
     def server(self) -> list[Any] | None: ...
 
     @property
+    def tls(self) -> dict[str, Any] | None:
+        """The connection's ``tls`` extension (``tls_info.py``); None when it is not TLS."""
+
+    @property
     def peer_eof(self) -> bool:
         """The client will send nothing more (it may still read)."""
 

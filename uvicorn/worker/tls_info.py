@@ -100,12 +100,16 @@ def client_chain(ssl_object: Any) -> list[str]:
         get_chain = getattr(getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None)
     chain = [ssl.DER_cert_to_PEM_cert(der)]  # the client's certificate
     if get_chain is not None:  # (the client's certificate first, as it sent them)
-        for cert in (get_chain() or [])[1:]:
-            if cert is not None:
-                chain.append(
-                    ssl.DER_cert_to_PEM_cert(cert) if isinstance(cert, bytes)
-                    else cert.public_bytes()
-                )  # fmt: skip
+        try:
+            sent = get_chain() or []
+            for cert in sent[1:]:
+                if cert is not None:
+                    chain.append(
+                        ssl.DER_cert_to_PEM_cert(cert) if isinstance(cert, bytes)
+                        else cert.public_bytes()
+                    )  # fmt: skip
+        except (AttributeError, TypeError, ValueError, ssl.SSLError):  # (a private API)
+            del chain[1:]
     return chain
 
 
@@ -124,7 +128,7 @@ def _attribute_type(name: str) -> str:
         return short
     try:
         return ssl._ASN1Object.fromname(name).oid  # dotted decimal (RFC 4514 section 2.3)
-    except ValueError:
+    except (AttributeError, ValueError):
         return name
 
 

@@ -44,6 +44,8 @@ _PENDING = HandshakeState.PENDING
 class WebSocketSession(TransportProtocol):
     """Subclasses implement ``call_app()``: the app's whole part in the connection."""
 
+    tls: dict[str, Any] | None = None  # the connection's (tls_info.py), set by its handover
+
     def __init__(
         self,
         state: ServerState,
