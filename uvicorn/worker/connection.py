@@ -59,11 +59,10 @@ class HTTPConnection(Handover):
         self.state = state
         self._handshake: weakref.ref[HTTPConnection] | None = None
         if state.scheme == "https":
-            # Made at accept, this protocol hears of its connection once the TLS handshake
-            # has ended, and never if it fails: counted meanwhile (ServerState.handshakes),
-            # so that a retiring worker waits for it. Nothing here refers back to this object
-            # until then (the parser does, hence made in connection_made()): the protocol of
-            # a failed handshake is freed at once, and its weak reference with it.
+            # Made at accept, told of its connection only once the TLS handshake ends (never
+            # if it fails): counted meanwhile, for a retiring worker (ServerState.handshakes).
+            # Nothing refers back to it till then (the parser would: made in connection_made),
+            # so a failed handshake's protocol is freed at once, its weak reference with it.
             self._handshake = weakref.ref(self, state.handshake_ended)
             state.handshakes.add(self._handshake)
         self.response = Response(state.defaults, False, "1.1", True)  # of h1.current
@@ -394,36 +393,6 @@ class HTTPConnection(Handover):
             self._answer_bad_request(BadRequest(408, "request head not received in time"))
         elif what is Timer.CLOSE:
             self.close()
-
-    # Shutting down (the server's side).
-
-    def shutdown(self) -> None:
-        """Graceful shutdown: close now if idle, else after the response in flight."""
-        if self.h1.shutdown():
-            self.close()
-        elif self.response.state is _IDLE:
-            self.response.keep_alive = False
-
-    def linger(self) -> None:
-        """A retiring worker: close after the next response, or when the keep-alive timer fires
-        (a request may be on its way already)."""
-        if self.h1.current is None:
-            self.h1.closing = True
-        else:
-            self.shutdown()
-
-
-class HTTP2OnlyConnection(HTTPConnection):
-    """--http 2: a connection that does not switch to HTTP/2 is refused its requests."""
-
-    def _start_cycle(self, cycle: RequestCycle, eager: bool = True) -> None:
-        self.write(
-            simple_response(self.state.defaults, 505, "HTTP/1.1 is not served here (--http 2)"),
-            True,
-        )
-        if self.state.access_log:
-            self.state.log_access(cycle, 505)
-        self.close()
 
 
 def _is_a_stream(conn: HTTPConnection) -> Stream:

@@ -1,6 +1,7 @@
 """Where an HTTP/1.1 connection hands its socket over to another protocol: a WebSocket session
 (RFC 6455 section 4) or HTTP/2 (RFC 9113 section 3: by TLS ALPN, by prior knowledge, or by an
-``Upgrade: h2c`` request, RFC 7540 section 3.2). ``HTTPConnection`` inherits these methods.
+``Upgrade: h2c`` request, RFC 7540 section 3.2); and where the server has it go away (a
+graceful shutdown, a retirement's linger). ``HTTPConnection`` inherits these methods.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import Any
 
 from uvicorn.protocols.http_connection import H1Connection, PendingUpgrade
 from uvicorn.protocols.http_events import RequestHead
+from uvicorn.protocols.http_response import Response, ResponseState
 from uvicorn.worker.http2 import H2Connection
 from uvicorn.worker.state import Connection, ServerState
 from uvicorn.worker.transport import TransportProtocol
@@ -24,6 +26,7 @@ class Handover(TransportProtocol):
     scheme: str
     tls: dict[str, Any] | None
     trusted: bool
+    response: Response
 
     def as_connection(self) -> Connection:
         return self  # type: ignore[return-value]  # (an HTTPConnection: one of the server's)
@@ -67,3 +70,20 @@ class Handover(TransportProtocol):
         # Forgotten once its successor is counted: a retiring worker whose connections are
         # all gone for an instant would stop waiting for them.
         self.state.forget(self.as_connection())
+
+    # Shutting down (the server's side).
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: close now if idle, else after the response in flight."""
+        if self.h1.shutdown():
+            self.close()
+        elif self.response.state is ResponseState.IDLE:
+            self.response.keep_alive = False
+
+    def linger(self) -> None:
+        """A retiring worker: close after the next response, or when the keep-alive timer fires
+        (a request may be on its way already)."""
+        if self.h1.current is None:
+            self.h1.closing = True
+        else:
+            self.shutdown()
