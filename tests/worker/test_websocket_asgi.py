@@ -17,6 +17,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.helpers import UNIT, running_server
+from tests.worker.h2client import H2Client
 from tests.worker.wshelpers import Recorder, url
 from uvicorn.exceptions import ClientDisconnected
 
@@ -181,6 +182,30 @@ async def test_http_response_extension_denies_with_any_response() -> None:
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.headers["content-type"] == "text/plain"
     assert response.body == b"log in first"
+
+
+async def test_http_response_extension_denies_over_http2_too() -> None:
+    """RFC 8441: the extended CONNECT of a WebSocket over HTTP/2 gets the app's response on its
+    stream (status, fields, body), then the stream ends."""
+
+    async def handler(scope: Scope, receive: Any, send: Any) -> None:
+        assert scope["http_version"] == "2" and "websocket.http.response" in scope["extensions"]
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": 401,
+                    "headers": [(b"www-authenticate", b"Bearer")]})  # fmt: skip
+        await send({"type": "websocket.http.response.body", "body": b"log in ", "more_body": True})
+        await send({"type": "websocket.http.response.body", "body": b"first"})
+
+    async with running_server(asgi(handler)) as server:
+        client = await H2Client.open(server.port)
+        await client.until(lambda: client.conn.remote_settings.enable_connect_protocol)
+        stream = client.request(
+            method="CONNECT", headers=[(":protocol", "websocket"), ("sec-websocket-version", "13")],
+            end_stream=False,
+        )
+        result = await client.response(stream)
+    assert result.status == 401 and result.header(b"www-authenticate") == b"Bearer"
+    assert bytes(result.data) == b"log in first" and result.ended
 
 
 async def test_app_returning_without_accepting_is_500(caplog: pytest.LogCaptureFixture) -> None:
