@@ -13,6 +13,10 @@ from uvicorn.worker.connection import HTTPConnection
 from uvicorn.worker.messaging import MessagingCycle
 from uvicorn.worker.state import ServerState
 
+# Every field of a Response, its base class's included.
+SLOTS = [name for cls in Response.__mro__ for name in getattr(cls, "__slots__", ())]
+assert "state" in SLOTS and "_chunked" in SLOTS
+
 
 class Unconnected(asyncio.Transport):
     """A transport with no socket behind it (connection_made reads its addresses)."""
@@ -36,13 +40,13 @@ async def test_starting_a_request_resets_every_field_of_the_response() -> None:
     conn = HTTPConnection(state)
     conn.connection_made(Unconnected())
     reference = Response(state.defaults, True, "1.0", False)
-    for name in Response.__slots__:  # what a request before may have left
+    for name in SLOTS:  # what a request before may have left
         if name != "_defaults":
             setattr(conn.response, name, object())
     cycle = Waiting(conn, head, None, "http")
     conn._start_cycle(cycle)
     try:
-        for name in Response.__slots__:
+        for name in SLOTS:
             assert getattr(conn.response, name) == getattr(reference, name), name
     finally:
         assert cycle.task is not None
@@ -54,5 +58,5 @@ def test_reset_sets_every_field_init_does() -> None:
     fresh: Any = Response.__new__(Response)
     fresh._defaults = None
     fresh.reset(False, "1.1", True)
-    for name in Response.__slots__:
+    for name in SLOTS:
         getattr(fresh, name)  # set, or AttributeError

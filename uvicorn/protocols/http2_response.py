@@ -15,7 +15,12 @@ from typing import Any
 
 from uvicorn.protocols.hpack import Encoder
 from uvicorn.protocols.http_defaults import HeaderDefaults
-from uvicorn.protocols.http_response import ResponseState, check_headers, check_status
+from uvicorn.protocols.http_response import (
+    BodyFraming,
+    ResponseState,
+    check_headers,
+    check_status,
+)
 
 _IDLE, _STREAMING, _DONE = ResponseState.IDLE, ResponseState.STREAMING, ResponseState.DONE
 _ENCODER = Encoder()
@@ -73,12 +78,14 @@ def _defaults_block(fields: tuple[tuple[bytes, bytes], ...]) -> bytes:
     return block
 
 
-class H2Response:
-    """The response on one stream: ``start()`` gives the header block, ``body()`` what of a
-    piece of the body goes into DATA frames; both raise as HTTP/1.1's ``Response`` does.
-    ``keep_alive`` is always true: a response ends its stream, never the connection."""
+class H2Response(BodyFraming):
+    """The response on one stream: ``start()`` gives the header block, ``body()``
+    (``BodyFraming``'s) what of a piece of the body goes into DATA frames; both raise as
+    HTTP/1.1's ``Response`` does. ``keep_alive`` is not read: a response ends its stream, never
+    the connection."""
 
-    __slots__ = ("state", "status", "keep_alive", "_no_body", "_remaining", "_defaults")
+    __slots__ = ("status", "_defaults")  # (and BodyFraming's)
+    _chunked = False  # (DATA frames carry the body as it is)
 
     def __init__(self, defaults: HeaderDefaults, is_head: bool) -> None:
         self._defaults = defaults
@@ -154,32 +161,6 @@ class H2Response:
         self.status = status
         self.state = _STREAMING if more else _DONE
         return b"".join(parts), not more and (self._no_body or not content)
-
-    def body(self, content: bytes, more: bool) -> bytes:
-        """What of ``content`` the DATA frames carry (nothing for a HEAD, 204 or 304)."""
-        state = self.state
-        if state is not _STREAMING:
-            if state is _IDLE:
-                raise RuntimeError(
-                    "response body sent before the response started "
-                    "(the first message needs a 'status')"
-                )
-            raise RuntimeError("response already completed: nothing more can be sent")
-        if not more:
-            self.state = _DONE
-        if self._no_body:
-            return b""
-        if self._remaining >= 0:
-            remaining = self._remaining - len(content)
-            if remaining < 0 or (not more and remaining > 0):
-                self.state = _DONE
-                raise RuntimeError(
-                    f"response body does not match its content-length: "
-                    f"{self._remaining} bytes were still owed, {len(content)} sent"
-                    + ("" if remaining < 0 else " in the last message")
-                )
-            self._remaining = remaining
-        return content
 
     def trailers(self, fields: list[tuple[bytes, bytes]]) -> bytes:
         """The header block of the trailer ``fields`` (``http_trailers.check_trailers``'s), for

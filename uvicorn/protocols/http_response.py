@@ -58,30 +58,67 @@ class ResponseState(enum.Enum):
 _IDLE, _STREAMING, _DONE = ResponseState.IDLE, ResponseState.STREAMING, ResponseState.DONE
 
 
-class Response:
-    """Frames one response. ``keep_alive`` says, once done, whether the connection may be
-    reused: the request allowed it, the app did not ask to close, and the framing was kept."""
+class BodyFraming:
+    """What a response's body pieces become, and the checks they get (the state, a declared
+    content-length): shared by HTTP/1.1's ``Response`` and HTTP/2's ``H2Response``, whose
+    bodies are never chunked (the stream frames them) and whose ``keep_alive`` nobody reads."""
 
-    __slots__ = (
-        "state",
-        "keep_alive",
-        "status",
-        "_is_head",
-        "_http10",
-        "_chunked",
-        "_remaining",
-        "_no_body",
-        "_defaults",
-    )
+    __slots__ = ("state", "keep_alive", "_remaining", "_no_body")
 
     state: ResponseState
     keep_alive: bool
+    _chunked: bool  # (a slot of Response's; H2Response's is False for good)
+    _remaining: int
+    _no_body: bool
+
+    def body(self, content: bytes, more: bool) -> bytes:
+        """The next piece of the body: the bytes that carry it (nothing for a HEAD, 204 or
+        304), chunked when the response is."""
+        state = self.state
+        if state is not _STREAMING:
+            if state is _IDLE:
+                raise RuntimeError(
+                    "response body sent before the response started "
+                    "(the first message needs a 'status')"
+                )
+            raise RuntimeError("response already completed: nothing more can be sent")
+        if not more:
+            self.state = _DONE
+        if self._no_body:
+            return b""
+        if self._remaining >= 0:
+            remaining = self._remaining - len(content)
+            if remaining < 0 or (not more and remaining > 0):
+                self.state = _DONE
+                self.keep_alive = False
+                sent = self._remaining
+                raise RuntimeError(
+                    f"response body does not match its content-length: "
+                    f"{sent} bytes were still owed, {len(content)} sent"
+                    + ("" if remaining < 0 else " in the last message")
+                )
+            self._remaining = remaining
+            return content
+        if self._chunked:
+            if not content:
+                return b"" if more else b"0\r\n\r\n"  # a zero-size chunk would end the body
+            if more:
+                return b"%x\r\n%b\r\n" % (len(content), content)
+            return b"%x\r\n%b\r\n0\r\n\r\n" % (len(content), content)
+        return content
+
+
+class Response(BodyFraming):
+    """Frames one response. ``keep_alive`` says, once done, whether the connection may be
+    reused: the request allowed it, the app did not ask to close, and the framing was kept."""
+
+    # (state, keep_alive, _remaining, _no_body: BodyFraming's slots)
+    __slots__ = ("status", "_is_head", "_http10", "_chunked", "_defaults")
+
     status: int
     _is_head: bool
     _http10: bool
     _chunked: bool
-    _remaining: int
-    _no_body: bool
 
     def __init__(
         self, defaults: HeaderDefaults, is_head: bool, http_version: str, keep_alive: bool
@@ -165,41 +202,6 @@ class Response:
         else:
             parts.append(b"\r\n")
         return b"".join(parts)
-
-    def body(self, content: bytes, more: bool) -> bytes:
-        """The next piece of the body."""
-        state = self.state
-        if state is not _STREAMING:
-            if state is _IDLE:
-                raise RuntimeError(
-                    "response body sent before the response started "
-                    "(the first message needs a 'status')"
-                )
-            raise RuntimeError("response already completed: nothing more can be sent")
-        if not more:
-            self.state = _DONE
-        if self._no_body:
-            return b""
-        if self._remaining >= 0:
-            remaining = self._remaining - len(content)
-            if remaining < 0 or (not more and remaining > 0):
-                self.state = _DONE
-                self.keep_alive = False
-                sent = self._remaining
-                raise RuntimeError(
-                    f"response body does not match its content-length: "
-                    f"{sent} bytes were still owed, {len(content)} sent"
-                    + ("" if remaining < 0 else " in the last message")
-                )
-            self._remaining = remaining
-            return content
-        if self._chunked:
-            if not content:
-                return b"" if more else b"0\r\n\r\n"  # a zero-size chunk would end the body
-            if more:
-                return b"%x\r\n%b\r\n" % (len(content), content)
-            return b"%x\r\n%b\r\n0\r\n\r\n" % (len(content), content)
-        return content
 
     def end_with_trailers(self, section: bytes) -> bytes:
         """The end of a response whose last body piece said more would come (see
