@@ -8,6 +8,7 @@ import random
 import re
 import signal
 import socket
+import subprocess
 
 from tests.broadcast.clients import clients, receive, receive_until, spread
 from tests.e2e.process import CLIProcess, free_port
@@ -54,7 +55,12 @@ async def test_the_demo_starts_redis_and_three_instances_and_ctrl_c_stops_them()
             for client in chat:
                 assert await receive_until(client, "end") == ["end"]
         demo.signal(signal.SIGINT)
-        assert demo.proc.wait(timeout=20) == 0
+        try:
+            code = demo.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # say which of its processes held it up
+            demo.proc.kill()
+            raise AssertionError(f"not stopped 20 s after Ctrl-C:\n{demo.output()}") from None
+        assert code == 0
         output = demo.output()
     assert not re.search(r"Traceback|ERROR", output), output
     for port in (redis_port, *ports):  # it waited for everything it started
