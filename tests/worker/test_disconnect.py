@@ -10,10 +10,14 @@ import struct
 import threading
 from typing import Any
 
+import h2.config
+import h2.connection
+import h2.settings
 import pytest
 
 from tests.helpers import UNIT, get, running_server
 from uvicorn import ClientDisconnected
+from uvicorn.worker.http2 import H2Connection
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -136,3 +140,64 @@ async def test_send_after_disconnect_asgi() -> None:
         await client.reader.readuntil(b"first")
         client.close()
         assert isinstance(await asyncio.wait_for(ended, 5 * UNIT), ClientDisconnected)
+
+
+@pytest.mark.parametrize("interface", ["messaging", "asgi3"])
+async def test_an_http2_write_that_fails_tells_every_stream_first(
+    interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two streams: /wait's app waits for the connection's write room (its client reads
+    # nothing); then a write on the connection fails: the transport closes, and
+    # connection_lost() is only scheduled. Whatever runs before it must already see every
+    # stream's client gone: /write's app, which returns at once without an answer, and any
+    # app whose send() raises ClientDisconnected on the closed connection, must count as
+    # left by their clients, not as failing (h2load ending its timed runs produced such
+    # tracebacks). The failed write is made as uvloop makes one: the transport aborted, then
+    # a write to it.
+    waiting, ended = asyncio.Event(), asyncio.get_running_loop().create_future()
+    big = b"x" * (8 * 1024 * 1024)  # far beyond the socket's and the transport's buffers
+
+    async def write_fails() -> None:  # /write: nothing sent before, so nothing waits
+        await waiting.wait()
+        (conn,) = server.server.state.connections
+        assert isinstance(conn, H2Connection) and conn.write_paused
+        conn.transport.abort()
+        conn.write(b"", True)  # what the next frame's write would meet
+
+    async def wait_for_room(send: Any) -> None:
+        waiting.set()
+        try:
+            await send(big)
+        except BaseException as exc:
+            ended.set_result(exc)
+            raise
+
+    async def messaging(message: dict[str, Any], channels: dict[str, Any]) -> None:
+        if message["path"] == "/write":
+            return await write_fails()
+        reply = channels["reply"]
+        await reply.send({"status": 200, "more_content": True})
+        await wait_for_room(lambda data: reply.send({"content": data, "more_content": True}))
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/write":
+            return await write_fails()
+        await send({"type": "http.response.start", "status": 200})
+        body = {"type": "http.response.body", "more_body": True}
+        await wait_for_room(lambda data: send({**body, "body": data}))
+
+    app = messaging if interface == "messaging" else asgi
+    client = h2.connection.H2Connection(h2.config.H2Configuration(header_encoding=None))
+    client.initiate_connection()
+    client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+    client.increment_flow_control_window(2**31 - 1 - 65535)
+    for stream_id, path in ((1, "/wait"), (3, "/write")):
+        fields = [(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", "t")]
+        client.send_headers(stream_id, fields, end_stream=True)
+    async with running_server(app, interface=interface, lifespan="off") as server:
+        raw = await server.connect()  # which then reads nothing
+        await raw.send(client.data_to_send())
+        exc = await asyncio.wait_for(ended, 5 * UNIT)
+        assert isinstance(exc, ClientDisconnected), exc
+        raw.close()
+    assert [r for r in errors(caplog) if r.name.startswith("uvicorn")] == []

@@ -103,7 +103,9 @@ class RequestCycle:
                 raise
         else:
             state = self.stream.response.state
-            if state is not _DONE:
+            if state is not _DONE and self.disconnected:
+                self.fail(None)  # it stopped because its client left (Starlette's streams do)
+            elif state is not _DONE:
                 self.fail(RuntimeError("app returned without completing its response" + (
                     "" if state is _IDLE
                     else " (the trailers it announced were not sent)"

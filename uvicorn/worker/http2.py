@@ -204,6 +204,14 @@ class H2Connection(TransportProtocol):
             if stream.done:
                 self.streams.pop(stream.stream_id, None)
 
+    def _lost(self) -> None:
+        """The client is gone. Also called by a write that failed, before connection_lost():
+        every stream is told at once, so that an app whose send() raises ClientDisconnected
+        is known to have lost its client (nothing to log) rather than to have failed."""
+        super()._lost()
+        for stream in list(self.streams.values()):
+            stream.lost()
+
     # Requests.
 
     def _request(self, stream_id: int, head: RequestHead, end_stream: bool) -> None:
