@@ -1,6 +1,7 @@
 """File responses (SPEC: ``file``; ASGI: ``http.response.pathsend`` and
-``http.response.zerocopysend``), on both interfaces: plain-TCP HTTP/1.1 sends them with
-``os.sendfile`` (spied on here), TLS and HTTP/2 in pieces; HEAD sends none of the file; an app's
+``http.response.zerocopysend``), on both interfaces: plain-TCP HTTP/1.1 sends them straight to
+the socket, with ``os.sendfile`` or, to a client on this host, copied (both spied on here), TLS
+and HTTP/2 in pieces; HEAD sends none of the file; an app's
 content-length is honoured; a file shorter than promised cuts the response; a path that cannot
 be opened raises OSError in the app and gets the client a 500; a slow client holds the send."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 
 from tests.helpers import UNIT, get, only_connection, running_server, tls_certificate
 from tests.worker.h2client import H2Client
+from uvicorn.worker import files as files_module
 
 INTERFACES = pytest.mark.parametrize("interface", ["messaging", "asgi3"])
 BIG = os.urandom(8 * 1024 * 1024 + 123)  # more than loopback's socket buffers take
@@ -38,30 +41,36 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 class SendfileSpy:
-    """Counts ``os.sendfile`` calls and bytes, and sets ``blocked`` when the socket was full."""
+    """Counts the calls and bytes that send a file straight to the socket, and sets ``blocked``
+    when the socket was full: ``os.sendfile`` (mode "sendfile", files.COPY_TO_LOCAL_CLIENTS
+    turned off so that a local client gets it) or the copy's ``os.write`` of the file's bytes
+    (mode "copy", what a client on this host gets)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
         self.calls = 0
         self.bytes = 0
         self.blocked = asyncio.Event()
-        real = os.sendfile
+        monkeypatch.setattr(files_module, "COPY_TO_LOCAL_CLIENTS", mode == "copy")
+        name = "sendfile" if mode == "sendfile" else "write"
+        real = getattr(os, name)
 
-        def spy(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
-            self.calls += 1
+        def spy(fd: int, *args: Any) -> int:
+            direct = stat.S_ISSOCK(os.fstat(fd).st_mode)  # (os.write: only to a socket)
+            self.calls += direct
             try:
-                sent = real(out_fd, in_fd, offset, count)
+                sent: int = real(fd, *args)
             except BlockingIOError:
                 self.blocked.set()
                 raise
-            self.bytes += sent
+            self.bytes += sent if direct else 0
             return sent
 
-        monkeypatch.setattr(os, "sendfile", spy)
+        monkeypatch.setattr(os, name, spy)
 
 
-@pytest.fixture
-def spy(monkeypatch: pytest.MonkeyPatch) -> SendfileSpy:
-    return SendfileSpy(monkeypatch)
+@pytest.fixture(params=["sendfile", "copy"])
+def spy(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> SendfileSpy:
+    return SendfileSpy(monkeypatch, request.param)
 
 
 def path_app(interface: str, path: str, headers: Any = (), before: bytes = b"") -> Any:
@@ -105,7 +114,7 @@ def path_app(interface: str, path: str, headers: Any = (), before: bytes = b"") 
     return app
 
 
-# Plain-TCP HTTP/1.1: zero copy.
+# Plain-TCP HTTP/1.1: straight to the socket (sendfile, or the local client's copy).
 
 
 @INTERFACES
@@ -295,7 +304,7 @@ async def test_a_starlette_file_response_takes_the_zero_copy_path(
     assert response.status_code == 200 and response.content == BIG
     assert response.headers["content-length"] == str(len(BIG))
     assert head.headers["content-length"] == str(len(BIG)) and head.content == b""
-    assert spy.bytes == len(BIG)  # all of it through os.sendfile
+    assert spy.bytes == len(BIG)  # all of it straight to the socket
 
 
 # TLS: in pieces, not os.sendfile.
@@ -380,3 +389,20 @@ async def test_http2_a_short_file_resets_the_stream_and_a_bad_path_gets_a_500(
         client.close()
     assert result.status == 500
     assert isinstance(missing.errors[0], FileNotFoundError)
+
+
+@pytest.mark.parametrize(
+    ("client", "server", "local"),
+    [
+        (["127.0.0.1", 5000], ["127.0.0.1", 8000], True),
+        (["127.8.9.1", 5000], ["0.0.0.0", 8000], True),  # all of 127/8 is loopback
+        (["::1", 5000], ["::1", 8000], True),
+        (["::ffff:127.0.0.1", 5000], ["::", 8000], True),  # a dual-stack socket's IPv4 peer
+        (["10.1.2.3", 5000], ["10.1.2.3", 8000], True),  # its own address: loopback too
+        (["10.1.2.4", 5000], ["10.1.2.3", 8000], False),
+        (["2001:db8::1", 5000], ["2001:db8::2", 8000], False),
+        (None, ["/tmp/sock", None], False),  # a Unix socket
+    ],
+)
+def test_which_clients_are_on_this_host(client: Any, server: Any, local: bool) -> None:
+    assert files_module.same_host(client, server) is local

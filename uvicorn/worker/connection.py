@@ -31,7 +31,7 @@ from uvicorn.protocols.http_parser import (
 from uvicorn.protocols.http_response import Response, ResponseState, simple_response
 from uvicorn.protocols.http_trailers import accepts_trailers, trailer_section
 from uvicorn.worker.cycle import BODY_HIGH_WATER, RequestCycle
-from uvicorn.worker.files import send_chunks, send_zero_copy
+from uvicorn.worker.files import same_host, send_chunks, send_direct
 from uvicorn.worker.handover import Handover
 from uvicorn.worker.http2 import alpn
 from uvicorn.worker.state import ServerState
@@ -283,7 +283,8 @@ class HTTPConnection(Handover):
         if self.scheme == "https":  # TLS: the bytes go through the SSL object, in pieces
             await send_chunks(self, fd, offset, count, more)
         else:
-            await send_zero_copy(self, self.response, fd, offset, count, more)
+            local = same_host(self.client, self.server)
+            await send_direct(self, self.response, fd, offset, count, more, local)
 
     def send_continue(self) -> None:
         self.write(_CONTINUE, True)
