@@ -1,4 +1,4 @@
-"""The baseline of benchmarks/fanout.py: the same chat (every text a client sends goes to every
+"""A peer of benchmarks/fanout.py: the same chat (every text a client sends goes to every
 client) written with Starlette and the ``broadcaster`` library, as its README does, to be served
 by the published uvicorn from a virtual environment of its own (never the project's):
 

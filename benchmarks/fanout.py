@@ -1,25 +1,31 @@
-"""Fan-out benchmark: N WebSocket clients (default 1,000) in one chat group, connected across
-one server instance with 4 workers; a publisher client sends messages stamped with the send time;
-every client receives every message. Reports deliveries per second and delivery latency (p50,
-p99, max), for
+"""Fan-out benchmark (issue 14): N WebSocket members (--clients, default 1,000 and 10,000) in one
+chat group, spread over 2 server instances x 2 workers (separate ports) on one Redis; a publisher
+sends messages stamped with the send time; every member receives every message. Reports
+deliveries per second, delivery latency (p50, p99, max), the servers' CPU per delivery and their
+memory per idle member, in the same run, for
 
-- ours: the README's broadcast chat (examples/broadcast_chat, unchanged) on this uvicorn;
-- baseline: the same chat written with Starlette + the ``broadcaster`` library
-  (benchmarks/broadcaster_chat.py) on the published uvicorn, from a virtual environment of its
-  own under /tmp (created on first use: ``pip install 'broadcaster[redis]' 'redis<8' starlette
-  'uvicorn[standard]'``; never the project's .venv, whose ``uvicorn`` is this one),
+- ours: the README's broadcast chat (examples/broadcast_chat, unchanged) on this uvicorn, with
+  its delivery guarantee (Redis Streams, replay after reconnects: the default);
+- broadcaster: the same chat with Starlette + ``broadcaster`` (benchmarks/broadcaster_chat.py);
+- channels: the same chat with Django Channels + ``channels_redis`` (benchmarks/channels_chat.py,
+  ``RedisPubSubChannelLayer`` unless --channels-layer core);
 
-in the same run, on the same Redis (a redis-server of its own on a free port, or --redis-url).
+the peers on the published uvicorn, each from a venv of its own under /tmp (made on first use by
+benchmarks/fanout_peers.py; never the project's .venv, whose ``uvicorn`` is this one). Redis is
+the script's own, on free ports: ``single`` (one redis-server) and ``cluster`` (3 masters + 3
+replicas; ours gets ``redis-cluster://`` and the six as seeds; the peers have no cluster client:
+each of their instances uses one master, whose classic pub/sub reaches every node's subscribers).
 
-    .venv/bin/python benchmarks/fanout.py
-    .venv/bin/python benchmarks/fanout.py --clients 200 --burst 50 --only ours
+    .venv/bin/python benchmarks/fanout.py                      # the full run
+    .venv/bin/python benchmarks/fanout.py --clients 200 --redis single --servers ours --burst 20
 
-Two phases per server: a burst (--burst messages sent back to back: throughput, and latency
-under load) and a paced phase (--rate messages per second for --seconds: latency at a steady
-load). The clients are a minimal WebSocket client (no compression) spread over --client-procs
-processes, so that the client side costs both servers the same. Every process shares the
-machine: on a small one the clients take a good part of the CPU, so the figures compare the two
-servers with each other rather than measure either alone.
+Per server: the members connect (the workers' RSS is read before and after, idle), then a burst
+(--burst messages back to back: throughput, and latency under load) and a paced phase (--rate
+messages/s, by default 10,000 deliveries/s, for --seconds, at least 10 messages: latency at a
+steady load). The members are a minimal WebSocket client spread over client processes, so that
+the client side costs every server the same. On a small machine the clients take a good part of
+the CPU: the figures compare the servers rather than measure any alone. The CPU that processes
+outside the benchmark used meanwhile is reported with each phase.
 """
 
 from __future__ import annotations
@@ -29,28 +35,17 @@ import asyncio
 import base64
 import contextlib
 import faulthandler
+import math
 import multiprocessing
 import os
-import re
-import resource
-import shutil
 import signal
-import socket
-import statistics
-import subprocess
 import sys
-import threading
 import time
 from multiprocessing.connection import Connection
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-REPO = Path(__file__).resolve().parents[1]
-BASELINE_VENV = Path("/tmp/uvicorn-bench-baseline")
-# broadcaster 0.3.1 receives nothing with redis-py 8 (its listener starts before its first
-# subscription is recorded, finds none and stops for good): the baseline keeps redis-py 7.
-BASELINE_PACKAGES = ["broadcaster[redis]", "redis<8", "starlette", "uvicorn[standard]"]
-
+import fanout_peers as peers
+from fanout_report import CPU, SERVERS, percentile, report, show
 
 # A minimal WebSocket client: enough to count and time text messages, cheap per message.
 
@@ -133,18 +128,23 @@ async def connect(host: str, port: int, on_text: Any) -> Client:
     return client
 
 
-# The client processes: each holds its share of the clients and times what they receive.
+# The client processes: each holds its share of the members and times what they receive.
 
 
-def client_process(port: int, count: int, commands: Connection, conn: Connection) -> None:
+def client_process(
+    ports: list[int], count: int, offset: int, commands: Connection, conn: Connection
+) -> None:
     import uvloop
 
-    uvloop.run(_client_main(port, count, commands, conn))
+    uvloop.run(_client_main(ports, count, offset, commands, conn))
 
 
-async def _client_main(port: int, count: int, commands: Connection, conn: Connection) -> None:
+async def _client_main(
+    ports: list[int], count: int, offset: int, commands: Connection, conn: Connection
+) -> None:
     """Results go out on ``conn`` (blocking writes); ``commands`` come in on a pipe of their own,
-    since the event loop makes the file descriptor it watches non-blocking."""
+    since the event loop makes the file descriptor it watches non-blocking. Member i connects to
+    ``ports[(offset + i) % len(ports)]``: the members are spread over the instances."""
     loop = asyncio.get_running_loop()
     warmed: set[int] = set()
     expected: dict[str, int] = {}
@@ -169,7 +169,7 @@ async def _client_main(port: int, count: int, commands: Connection, conn: Connec
                 last[phase] = now
                 if len(received) == expected.get(phase, -1):
                     report(phase)
-            elif payload == b"w" and index not in warmed:  # warm-up: each client once
+            elif payload == b"w" and index not in warmed:  # warm-up: each member once
                 warmed.add(index)
                 if len(warmed) == count:
                     conn.send(("warm",))
@@ -178,7 +178,7 @@ async def _client_main(port: int, count: int, commands: Connection, conn: Connec
 
     def on_command() -> None:
         command = commands.recv()
-        if command[0] == "expect":  # ("expect", phase, messages per client)
+        if command[0] == "expect":  # ("expect", phase, messages per member)
             phase = command[1]
             expected[phase] = command[2] * count
             if len(latencies.get(phase, ())) >= expected[phase]:
@@ -192,7 +192,9 @@ async def _client_main(port: int, count: int, commands: Connection, conn: Connec
     clients: list[Client] = []
     for start in range(0, count, 50):  # 50 handshakes at a time: no listen backlog overflow
         batch = range(start, min(start + 50, count))
-        clients += await asyncio.gather(*(connect("127.0.0.1", port, on_text_of(i)) for i in batch))
+        clients += await asyncio.gather(
+            *(connect("127.0.0.1", ports[(offset + i) % len(ports)], on_text_of(i)) for i in batch)
+        )
     conn.send(("connected",))
     await finished
     for client in clients:
@@ -203,123 +205,21 @@ async def _client_main(port: int, count: int, commands: Connection, conn: Connec
 # The coordinator.
 
 
-def raise_open_files_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        if target < needed:
-            print(f"warning: open files limited to {target} (need about {needed})")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Output:
-    """A subprocess's output, read by a thread; wait for lines matching a pattern."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self.changed = threading.Condition()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self.changed:
-                self.lines.append(line.rstrip("\n"))
-                self.changed.notify_all()
-        with self.changed:
-            self.lines.append("<exited>")
-            self.changed.notify_all()
-
-    def wait_for(self, pattern: str, count: int = 1, timeout: float = 60) -> None:
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while sum(1 for line in self.lines if regex.search(line)) < count:
-                remaining = deadline - time.monotonic()
-                if self.lines[-1:] == ["<exited>"] or remaining <= 0:
-                    raise SystemExit(f"no {count} x {pattern!r}; output:\n" + "\n".join(self.lines))
-                self.changed.wait(remaining)
-
-
-def start_redis() -> tuple[subprocess.Popen[str], str]:
-    if shutil.which("redis-server") is None:
-        raise SystemExit("redis-server is missing: apt-get install redis-server")
-    port = free_port()
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--bind", "127.0.0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    Output(process).wait_for("Ready to accept connections", timeout=10)
-    return process, f"redis://127.0.0.1:{port}"
-
-
-def baseline_python() -> Path:
-    python = BASELINE_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"creating {BASELINE_VENV} with {' '.join(BASELINE_PACKAGES)}", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(BASELINE_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    *BASELINE_PACKAGES], check=True)  # fmt: skip
-    return python
-
-
-def start_server(name: str, port: int, workers: int, redis_url: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.pop("PYTHONPATH", None)
-    common = ["--port", str(port), "--workers", str(workers), "--no-access-log"]
-    if name == "ours":
-        command = [sys.executable, "-m", "uvicorn", "app:chat_server", *common]
-        cwd = REPO / "examples" / "broadcast_chat"
-        env["UVICORN_REDIS_URL"] = redis_url
-        ready = r"Worker \[\d+\] serving"
-    else:
-        command = [str(baseline_python()), "-m", "uvicorn", "broadcaster_chat:app", *common]
-        cwd = REPO / "benchmarks"  # the published uvicorn: nothing of this repository on the path
-        env["REDIS_URL"] = redis_url
-        ready = r"Application startup complete"
-    process = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    Output(process).wait_for(ready, count=workers, timeout=60)
-    return process
-
-
-class Link:
+class Link(NamedTuple):
     """The coordinator's ends of a client process's two pipes."""
 
-    def __init__(self, commands: Connection, results: Connection) -> None:
-        self.commands = commands
-        self.results = results
-
-    def send(self, command: Any) -> None:
-        self.commands.send(command)
-
-    def poll(self, timeout: float) -> bool:
-        return self.results.poll(timeout)
-
-    def recv(self) -> Any:
-        return self.results.recv()
+    commands: Connection
+    results: Connection
 
 
 def progress(text: str) -> None:
     print(f"  {time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
 
-def percentile(ordered: list[int], fraction: float) -> float:
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1e6  # ms
-
-
-async def publish_and_measure(port: int, pipes: list[Link], args: Any) -> dict[str, Any]:
+async def publish_and_measure(
+    port: int, pipes: list[Link], clients: int, pids: tuple[list[int], list[int]], args: Any
+) -> dict[str, Any]:
+    """The phases, through a publisher on ``port``; ``pids``: the servers', Redis'."""
     loop = asyncio.get_running_loop()
     publisher = await connect("127.0.0.1", port, lambda payload: None)  # a member too: it drains
 
@@ -327,31 +227,33 @@ async def publish_and_measure(port: int, pipes: list[Link], args: Any) -> dict[s
         replies: list[Any] = []
         deadline = loop.time() + timeout
         for pipe in pipes:
-            while not pipe.poll(0):
+            while not pipe.results.poll(0):
                 if loop.time() > deadline:
                     raise TimeoutError(kind)
                 await asyncio.sleep(0.01)
-            reply = pipe.recv()
+            reply = pipe.results.recv()
             assert reply[0] == kind, reply
             replies.append(reply)
         return replies
 
-    # Warm-up: until every client has received one (the baseline subscribes after accepting).
-    warm = asyncio.ensure_future(from_all("warm", 60))
+    # Warm-up: until every member has received one (the peers subscribe after accepting).
+    warm = asyncio.ensure_future(from_all("warm", 120))
     while not warm.done():
         publisher.send(b"w")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1 if clients <= 1000 else 0.5)
     await warm
-    progress("every client has joined")
-    await asyncio.sleep(0.5)  # let the last warm-up messages drain before measuring
+    progress("every member has joined")
+    await asyncio.sleep(1)  # let the last warm-up messages drain before measuring
 
+    rate = args.rate or 10_000 / clients
     results: dict[str, Any] = {}
     phases = [("burst", args.burst, 0.0)]
-    if args.rate > 0 and args.seconds > 0:
-        phases.append(("paced", int(args.rate * args.seconds), 1 / args.rate))
+    if rate > 0 and args.seconds > 0:
+        phases.append(("paced", max(10, round(rate * args.seconds)), 1 / rate))
     for phase, messages, interval in phases:
         for pipe in pipes:
-            pipe.send(("expect", phase, messages))
+            pipe.commands.send(("expect", phase, messages))
+        cpu = CPU(*pids)
         start = time.monotonic_ns()
         next_send = loop.time()
         for seq in range(messages):
@@ -366,118 +268,129 @@ async def publish_and_measure(port: int, pipes: list[Link], args: Any) -> dict[s
             replies = await from_all("done", args.timeout)
         except TimeoutError:
             for pipe in pipes:
-                pipe.send(("report", phase))
-            replies = await from_all("done", 30)
+                pipe.commands.send(("report", phase))
+            replies = await from_all("done", 60)
+        used = cpu.stop()
         ordered = sorted(latency for reply in replies for latency in reply[2])
         end = max(reply[3] for reply in replies)
         delivered = len(ordered)
         results[phase] = {
             "messages": messages,
             "delivered": delivered,
-            "expected": messages * args.clients,
+            "expected": messages * clients,
             "per_second": delivered / ((end - start) / 1e9) if end > start else float("nan"),
             "p50": percentile(ordered, 0.50),
             "p99": percentile(ordered, 0.99),
             "max": percentile(ordered, 1.0),
+            "server_us": 1e6 * used["servers"] / delivered if delivered else float("nan"),
+            "redis_s": used["redis"],
+            "others": used["others"],
         }
+        await asyncio.sleep(1)  # the peers' queues drain before the next phase
     assert publisher.transport is not None
     publisher.transport.close()
     return results
 
 
-def run_one(name: str, redis_url: str, args: Any) -> dict[str, Any]:
-    port = free_port()
-    server = start_server(name, port, args.workers, redis_url)
+def run_one(name: str, redis: peers.Redis, clients: int, args: Any) -> dict[str, Any]:
+    ports = [peers.free_port() for _ in range(args.instances)]
+    instances = []
     context = multiprocessing.get_context("fork")
     pipes: list[Link] = []
     processes = []
     try:
-        shares = [args.clients // args.client_procs] * args.client_procs
-        shares[0] += args.clients - sum(shares)
-        for share in shares:
+        for index, port in enumerate(ports):
+            url = redis.url(name, index)
+            instances.append(peers.start_instance(name, port, args.workers, args.backlog, url,
+                                            args.channels_layer))  # fmt: skip
+        time.sleep(1)
+        rss_before = peers.workers_rss([instance.pid for instance in instances])
+        procs = args.client_procs or max(2, math.ceil(clients / 2500))
+        shares = [clients // procs] * procs
+        shares[0] += clients - sum(shares)
+        for number, share in enumerate(shares):
             command_reader, command_writer = context.Pipe(duplex=False)
             result_reader, result_writer = context.Pipe(duplex=False)
             process = context.Process(
-                target=client_process, args=(port, share, command_reader, result_writer)
+                target=client_process,
+                args=(ports, share, number, command_reader, result_writer),
             )
             process.start()
             pipes.append(Link(command_writer, result_reader))
             processes.append(process)
-        progress(f"{name}: serving on port {port}; connecting {args.clients} clients")
+        progress(f"{name}: serving on ports {ports} (Redis {redis.url(name, 0)}); "
+                 f"connecting {clients} members from {procs} processes")  # fmt: skip
+        connect_start = time.monotonic()
         for pipe in pipes:
-            if not pipe.poll(120):
-                raise SystemExit(f"{name}: the clients did not connect within 120 s")
-            reply = pipe.recv()
+            if not pipe.results.poll(
+                max(0.0, 60 + clients / 50 - (time.monotonic() - connect_start))
+            ):
+                raise SystemExit(f"{name}: the members did not connect in {60 + clients / 50} s")
+            reply = pipe.results.recv()
             assert reply == ("connected",), reply
-        return asyncio.run(publish_and_measure(port, pipes, args))
+        connect_seconds = time.monotonic() - connect_start
+        time.sleep(2)  # idle: the joins done, no message yet
+        rss_after = peers.workers_rss([instance.pid for instance in instances])
+        pids = [instance.pid for instance in instances], [p.pid for p in redis.processes]
+        result = asyncio.run(publish_and_measure(ports[0], pipes, clients, pids, args))
+        per_member = (rss_after - rss_before) / clients
+        result["memory"] = {"per_member": per_member, "connect_seconds": connect_seconds}
+        return result
     finally:
         for pipe in pipes:
             with contextlib.suppress(OSError):
-                pipe.send(("exit",))
+                pipe.commands.send(("exit",))
         for process in processes:
             process.join(10)
             if process.is_alive():
                 process.kill()
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for instance in instances:
+            peers.stop(instance)
+
+
+def csv(kind: Any) -> Any:
+    return lambda text: [kind(item) for item in text.split(",") if item]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--clients", type=csv(int), default=[1000, 10000], help="e.g. 1000,10000")
+    parser.add_argument("--redis", type=csv(str), default=["single", "cluster"])
+    parser.add_argument("--servers", type=csv(str), default=SERVERS)
+    parser.add_argument("--instances", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="per instance")
+    parser.add_argument("--backlog", type=int, default=4096, help="every server's listen backlog")
+    parser.add_argument("--client-procs", type=int, default=0, help="0: 1 per 2,500 members, >= 2")
     parser.add_argument("--burst", type=int, default=100, help="messages sent back to back")
-    parser.add_argument("--rate", type=float, default=10, help="paced messages per second")
+    parser.add_argument("--rate", type=float, default=0, help="paced messages/s; 0: 10,000/clients")
     parser.add_argument("--seconds", type=float, default=5, help="how long the paced phase lasts")
     parser.add_argument("--timeout", type=float, default=120, help="per phase, in seconds")
-    parser.add_argument("--redis-url", help="use this Redis instead of starting one")
-    parser.add_argument("--only", choices=["ours", "baseline"])
+    parser.add_argument("--channels-layer", choices=["pubsub", "core"], default="pubsub")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the servers; medians")
     args = parser.parse_args()
+    unknown = set(args.servers) - set(SERVERS) or set(args.redis) - {"single", "cluster"}
+    if unknown:
+        parser.error(f"unknown: {', '.join(sorted(unknown))}")
     faulthandler.register(signal.SIGUSR1)  # kill -USR1 <pid>: where is it?
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop what it started (finally:)
-    raise_open_files_limit(2 * args.clients + 256)
+    peers.raise_open_files_limit(max(args.clients) + 1024)
+    for name in args.servers:
+        if name != "ours":
+            peers.peer_python(name)
 
-    redis = None
-    redis_url = args.redis_url
-    if redis_url is None:
-        redis, redis_url = start_redis()
-    names = [args.only] if args.only else ["ours", "baseline"]
-    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    try:
-        for number in range(1, args.rounds + 1):
-            for name in names:  # alternated, so that a busy moment does not favour one
-                rounds[name].append(run_one(name, redis_url, args))
-                show(f"round {number}: {name}", rounds[name][-1])
-    finally:
-        if redis is not None:
-            redis.terminate()
-            redis.wait()
-
-    print(f"\n{args.clients} clients, one group, --workers {args.workers}, Redis {redis_url}, "
-          f"median of {args.rounds} round(s)")  # fmt: skip
-    print(f"{'server':<10} {'phase':<7} {'delivered':>17} {'msg/s':>9} "
-          f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")  # fmt: skip
-    for name, results in rounds.items():
-        for phase in results[0]:
-            runs = [result[phase] for result in results]
-            median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-            delivered = f"{sum(r['delivered'] for r in runs)}/{sum(r['expected'] for r in runs)}"
-            print(f"{name:<10} {phase:<7} {delivered:>17} {median['per_second']:>9.0f} "
-                  f"{median['p50']:>8.1f} {median['p99']:>8.1f} {median['max']:>8.1f}")  # fmt: skip
-    print("(burst: --burst messages back to back; paced: --rate per second for --seconds)")
-
-
-def show(title: str, result: dict[str, Any]) -> None:
-    parts = [
-        f"{phase} {r['delivered']}/{r['expected']} {r['per_second']:.0f}/s p99 {r['p99']:.1f} ms"
-        for phase, r in result.items()
-    ]
-    print(title, ", ".join(parts), flush=True)
+    runs: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for kind in args.redis:
+        redis = peers.Redis(kind)
+        try:
+            for clients in args.clients:
+                for number in range(1, args.rounds + 1):
+                    for name in args.servers:  # alternated: a busy moment favours none
+                        result = run_one(name, redis, clients, args)
+                        runs.setdefault((kind, clients, name), []).append(result)
+                        show(f"{kind}, {clients} members, round {number}: {name}", result)
+        finally:
+            redis.stop()
+    report(runs, args)
 
 
 if __name__ == "__main__":
