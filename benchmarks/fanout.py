@@ -45,7 +45,7 @@ from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
 import fanout_peers as peers
-from fanout_report import CPU, SERVERS, percentile, report, show
+from fanout_report import CPU, SERVERS, percentile, report, settle, show
 
 # A minimal WebSocket client: enough to count and time text messages, cheap per message.
 
@@ -240,10 +240,10 @@ async def publish_and_measure(
     warm = asyncio.ensure_future(from_all("warm", 120))
     while not warm.done():
         publisher.send(b"w")
-        await asyncio.sleep(0.1 if clients <= 1000 else 0.5)
+        await asyncio.sleep(0.1 if clients <= 1000 else 1)
     await warm
     progress("every member has joined")
-    await asyncio.sleep(1)  # let the last warm-up messages drain before measuring
+    await settle(pids[0])  # the last warm-up messages delivered before measuring
 
     rate = args.rate or 10_000 / clients
     results: dict[str, Any] = {}
@@ -286,7 +286,7 @@ async def publish_and_measure(
             "redis_s": used["redis"],
             "others": used["others"],
         }
-        await asyncio.sleep(1)  # the peers' queues drain before the next phase
+        await settle(pids[0])
     assert publisher.transport is not None
     publisher.transport.close()
     return results
@@ -364,7 +364,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=100, help="messages sent back to back")
     parser.add_argument("--rate", type=float, default=0, help="paced messages/s; 0: 10,000/clients")
     parser.add_argument("--seconds", type=float, default=5, help="how long the paced phase lasts")
-    parser.add_argument("--timeout", type=float, default=120, help="per phase, in seconds")
+    parser.add_argument("--timeout", type=float, default=300, help="per phase, in seconds")
     parser.add_argument("--channels-layer", choices=["pubsub", "core"], default="pubsub")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the servers; medians")
     args = parser.parse_args()

@@ -4,6 +4,7 @@ a free port, watched through /proc, and stopped by pid."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import resource
@@ -233,7 +234,11 @@ def versions(servers: list[str]) -> list[str]:
                               capture_output=True, text=True).stdout.strip()  # fmt: skip
         dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "uvicorn"],
                                capture_output=True, text=True).stdout.strip()  # fmt: skip
-        state = " + uncommitted changes under uvicorn/" if dirty else ""
+        digest = hashlib.sha256()  # what ran, when uvicorn/ holds work not committed
+        for path in sorted((REPO / "uvicorn").rglob("*.py")):
+            digest.update(path.read_bytes())
+        state = f" + uncommitted changes under uvicorn/ (digest {digest.hexdigest()[:12]})"
+        state = state if dirty else ""
         lines.append(f"ours: this checkout at {head}{state}, Python {sys.version.split()[0]}")
     for name in servers:
         if name in VENVS:

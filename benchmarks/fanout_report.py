@@ -3,6 +3,7 @@ run, and the markdown table with the ratios of ours against the better of the pe
 
 from __future__ import annotations
 
+import asyncio
 import os
 import statistics
 import time
@@ -39,6 +40,16 @@ class CPU:
         others = (busy_seconds() - self.busy) - used["ours"]
         return {"servers": used["servers"], "redis": used["redis"],
                 "others": max(0.0, 100 * others / wall)}  # fmt: skip
+
+
+async def settle(servers: list[int], limit: float = 60) -> None:
+    """Until the servers are idle (under 10% of a core for half a second): what one phase left
+    queued (a peer's warm-up messages) is delivered before the next is measured."""
+    for _ in range(int(limit * 2)):
+        cpu = CPU(servers, [])
+        await asyncio.sleep(0.5)
+        if cpu.stop()["servers"] < 0.05:
+            return
 
 
 def show(title: str, result: dict[str, Any]) -> None:
@@ -91,6 +102,11 @@ def report(runs: dict[tuple[str, int, str], list[dict[str, Any]]], args: Any) ->
             verdicts.append(verdict(kind, clients, results, peers))
     print("\n(others' CPU: the most, over the phases, that processes outside the benchmark used, "
           "in % of one core)")  # fmt: skip
+    if any(kind == "cluster" for kind, _, _ in runs):
+        print(
+            "(the peers have no Redis Cluster client: on the cluster each of their instances "
+            "used one master, whose classic pub/sub reaches every node's subscribers)"
+        )
     for line in verdicts:
         print(line)
 
