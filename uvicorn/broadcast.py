@@ -8,7 +8,9 @@ Messages travel as JSON with bytes tagged (never pickle), so ``bytes`` stay byte
 each member is independent: a slow member gets a bounded backlog of its own, a closed one leaves
 its groups, and neither delays the others.
 
-``url='memory://'`` keeps everything in one process, without Redis.
+Redis is one server, a Redis Cluster (groups spread over its masters) or a master that Sentinels
+watch, as the URL says (``broadcast_urls``); ``url='memory://'`` keeps everything in one process,
+without Redis.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from uvicorn.broadcast_backends import Backend, BroadcastError, MemoryBackend
-from uvicorn.broadcast_redis import HISTORY, RedisBackend
+from uvicorn.broadcast_cluster import ClusterBackend
+from uvicorn.broadcast_redis import RedisBackend
+from uvicorn.broadcast_sentinel import SentinelBackend
+from uvicorn.broadcast_streams import HISTORY
+from uvicorn.broadcast_urls import parse
 from uvicorn.channels import SendsNowait, channel_names
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.types import Channels, Message
@@ -234,7 +240,8 @@ def _channel_name(value: Any, key: str) -> str:
 
 class BroadcastMiddleware:
     """``BroadcastMiddleware(app)``, ``BroadcastMiddleware(app, 'localhost', 6379)``,
-    ``BroadcastMiddleware(app, url='redis://...')`` or ``url='memory://'``. Without any of them,
+    ``BroadcastMiddleware(app, url='redis://...')`` (also ``rediss://``, ``redis-cluster://``,
+    ``redis-sentinel://``: ``broadcast_urls``) or ``url='memory://'``. Without any of them,
     ``$UVICORN_REDIS_URL`` when set, else ``redis://localhost:6379``. ``history`` is how many
     messages Redis keeps per group (at least) for a process that reconnects to catch up.
 
@@ -265,6 +272,8 @@ class BroadcastMiddleware:
                 url = os.environ["UVICORN_REDIS_URL"]
             else:
                 url = f"redis://{host or 'localhost'}:{port or 6379}"
+        if not url.startswith("memory://"):
+            parse(url)  # a malformed URL fails here, not at the first message
         self.url = url
         self.prefix = prefix
         self.history = history  # messages kept per group in Redis, for processes catching up
@@ -274,12 +283,7 @@ class BroadcastMiddleware:
     def groups(self) -> Groups:
         """Created on first use, in the process and event loop that serve (after any fork)."""
         if self._groups is None:
-            backend: Backend
-            if self.url.startswith("memory://"):
-                backend = MemoryBackend()
-            else:
-                backend = RedisBackend(self.url, self.prefix, self.history)
-            self._groups = Groups(backend)
+            self._groups = Groups(make_backend(self.url, self.prefix, self.history))
         return self._groups
 
     async def __call__(self, message: Message, channels: Channels) -> None:
@@ -301,6 +305,19 @@ class BroadcastMiddleware:
 
 
 BroadCastMiddleware = BroadcastMiddleware  # the original README spells it so once
+
+
+def make_backend(url: str, prefix: str, history: int) -> Backend:
+    """The backend a URL names (``broadcast_urls``): one Redis, a Cluster, a Sentinel-watched
+    master, or ``memory://``."""
+    if url.startswith("memory://"):
+        return MemoryBackend()
+    where = parse(url)
+    if where.kind == "cluster":
+        return ClusterBackend(where, prefix, history)
+    if where.kind == "sentinel":
+        return SentinelBackend(where, prefix, history)
+    return RedisBackend(where, prefix, history)
 
 
 class _ASGIReply:

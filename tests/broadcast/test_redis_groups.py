@@ -20,7 +20,7 @@ from tests.broadcast.clients import ask, clients, receive, receive_until, spread
 from tests.broadcast.conftest import RedisServer
 from tests.broadcast.fakes import Recorder
 from tests.helpers import UNIT, running_server
-from uvicorn import broadcast, broadcast_redis
+from uvicorn import broadcast, broadcast_redis, broadcast_streams
 from uvicorn.broadcast import Groups, GroupsChannel
 
 
@@ -214,7 +214,7 @@ async def test_a_silent_connection_to_redis_is_noticed_and_replaced(
     # The subscription of one instance goes through a network that goes silent: it must not be
     # waited on forever. Its health check notices, it reconnects once the network is back, and
     # its members get what the other instance sends.
-    monkeypatch.setattr(broadcast_redis, "HEALTH_CHECK", 0.2 * UNIT)
+    monkeypatch.setattr(broadcast_streams, "HEALTH_CHECK", 0.2 * UNIT)
     proxy = Proxy(redis_server.port)
     await proxy.start()
     caplog.set_level(logging.INFO, "uvicorn.error")  # the recovery is logged at INFO

@@ -2,7 +2,8 @@
 and origin as two processes would have, on a Redis of the test's own. Reading connections
 killed inside Redis while both send: every member gets every message, once, in each sender's
 order. Redis restarted: the first message after it reaches everyone. A process away longer
-than the history: logged, and its members there closed with 1013."""
+than the history: logged, and its members there closed with 1013. Over TLS with a password: no
+log line or error shows the password."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,17 +19,19 @@ import redis.asyncio as redis
 
 from tests.broadcast.conftest import RedisServer
 from tests.broadcast.fakes import Recorder
+from tests.broadcast.redis_setups import PASSWORD, QUOTED, TLSFiles
 from tests.broadcast.test_redis_groups import LogWatch, Proxy
+from tests.e2e.process import free_port
 from tests.helpers import UNIT
-from uvicorn import broadcast_redis
-from uvicorn.broadcast import MISSED, Groups, GroupsChannel
+from uvicorn import broadcast_streams
+from uvicorn.broadcast import MISSED, BroadcastError, Groups, GroupsChannel, make_backend
 
 READER = "uvicorn.groups.reader"
 
 
 @pytest.fixture(autouse=True)
 def quick_reconnects(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(broadcast_redis, "RECONNECT_DELAYS", (0.01, 0.05))
+    monkeypatch.setattr(broadcast_streams, "RECONNECT_DELAYS", (0.01, 0.05))
 
 
 @pytest.fixture
@@ -45,8 +49,8 @@ def watch() -> Iterator[LogWatch]:
 
 
 @contextlib.asynccontextmanager
-async def processes(*urls: str, history: int = broadcast_redis.HISTORY) -> AsyncIterator[Any]:
-    made = [Groups(broadcast_redis.RedisBackend(url, "t:", history)) for url in urls]
+async def processes(*urls: str, history: int = broadcast_streams.HISTORY) -> AsyncIterator[Any]:
+    made = [Groups(make_backend(url, "t:", history)) for url in urls]
     try:
         yield made
     finally:
@@ -124,7 +128,7 @@ async def test_a_process_away_longer_than_the_history_logs_it_and_tells_its_memb
 ) -> None:
     # The far process reaches Redis through a network that is cut while the near one sends
     # far more than the history keeps (MAXLEN ~ trims in whole nodes of 100 entries).
-    monkeypatch.setattr(broadcast_redis, "HEALTH_CHECK", 0.2 * UNIT)
+    monkeypatch.setattr(broadcast_streams, "HEALTH_CHECK", 0.2 * UNIT)
     proxy = Proxy(own_redis.port)
     await proxy.start()
     try:
@@ -153,3 +157,37 @@ async def test_a_process_away_longer_than_the_history_logs_it_and_tells_its_memb
             assert len(here[0].messages) == 301
     finally:
         proxy.close()
+
+
+async def test_over_tls_with_a_password_an_outage_shows_no_password(
+    tmp_path: Path, logs: LogWatch
+) -> None:
+    tls, tls_port = TLSFiles(tmp_path), free_port()
+    server = RedisServer(args=("--tls-port", str(tls_port), *tls.args, "--requirepass", PASSWORD))
+    server.start()
+    url = f"rediss://:{QUOTED}@127.0.0.1:{tls_port}/0?{tls.query}"
+    try:
+        async with processes(url, url) as (a, b):
+            members = [*await join(a, "g", 1), *await join(b, "g", 1)]
+            await a.send("g", {"text": "before"})
+            for member in members:
+                await asyncio.wait_for(member.until(1), 10 * UNIT)
+            async with redis.Redis(port=server.port, password=PASSWORD) as admin:
+                reading = [c["laddr"] for c in await admin.client_list() if c["name"] == READER]
+            assert reading == [f"127.0.0.1:{tls_port}"] * 2  # over TLS
+            server.stop()
+            await logs.until(rf"Redis at rediss://127\.0\.0\.1:{tls_port}/0 is unreachable", 2)
+            with pytest.raises(BroadcastError) as info:
+                await a.send("g", {"text": "during"})
+            assert str(info.value).startswith(
+                f"cannot send to group 'g': Redis at rediss://127.0.0.1:{tls_port}/0 is unreachable"
+            )
+            assert "s3cr3t" not in str(info.value)
+            server.start()
+            await logs.until("is reachable again", 2)
+            await b.send("g", {"text": "after"})
+            for member in members:
+                received = await asyncio.wait_for(member.until(2), 10 * UNIT)
+                assert [m["text"] for m in received] == ["before", "after"]
+    finally:
+        server.stop()
