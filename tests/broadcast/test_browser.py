@@ -1,8 +1,9 @@
 """The README's broadcast chat in a real browser: headless Chromium shows two pages, each served
 by a different instance of examples/broadcast_chat (unchanged: each page talks to the instance
 that served it); a message typed in one appears in both. Over HTTP/1.1, and over TLS, where the
-pages and their WebSockets come over HTTP/2 (RFC 8441). Fails, never skips, when Chromium
-cannot start (``scripts/test`` installs it)."""
+pages and their WebSockets come over HTTP/2 (RFC 8441); and with a Redis Cluster as the Redis
+(``redis-cluster://``). Fails, never skips, when Chromium cannot start (``scripts/test`` installs
+it)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.broadcast.conftest import RedisServer
 from tests.e2e.process import REPO, CLIProcess
 from tests.e2e.test_browser import chromium, next_hop_protocol, self_signed, type_and_see
 from tests.helpers import UNIT
 
 
-@pytest.mark.parametrize("tls", [False, True], ids=["http1", "https-h2"])
+@pytest.mark.parametrize(
+    ("tls", "redis"),
+    [(False, "redis_server"), (True, "redis_server"), (False, "redis_cluster")],
+    ids=["http1", "https-h2", "http1-redis-cluster"],
+)
 def test_two_pages_on_two_instances_chat(
-    redis_server: RedisServer, tls: bool, tmp_path: Path
+    request: pytest.FixtureRequest, tls: bool, redis: str, tmp_path: Path
 ) -> None:
-    env = {"UVICORN_REDIS_URL": redis_server.url}
+    server = request.getfixturevalue(redis)
+    env = {"UVICORN_REDIS_URL": server.url() if redis == "redis_cluster" else server.url}
     cwd = REPO / "examples" / "broadcast_chat"
     flags = self_signed(tmp_path) if tls else []
     with chromium() as browser, contextlib.ExitStack() as stack:

@@ -22,10 +22,11 @@ REACHABLE = r"Redis at \S+ is reachable again: groups restored"
 
 @contextlib.contextmanager
 def instances(
-    target: str, redis: RedisServer, *args: str, count: int = 2, cwd: Path = REPO
+    target: str, redis: RedisServer | str, *args: str, count: int = 2, cwd: Path = REPO
 ) -> Iterator[list[CLIProcess]]:
-    """``count`` instances of ``uvicorn TARGET --port 0 ARGS``, Redis at ``$UVICORN_REDIS_URL``."""
-    env = {"UVICORN_REDIS_URL": redis.url}
+    """``count`` instances of ``uvicorn TARGET --port 0 ARGS``, Redis at ``$UVICORN_REDIS_URL``
+    (``redis``'s URL, or ``redis`` itself)."""
+    env = {"UVICORN_REDIS_URL": redis if isinstance(redis, str) else redis.url}
     with contextlib.ExitStack() as stack:
         processes = [
             stack.enter_context(CLIProcess(target, "--port", "0", *args, cwd=cwd, env=env))
