@@ -13,7 +13,9 @@ from tests.protocols.h2frames import (
     Client,
     T,
     data,
+    describe,
     kinds,
+    parse_frames,
     ping,
     post,
     raw,
@@ -205,6 +207,31 @@ def test_the_client_max_frame_size_bounds_what_is_sent() -> None:
     assert client.core.send_data(1, b"x" * 30000, True) == 30000
     assert client.sent() == [("HEADERS", 1, False, False), ("CONTINUATION", 1, False, True),
                              ("DATA", 1, 20000, False), ("DATA", 1, 10000, True)]  # fmt: skip
+
+
+def test_a_large_body_is_sent_as_views_and_a_mutable_one_is_copied_first() -> None:
+    """A body larger than a frame goes out as views of it (``take_frames``, for a gathering
+    write); one the app may still change (a bytearray) is copied once, never viewed: the
+    frames hold what it was when sent, and the app can still grow it."""
+    client = Client(client_settings={4: 100000})
+    client.request(1)
+    client.request(3)
+    client.sent()  # (what the requests made the server send)
+    body = b"".join(bytes([i]) * 1000 for i in range(30))  # (both within the 64 KiB window)
+    assert client.core.send_data(1, body, True) == 30000 and client.core.large
+    frames = client.core.take_frames()
+    assert not client.core.large and client.core.data_to_send() == b""
+    assert sum(isinstance(piece, memoryview) for piece in frames) == 2
+    assert [describe(f) for f in parse_frames(b"".join(frames))] == [
+        ("DATA", 1, 16384, False), ("DATA", 1, 13616, True)
+    ]  # fmt: skip
+    assert b"".join(frame.data for frame in parse_frames(b"".join(frames))) == body
+    mutable = bytearray(body)
+    assert client.core.send_data(3, mutable, True) == 30000
+    mutable[:5] = b"later"
+    mutable += b"more"  # (a view of it would forbid this: BufferError)
+    sent = parse_frames(client.core.data_to_send())
+    assert b"".join(frame.data for frame in sent) == body
 
 
 def test_the_server_announces_connect_protocol_when_websockets_are_on() -> None:

@@ -38,11 +38,10 @@ from uvicorn.protocols.http2_control import (
     WINDOW,
     Event,
     H2Control,
-    H2Settings,
-    StreamState,
 )
 from uvicorn.protocols.http2_frames import H2ConnectionError, unpack_header, unpack_u32
 from uvicorn.protocols.http2_request import Malformed, Request, trailers_valid, validate
+from uvicorn.protocols.http2_state import H2Settings, StreamState
 
 __all__ = [
     "BODY", "END", "GOAWAY", "MALFORMED", "PONG", "REQUEST", "RESET", "WINDOW", "H2Core",

@@ -5,14 +5,13 @@ that carry requests are ``http2.py``'s, whose ``H2Core`` builds on this.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols import http2_frames as f
 from uvicorn.protocols.hpack import Decoder
 from uvicorn.protocols.http2_frames import H2ConnectionError, unpack_u32
 from uvicorn.protocols.http2_request import Malformed, Request
-from uvicorn.protocols.http_events import Limits
+from uvicorn.protocols.http2_state import H2Settings, StreamState
 
 # Events, as tuples with their kind first (see ``http2.py``).
 REQUEST, MALFORMED, BODY, END, RESET, WINDOW, GOAWAY, PONG = range(8)
@@ -26,52 +25,23 @@ PING_PAYLOAD = b"uvicorn!"
 # follow them (RFC 9113 section 3.4) is not yet recognized.
 SETTINGS_NEXT = b"(SETTINGS next)"
 RESET_MEMORY = 256  # streams we reset whose late frames are ignored (section 5.1, "closed")
-
-
-@dataclass(frozen=True)
-class H2Settings:
-    """What the server advertises (RFC 9113 section 6.5.2), from ``Config``."""
-
-    max_concurrent_streams: int = 100
-    initial_window_size: int = 65535
-    max_frame_size: int = 16384
-    extended_connect: bool = False  # RFC 8441: WebSockets over HTTP/2
-    limits: Limits = Limits()
-
-    @property
-    def max_header_list_size(self) -> int:
-        # As much as an HTTP/1.1 head may hold, in RFC 9113's measure (32 bytes per field).
-        return self.limits.request_line + self.limits.fields * (self.limits.field_size + 32)
-
-
-class StreamState:
-    __slots__ = (
-        "recv_window", "send_window", "remote_open", "local_open", "received", "length",
-        "credit", "answered",
-    )  # fmt: skip
-
-    def __init__(self, recv_window: int, send_window: int, remote_open: bool, length: int) -> None:
-        self.recv_window = recv_window
-        self.send_window = send_window
-        self.remote_open = remote_open
-        self.local_open = True
-        self.received = 0
-        self.length = length  # the request's content-length, -1 if none
-        self.credit = 0  # receive window consumed and not yet given back
-        self.answered = False  # the response's head was sent
+DEFAULTS = H2Settings()
 
 
 class H2Control:
     """State and control frames; ``H2Core`` (``http2.py``) adds the request frames."""
 
-    def __init__(self, settings: H2Settings = H2Settings()) -> None:
+    def __init__(self, settings: H2Settings = DEFAULTS) -> None:
         self.settings = settings
         self.streams: dict[int, StreamState] = {}
         self.last_stream = 0  # the highest stream the client opened
         self.decoder = Decoder(4096, settings.max_header_list_size)
         # Validated requests by header block, while the decoder's table is as it was.
         self._requests: dict[bytes, tuple[int, Request | Malformed]] = {}
-        self.out: list[bytes] = []
+        # Frames to send. A body larger than a frame is cut into views of its bytes (no copy),
+        # and ``large`` says so: the worker then hands them to the socket as they are.
+        self.out: list[bytes | memoryview] = []
+        self.large = False
         self._buffer = b""  # the start of a frame not yet whole, and what followed it
         self._parts: list[bytes] = []  # (not yet joined), their size, and the frame's (9
         self._held = self._wanted = 0  # while its header is not whole)
@@ -130,7 +100,16 @@ class H2Control:
             return b""
         data = b"".join(out)
         out.clear()
+        self.large = False
         return data
+
+    def take_frames(self) -> list[bytes | memoryview]:
+        """What ``data_to_send`` would join, as it is (a large body's frames are views of it,
+        for a gathering write: one copy of the body fewer)."""
+        out = self.out
+        self.out = []
+        self.large = False
+        return out
 
     def send_headers(self, stream_id: int, block: bytes, end_stream: bool) -> None:
         stream = self.streams[stream_id]
@@ -164,14 +143,16 @@ class H2Control:
             out.append(f.pack_header(room >> 8, room & 0xFF, f.DATA, flags, stream_id))
             out.append(data if room == total else data[:room])
         else:
-            view = memoryview(data)
+            # Views of the bytes, not copies: a 1 MiB body copied into 64 frames, then joined,
+            # cost two copies and, by glibc's heap trimming, page faults on every response.
+            # (Bytes only: a view would pin a bytearray the app may grow once send() returned.)
+            view = memoryview(data if type(data) is bytes else bytes(data))
             for start in range(0, room, size):
                 n = min(size, room - start)
                 last = start + n == room
-                out.append(
-                    f.pack_header(n >> 8, n & 0xFF, f.DATA, flags if last else 0, stream_id)
-                )
-                out.append(bytes(view[start : start + n]))
+                out.append(f.pack_header(n >> 8, n & 0xFF, f.DATA, flags if last else 0, stream_id))
+                out.append(view[start : start + n])
+            self.large = True
         self.conn_send -= room
         stream.send_window -= room
         if flags:

@@ -141,9 +141,13 @@ class H2Connection(TransportProtocol):
             self.data_received(data)
 
     def output(self) -> None:
-        data = self.core.data_to_send()
-        if data:
-            self.write(data, False)
+        core = self.core
+        if core.large:  # a body's frames: to the socket as they are, in one gathering write
+            self.write_pieces(core.take_frames())
+        else:
+            data = core.data_to_send()
+            if data:
+                self.write(data, False)
 
     # asyncio.Protocol
 

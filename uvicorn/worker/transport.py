@@ -98,6 +98,17 @@ class TransportProtocol(asyncio.Protocol):
                 self._flush_scheduled = True
                 self.loop.call_soon(self._flush)
 
+    def write_pieces(self, pieces: list[bytes | memoryview]) -> None:
+        """Send ``pieces`` now, after what is queued, without joining them (``writev``)."""
+        if self.closed:
+            return
+        if self._out:
+            self._flush()
+        transport = self.transport
+        transport.writelines(pieces)
+        if transport.is_closing():
+            self._lost()
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         out = self._out
