@@ -79,7 +79,8 @@ def test_sighup_restart_of_every_worker_under_h2load(tls: bool, tmp_path: Path) 
         assert server.stop() == 0
     (summary,) = held
     assert summary.clean and summary.total == 10, summary.output  # type: ignore[attr-defined]
-    assert len(runs) >= 3 and not clean(runs), clean(runs)
+    assert len(runs) >= 3, len(runs)
+    assert not clean(runs), "\n\n".join(clean(runs))
 
 
 def test_max_requests_retirements_under_h2load() -> None:
