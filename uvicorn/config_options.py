@@ -11,6 +11,7 @@ from typing import Any
 
 from uvicorn.config_values import (
     DEFAULT_PORT,
+    access_log_format,
     cert_reqs,
     h2_frame_size,
     h2_window_size,
@@ -99,6 +100,11 @@ class ServerOptions:
         help="Log level (default info, or what --log-config sets).", choices=LOG_LEVELS
     )
     access_log: bool = option(True, help="Log each request on 'uvicorn.access'.", negatable=True)
+    access_log_format: str | None = option(
+        help="Access lines in gunicorn's format and atoms, e.g. '%%(h)s \"%%(r)s\" %%(s)s "
+        "%%(M)sms' (default: today's line); WebSocket sessions are logged as they end.",
+        metavar="FORMAT", parse=access_log_format,
+    )  # fmt: skip
     log_config: str | None = option(
         help="Logging configuration: .json or .yaml (dictConfig), otherwise .ini (fileConfig).",
         metavar="FILE",

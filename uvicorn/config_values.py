@@ -186,3 +186,31 @@ def parse_allowed_ips(text: str) -> list[Any]:
                     f"invalid --forwarded-allow-ips entry {item!r}: not an address or network"
                 ) from None
     return entries
+
+
+# --access-log-format: gunicorn's atoms (``worker/access_log.py`` computes them), and request
+# (``%({name}i)s``) or response (``%({name}o)s``) header fields.
+ACCESS_LOG_ATOMS = frozenset("hlutrmUqHsBbfaTMDLp")  # one letter each
+_ACCESS_ATOM = re.compile(r"%\(([^)]*)\)")
+
+
+def access_log_names(text: str) -> list[str]:
+    """The atoms a format uses, in order, each once."""
+    return list(dict.fromkeys(_ACCESS_ATOM.findall(text)))
+
+
+def access_log_format(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    for name in access_log_names(value):
+        header = name.startswith("{") and name[-2:] in ("}i", "}o") and len(name) > 3
+        if name not in ACCESS_LOG_ATOMS and not header:
+            raise ValueError(
+                f"unknown atom %({name})s: use {', '.join(sorted(ACCESS_LOG_ATOMS))}, "
+                "%({header}i)s or %({header}o)s"
+            )
+    try:  # a stray '%', or an atom not followed by a conversion ('s')
+        value % dict.fromkeys(access_log_names(value), "-")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"not a format ({exc}); write a literal % as %%") from None
+    return value

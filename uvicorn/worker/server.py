@@ -77,6 +77,8 @@ class Server:
         if config.is_ssl:  # requests get their connection's tls (a class apart: HTTP pays nothing)
             cycle_class = TLSMessagingCycle if cycle_class is MessagingCycle else TLSASGICycle
         state = self.state = ServerState(config, app, cycle_class, loop, websocket_class)
+        if state.access_format is not None:
+            state.cycle_class = state.access_format.cycle_class(cycle_class)
         if interface != "messaging" and config.lifespan != "off":
             self.lifespan = Lifespan(app, config.lifespan)
             await self.lifespan.startup()

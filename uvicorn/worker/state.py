@@ -13,6 +13,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http2 import H2Settings
 from uvicorn.protocols.http_defaults import HeaderDefaults
 from uvicorn.protocols.http_parser import Limits
+from uvicorn.worker.access_log import AccessFormat
 from uvicorn.worker.proxy import ProxyHeaders
 
 access_logger = logging.getLogger("uvicorn.access")
@@ -86,6 +87,13 @@ class ServerState:
         self.limit_concurrency = config.limit_concurrency
         self.proxy = ProxyHeaders(config.forwarded_allow_ips) if config.proxy_headers else None
         self.access_log = config.access_log and access_logger.isEnabledFor(logging.INFO)
+        # --access-log-format (None: the default line, below); its cycle class keeps what a
+        # line needs (server.py), so that without it requests keep nothing more.
+        self.access_format = (
+            AccessFormat(config.access_log_format)
+            if self.access_log and config.access_log_format
+            else None
+        )
         self.lifespan_state: dict[str, Any] | None = None
         self.connections: set[Connection] = set()
         # TLS connections accepted whose handshake is not done: their protocol is made at
@@ -117,6 +125,11 @@ class ServerState:
     def log_access(self, cycle: Any, status: int) -> None:
         """The access-log line of a request cycle (its ``head`` and ``client``)."""
         head = cycle.head
+        if self.access_format is not None:
+            began = getattr(cycle, "began", None)
+            took = 0.0 if began is None else self.loop.time() - began
+            self.access_format.log(cycle.client, head, status, cycle, took)
+            return
         target = head.raw_path.decode("latin-1")
         if head.query_string:
             target += "?" + head.query_string.decode("latin-1")

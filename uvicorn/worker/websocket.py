@@ -80,6 +80,7 @@ class WebSocketSession(TransportProtocol):
         self._last_heard = self.loop.time()
         self._ping_sent_at: float | None = None
         self._close_deadline: float | None = None
+        self._opened_at: float | None = None  # accepted, and to be logged as it ends
 
     # The HTTP connection's side.
 
@@ -126,7 +127,11 @@ class WebSocketSession(TransportProtocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.state.websockets.discard(self)
+        state = self.state
+        if self._opened_at is not None and state.access_format is not None:
+            took = self.loop.time() - self._opened_at
+            state.access_format.log(self.client, self.head, 101, None, took)
+        state.websockets.discard(self)
         self._cancel_timer()
         self._lost()
         self._receive(self.core.connection_lost())
@@ -330,8 +335,16 @@ class WebSocketSession(TransportProtocol):
         return (head.raw_path + query).decode("latin-1")
 
     def _log(self, status: int) -> None:
-        """One access-log line per handshake: 101, or the status that refused it."""
-        if self.state.access_log:
+        """One access-log line per handshake: 101, or the status that refused it. With
+        --access-log-format, an accepted session's line is written as it ends, with the time
+        it was open (``connection_lost``)."""
+        state = self.state
+        if state.access_format is not None and state.access_log:
+            if status == 101:
+                self._opened_at = self.loop.time()
+            else:
+                state.access_format.log(self.client, self.head, status, None, 0.0)
+        elif state.access_log:
             head = self.head
             self.state.log_request(
                 self.client, head.method, self._target(), head.http_version, status
