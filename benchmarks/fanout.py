@@ -302,7 +302,7 @@ def run_one(name: str, redis: peers.Redis, clients: int, args: Any) -> dict[str,
         for index, port in enumerate(ports):
             url = redis.url(name, index)
             instances.append(peers.start_instance(name, port, args.workers, args.backlog, url,
-                                            args.channels_layer))  # fmt: skip
+                                                  args.channels_layer, args.ours_tree))  # fmt: skip
         time.sleep(1)
         rss_before = peers.workers_rss([instance.pid for instance in instances])
         procs = args.client_procs or max(2, math.ceil(clients / 2500))
@@ -367,6 +367,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300, help="per phase, in seconds")
     parser.add_argument("--channels-layer", choices=["pubsub", "core"], default="pubsub")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the servers; medians")
+    parser.add_argument("--ours", metavar="COMMIT", help="serve ours from this commit's uvicorn/")
     args = parser.parse_args()
     unknown = set(args.servers) - set(SERVERS) or set(args.redis) - {"single", "cluster"}
     if unknown:
@@ -377,6 +378,7 @@ def main() -> None:
     for name in args.servers:
         if name != "ours":
             peers.peer_python(name)
+    args.ours_tree, args.ours_label = peers.ours_tree(args.ours)
 
     runs: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for kind in args.redis:

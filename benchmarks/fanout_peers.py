@@ -4,7 +4,7 @@ a free port, watched through /proc, and stopped by pid."""
 
 from __future__ import annotations
 
-import hashlib
+import atexit
 import os
 import re
 import resource
@@ -185,17 +185,19 @@ def peer_python(name: str) -> Path:
 
 
 def start_instance(
-    name: str, port: int, workers: int, backlog: int, redis_url: str, layer: str
+    name: str, port: int, workers: int, backlog: int, redis_url: str, layer: str, ours: Path
 ) -> subprocess.Popen[str]:
     """One instance of a chat server with ``workers`` workers on ``port``, serving once every
-    worker says so."""
+    worker says so; ours from the tree ``ours`` (this checkout, or a commit's: ours_tree())."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("PYTHONPATH", None)
     common = ["--port", str(port), "--workers", str(workers), "--backlog", str(backlog),
               "--no-access-log"]  # fmt: skip
     if name == "ours":
         command = [sys.executable, "-m", "uvicorn", "app:chat_server", *common]
-        cwd = REPO / "examples" / "broadcast_chat"
+        cwd = ours / "examples" / "broadcast_chat"
+        if ours != REPO:  # before the .venv's editable install of this checkout
+            env["PYTHONPATH"] = str(ours)
         env["UVICORN_REDIS_URL"] = redis_url
         ready = r"Worker \[\d+\] serving"
     else:  # the published uvicorn: nothing of this repository on the path
@@ -227,19 +229,28 @@ def workers_rss(roots: list[int]) -> int:
     return total
 
 
-def versions(servers: list[str]) -> list[str]:
+def ours_tree(commit: str | None) -> tuple[Path, str]:
+    """Where ours runs from, and what to call it: this checkout, or the package and the chat of
+    a commit (git archive) in a directory of their own, so that uncommitted work in the checkout,
+    or a commit landing mid-run, changes nothing measured."""
+    if commit is None:
+        return REPO, "this checkout's working tree"
+    git = ["git", "-C", str(REPO)]
+    rev = subprocess.run([*git, "rev-parse", "--short", commit], check=True, capture_output=True,
+                         text=True).stdout.strip()  # fmt: skip
+    path = Path(tempfile.mkdtemp(prefix="fanout-ours-"))
+    atexit.register(shutil.rmtree, path, True)
+    archive = subprocess.run([*git, "archive", rev, "uvicorn", "examples/broadcast_chat"],
+                             check=True, capture_output=True)  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(path)], input=archive.stdout, check=True)
+    return path, f"commit {rev} (git archive of uvicorn/ and the chat)"
+
+
+def versions(servers: list[str], ours: str) -> list[str]:
+    """``ours``: what ours ran from (a commit, or this checkout)."""
     lines = []
     if "ours" in servers:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "uvicorn"],
-                               capture_output=True, text=True).stdout.strip()  # fmt: skip
-        digest = hashlib.sha256()  # what ran, when uvicorn/ holds work not committed
-        for path in sorted((REPO / "uvicorn").rglob("*.py")):
-            digest.update(path.read_bytes())
-        state = f" + uncommitted changes under uvicorn/ (digest {digest.hexdigest()[:12]})"
-        state = state if dirty else ""
-        lines.append(f"ours: this checkout at {head}{state}, Python {sys.version.split()[0]}")
+        lines.append(f"ours: {ours}, Python {sys.version.split()[0]}")
     for name in servers:
         if name in VENVS:
             script = ("import importlib.metadata as m, sys; print(', '.join(f'{d} {m.version(d)}' "

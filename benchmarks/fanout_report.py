@@ -77,7 +77,7 @@ def report(runs: dict[tuple[str, int, str], list[dict[str, Any]]], args: Any) ->
     print(f"\nCPU: {cpu}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}; "
           f"{args.instances} instances x {args.workers} workers; burst {args.burst} messages; "
           f"median of {args.rounds} round(s)")  # fmt: skip
-    for line in versions(args.servers):
+    for line in versions(args.servers, args.ours_label):
         print(f"- {line}")
     print("\n| Redis | members | server | burst: deliveries/s | paced: p50 / p99 / max ms "
           "| server CPU/delivery | delivered | RSS per idle member | others' CPU |")  # fmt: skip
