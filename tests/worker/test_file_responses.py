@@ -8,6 +8,7 @@ be opened raises OSError in the app and gets the client a 500; a slow client hol
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import stat
@@ -406,3 +407,49 @@ async def test_http2_a_short_file_resets_the_stream_and_a_bad_path_gets_a_500(
 )
 def test_which_clients_are_on_this_host(client: Any, server: Any, local: bool) -> None:
     assert files_module.same_host(client, server) is local
+
+
+@INTERFACES
+async def test_a_file_to_a_fast_client_lets_the_loop_run_others(
+    interface: str, files: dict[str, str], spy: SendfileSpy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client that reads as fast as the server writes never makes a write wait (EAGAIN):
+    # the send must still let the loop run between its writes (here after each, FAIR_SHARE
+    # 1 byte), or every other connection waits for the whole file.
+    monkeypatch.setattr(files_module, "FAIR_SHARE", 1)
+    events: list[str] = []
+    real_write, real_sendfile = os.write, os.sendfile
+
+    def counting(real: Any) -> Any:
+        def call(fd: int, *args: Any) -> int:
+            sent: int = real(fd, *args)
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                events.append("write")
+            return sent
+
+        return call
+
+    monkeypatch.setattr(os, "write", counting(real_write))
+    monkeypatch.setattr(os, "sendfile", counting(real_sendfile))
+    loop = asyncio.get_running_loop()
+    ticking = True
+
+    def tick() -> None:  # a callback of the loop's, again each time the loop runs others
+        events.append("tick")
+        if ticking:
+            loop.call_soon(tick)
+
+    app = path_app(interface, files["big"])
+    async with running_server(app, interface=interface) as server:
+        out = await asyncio.create_subprocess_exec(
+            "curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}",
+            f"http://127.0.0.1:{server.port}/", stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        tick()
+        stdout, _ = await asyncio.wait_for(out.communicate(), 10 * UNIT)
+        ticking = False
+    assert stdout == b"%d" % len(BIG)
+    writes = [i for i, event in enumerate(events) if event == "write"]
+    assert len(writes) >= 2
+    together = [i for i, j in itertools.pairwise(writes) if j == i + 1]
+    assert together == [], f"{len(together)} writes of {len(writes)} had no turn of the loop"
