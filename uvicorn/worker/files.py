@@ -264,7 +264,7 @@ async def _send_direct(conn: TransportProtocol, response: Response, fd: int, off
                 written = position - offset - (stop - start)
                 raise _short(FileBody(fd, offset, count, True, None, False), written)
             share -= sent
-            if share <= 0:
+            if share <= 0 and (position < end or start < stop):  # (not after the last)
                 await asyncio.sleep(0)  # others' turn
                 share = FAIR_SHARE
     finally:
