@@ -73,6 +73,26 @@ class Config(ServerOptions):
         parse=non_negative_int,
         metavar="N",
     )
+    worker_max_rss: int = option(
+        0,
+        help="Replace a worker, gracefully, once its memory (RSS) is over this many MiB; "
+        "0: never.",
+        parse=non_negative_int,
+        metavar="MIB",
+    )
+    worker_lifetime: float = option(
+        0.0,
+        help="Replace a worker, gracefully, once it has run this long; 0: never.",
+        parse=non_negative_float,
+        metavar="SECONDS",
+    )
+    worker_lifetime_jitter: float = option(
+        0.0,
+        help="Add a random 0 to SECONDS to --worker-lifetime for each worker, so they retire "
+        "apart.",
+        parse=non_negative_float,
+        metavar="SECONDS",
+    )
     pid: str | None = option(
         help="Write the master's process id to this file (refused if one names a running one).",
         metavar="FILE",
@@ -101,6 +121,13 @@ class Config(ServerOptions):
         metavar="GLOB",
         repeatable=True,
         flag="--reload-exclude",
+    )
+    reload_delay: float = option(
+        0.25,
+        help="Time between two checks for changes (--reload): the quiet that ends a burst of "
+        "changes; at least 0.05.",
+        parse=non_negative_float,
+        metavar="SECONDS",
     )
 
     def __post_init__(self) -> None:

@@ -11,9 +11,17 @@ from typing import Any
 logger = logging.getLogger("uvicorn.error")
 
 
+# What /grow keeps for good: a leak, for --worker-max-rss.
+HOARD: list[bytes] = []
+GROWTH = 64 * 1024 * 1024
+
+
 async def whoami(message: dict[str, Any], channels: dict[str, Any]) -> None:
     """Answers with the worker's pid; ``/block`` blocks the event loop (a bug --timeout
-    catches); ``/slow`` answers after a pause."""
+    catches); ``/slow`` answers after a pause; ``/grow`` keeps 64 MiB more (written, so
+    resident)."""
+    if message["path"] == "/grow":
+        HOARD.append(b"x" * GROWTH)
     if message["path"] == "/block":
         logger.info("blocking the event loop")
         time.sleep(60)

@@ -19,27 +19,18 @@ import time
 from uvicorn.config import Config
 from uvicorn.config_values import BindSpec
 from uvicorn.exceptions import StartupError
-from uvicorn.logging import reopen_log_files
-from uvicorn.supervisor import policy, process, systemd, watchdog
+from uvicorn.supervisor import policy, process, recycle, systemd, watchdog
+from uvicorn.supervisor.dev_reload import DevReload
 from uvicorn.supervisor.pidfile import PidFile
 from uvicorn.supervisor.process import State, Worker, WorkerEntry
-from uvicorn.supervisor.reloader import ChangeFilter, Reloader
+from uvicorn.supervisor.signals import KILL_MARGIN, SIGNALS, SignalHandlers
 from uvicorn.supervisor.sockets import Listeners
 from uvicorn.supervisor.waker import Waker
 
 logger = logging.getLogger("uvicorn.supervisor")
 
-# Beyond --graceful-timeout, before SIGKILL: a worker's shutdown ends 1 s past it (its
-# FINAL_GRACE), so this is for a worker whose event loop is blocked.
-KILL_MARGIN = 5.0
-QUICK_STOP = 2.0  # how long QUIT (and a halt) waits before SIGKILL
-SIGNALS: dict[int, str] = {
-    signal.SIGHUP: "hup", signal.SIGINT: "int", signal.SIGTERM: "term", signal.SIGQUIT: "quit",
-    signal.SIGTTIN: "ttin", signal.SIGTTOU: "ttou", signal.SIGUSR1: "usr1",
-}  # fmt: skip
 
-
-class Arbiter:
+class Arbiter(SignalHandlers):
     def __init__(self, config: Config, entry: WorkerEntry) -> None:
         self.config = config
         self.entry = entry
@@ -56,14 +47,14 @@ class Arbiter:
         self.waker = Waker()
         self.backoff = policy.Backoff()
         self.spawn_after = 0.0  # no start before this (back-off)
-        self.paused = False  # --reload: a broken app waits for the next change
+        self.restarts = recycle.counter()  # workers replaced, by reason (recycle.REASONS)
         self.stopping = False
         self.served = False  # some worker has served: boot failures no longer halt
         self.ready_sent = False
         self.reloading = False
         self.halt_error: str | None = None
         self.notifier = systemd.Notifier()
-        self.reloader: Reloader | None = None
+        self.reloader: DevReload | None = None
         self.listeners: Listeners | None = None
         self._status = ""
 
@@ -84,14 +75,7 @@ class Arbiter:
             process.set_title(f"uvicorn: master [{self.name}]")
             self.waker.install(SIGNALS)
             if config.reload:
-                self.reloader = Reloader(
-                    ChangeFilter(
-                        config.reload_dirs or [config.app_dir],
-                        config.reload_includes,
-                        config.reload_excludes,
-                    ),
-                    self.waker.wake,
-                )
+                self.reloader = DevReload(config, self.waker.wake)
                 self.reloader.start()
             logger.info(
                 "Started master process [%d] (%d worker%s)",
@@ -154,10 +138,17 @@ class Arbiter:
             if kind == "R" and worker.state is State.BOOTING:
                 worker.state = State.SERVING
                 self.served = True
-                logger.info("Worker [%d] serving (generation %d)", worker.pid, worker.generation)
+                logger.info("Worker [%d] serving (generation %d%s)", worker.pid, worker.generation,
+                            ", the error page" if worker.fallback else "")  # fmt: skip
             elif kind == "M" and not worker.wants_retire:
                 worker.wants_retire = True
+                self.restarts["max_requests"] += 1
                 logger.info("Worker [%d] has served --max-requests: replacing it", worker.pid)
+            elif kind == "B" and worker.state is State.SERVING and not worker.wants_retire:
+                workers = self.workers.values()
+                reason = recycle.check(worker, self.config, workers, self.generation, now)
+                if reason is not None:  # past --worker-lifetime or --worker-max-rss
+                    self.restarts[reason] += 1
             elif kind == "E":
                 worker.error = text
 
@@ -168,47 +159,6 @@ class Arbiter:
         if self.spawn_after > now and not self.stopping:
             deadlines.append(self.spawn_after)
         return min(deadlines) if deadlines else None
-
-    # Signals: the handlers only enqueue (waker.py); the loop calls handle_<name>(count), count
-    # being how many times the signal came since the loop last looked.
-
-    def handle_hup(self, count: int) -> None:
-        if self.stopping:
-            return
-        self.generation = max([self.generation, *(w.generation for w in self.workers.values())]) + 1
-        self.reloading = True
-        self.paused = False
-        logger.info("Received SIGHUP: starting generation %d", self.generation)
-        if not isinstance(self.config.app, str):
-            logger.warning("The app is an object, not an import string: its code stays the same")
-        self.notifier.reloading(f"reloading: starting generation {self.generation}")
-
-    def handle_term(self, count: int) -> None:
-        self._stop(graceful=True, reason="Received SIGTERM")
-
-    def handle_int(self, count: int) -> None:
-        # A second Ctrl-C while stopping gracefully (or two at once): stop at once.
-        self._stop(graceful=not self.stopping and count == 1, reason="Received SIGINT")
-
-    def handle_quit(self, count: int) -> None:
-        self._stop(graceful=False, reason="Received SIGQUIT")
-
-    def handle_ttin(self, count: int) -> None:
-        self.target += count
-        logger.info("Received SIGTTIN%s: %d workers", _times(count), self.target)
-
-    def handle_ttou(self, count: int) -> None:
-        if self.target == 1:
-            logger.info("Received SIGTTOU%s: staying at one worker", _times(count))
-            return
-        self.target = max(1, self.target - count)
-        logger.info("Received SIGTTOU%s: %d workers", _times(count), self.target)
-
-    def handle_usr1(self, count: int) -> None:
-        reopen_log_files()
-        for worker in self.workers.values():
-            worker.signal(signal.SIGUSR1)
-        logger.info("Received SIGUSR1: log files reopened")
 
     # Children.
 
@@ -252,35 +202,46 @@ class Arbiter:
         if self.stopping:
             return
         if worker.state is State.BOOTING:
-            self._boot_failed(worker, how, now)
+            self._boot_failed(worker, how, status, now)
             return
         delay = self.backoff.failure(now)
+        if not worker.wants_retire:  # else counted when marked, its replacement under way
+            self.restarts[recycle.death_reason(worker, status)] += 1
         logger.error("Worker [%d] %s", worker.pid, how)
         self._restart_later(delay, now)
 
-    def _boot_failed(self, worker: Worker, how: str, now: float) -> None:
+    def _boot_failed(self, worker: Worker, how: str, status: int, now: float) -> None:
         error = worker.error or f"worker failed to boot: it {how}"
-        if self.config.reload:
-            logger.error("%s", error)
-            logger.info("Waiting for a file change to start the workers again")
-            self.paused = True
+        if self.reloader is not None and not worker.fallback:
+            self._reload_failed(error)  # at the first start too: the error page serves
         elif not self.served:
             # The first start: the app is broken; looping would only print it again and again.
             self.halt_error = error
             self._stop(graceful=False, reason="A worker failed to boot")
-        elif self.reloading and not self._serving(self.generation):
-            previous = max(
-                (w.generation for w in self.workers.values() if w.state is State.SERVING),
-                default=self.generation - 1,
-            )
-            logger.error("Reload failed: %s", error)
-            logger.info("Still serving generation %d", previous)
-            self.generation = previous
-            self.reloading = False
-            self.notifier.ready(f"reload failed, serving generation {previous}: {error}")
+        elif self.reloading and not policy.serving(self.workers.values(), self.generation):
+            self._reload_failed(error)
         else:
             logger.error("Worker [%d] failed to boot: %s", worker.pid, error)
+            self.restarts[recycle.death_reason(worker, status)] += 1
             self._restart_later(self.backoff.failure(now), now)
+
+    def _reload_failed(self, error: str) -> None:
+        """The new generation's first worker did not boot: the workers that run code that
+        loaded serve on (or, under --reload when none does, new ones serve the error)."""
+        logger.error("Reload failed: %s" if self.served else "%s", error)
+        self.reloading = False
+        good = [w.generation for w in self.workers.values()
+                if w.state is State.SERVING and not w.fallback]  # fmt: skip
+        if self.reloader is not None:
+            self.reloader.failed(error)
+            if not good:
+                logger.info("Answering every request with a 500 naming the error until a "
+                            "file change")  # fmt: skip
+                return
+        self.generation = max(good, default=self.generation - 1)
+        logger.info("Still serving generation %d%s", self.generation,
+                    "; waiting for a file change" if self.reloader else "")  # fmt: skip
+        self.notifier.ready(f"reload failed, serving generation {self.generation}: {error}")
 
     def _restart_later(self, delay: float, now: float) -> None:
         if delay:
@@ -289,26 +250,21 @@ class Arbiter:
             )
         self.spawn_after = now + delay
 
-    def _serving(self, generation: int) -> int:
-        return sum(
-            1
-            for w in self.workers.values()
-            if w.state is State.SERVING and w.generation == generation and not w.wants_retire
-        )
-
     # Reconciling the workers there are with the workers wanted.
 
     def _manage(self, now: float) -> None:
         decided = policy.plan(self.workers.values(), self.generation, self.target)
         for worker in decided.retire:
             self._retire(worker, now)
-        if decided.spawn and not self.paused and now >= self.spawn_after:
+        reloader = self.reloader
+        may_spawn = reloader is None or reloader.may_spawn(self.workers.values())
+        if decided.spawn and may_spawn and now >= self.spawn_after:
             for _ in range(decided.spawn):
                 self._spawn()
         self._report()
 
     def _report(self) -> None:
-        serving = self._serving(self.generation)
+        serving = policy.serving(self.workers.values(), self.generation)
         status = f"{serving} of {self.target} workers serving, generation {self.generation}"
         complete = policy.complete(self.workers.values(), self.generation, self.target)
         if complete and not self.ready_sent:
@@ -326,13 +282,14 @@ class Arbiter:
         assert self.listeners is not None
         config = self.config
         jitter = random.randint(0, config.max_requests_jitter)
+        serves = config if self.reloader is None else self.reloader.worker_config()
         own: list[socket.socket] = []
         try:
             sockets, own = self.listeners.for_worker()
             close_fds = process.open_fds() - self.inherited - {s.fileno() for s in sockets}
             worker = process.spawn(
                 self.entry,
-                config,
+                serves,
                 sockets,
                 generation=self.generation,
                 title=f"uvicorn: worker [{self.name}]",
@@ -347,49 +304,27 @@ class Arbiter:
         finally:
             for sock in own:  # the worker has its own copy; the master must not accept on it
                 sock.close()
+        worker.expires_at = recycle.expiry(config, worker.spawned_at)
+        worker.fallback = serves is not config
         self.workers[worker.pid] = worker
         self.waker.register(worker.fd, worker)
 
-    def _retire(self, worker: Worker, now: float, signum: int = signal.SIGHUP) -> None:
-        """Drain and stop ``worker``: SIGHUP while others serve (idle keep-alive connections
-        get one more answer), SIGUSR2 when all restart at once (--reload)."""
+    def _retire(self, worker: Worker, now: float) -> None:
+        """Drain and stop ``worker`` while others serve (SIGHUP: idle keep-alive connections
+        get one more answer, as a request may already be on its way on each)."""
         worker.state = State.RETIRING
-        worker.signal(signum)
+        worker.signal(signal.SIGHUP)
         worker.kill_at = now + self.config.graceful_timeout + KILL_MARGIN
 
     # --reload.
 
     def _reload_on_change(self) -> None:
         assert self.reloader is not None
-        changed = self.reloader.changes()
-        if not changed or self.stopping:
-            return
-        shown = ", ".join(self.reloader.filter.display(path) for path in changed[:5])
-        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
-        logger.info("Changes detected in %s%s: restarting the workers", shown, more)
-        self.generation += 1
-        self.paused = False
-        now = time.monotonic()
-        for worker in list(self.workers.values()):
-            if worker.state in (State.BOOTING, State.SERVING):
-                self._retire(worker, now, signal.SIGUSR2)
+        shown = self.reloader.changed()
+        if shown is not None and not self.stopping:
+            self._new_generation(f"Changes detected in {shown}")
 
-    # Stopping.
-
-    def _stop(self, graceful: bool, reason: str) -> None:
-        if self.stopping and graceful:
-            return
-        logger.info("%s: %s", reason, "shutting down gracefully" if graceful else "stopping now")
-        if not self.stopping:
-            self.notifier.stopping("stopping")
-        self.stopping = True
-        now = time.monotonic()
-        signum = signal.SIGTERM if graceful else signal.SIGQUIT
-        wait = self.config.graceful_timeout + KILL_MARGIN if graceful else QUICK_STOP
-        for worker in self.workers.values():
-            worker.state = State.STOPPING
-            worker.signal(signum)
-            worker.kill_at = min(worker.kill_at or float("inf"), now + wait)
+    # Stopping: _stop() (signals.py) tells the workers, the loop waits for them.
 
     def _cleanup(self, pidfile: PidFile | None) -> None:
         for worker in self.workers.values():  # only after an unexpected error in the master
@@ -407,7 +342,3 @@ class Arbiter:
         if pidfile is not None:
             pidfile.remove()
         self.notifier.close()
-
-
-def _times(count: int) -> str:
-    return f" ({count} times)" if count > 1 else ""

@@ -18,13 +18,14 @@ class Plan:
 def plan(workers: Iterable[Worker], generation: int, target: int) -> Plan:
     """Reconcile the workers there are with the ``target`` wanted of ``generation``.
 
-    * Fresh workers (of the current generation, not past --max-requests) are topped up to the
-      target; until one of them serves, one at a time (a canary): a broken app then fails
-      once, its error shown once, not once per worker.
+    * Fresh workers (of the current generation, not marked for replacement by --max-requests,
+      --worker-max-rss or --worker-lifetime) are topped up to the target; until one of them
+      serves, one at a time (a canary): a broken app then fails once, its error shown once,
+      not once per worker.
     * A surplus (TTOU) retires booting ones first, then the oldest.
-    * Outgoing workers (an older generation, or past --max-requests) are retired, oldest first,
-      only while the others still serving number at least the target: capacity never drops
-      during a rolling restart.
+    * Outgoing workers (an older generation, or marked for replacement) are retired, oldest
+      first, only while the others still serving number at least the target: capacity never
+      drops during a rolling restart.
     """
     live = [w for w in workers if w.state in (State.BOOTING, State.SERVING)]
     fresh = [w for w in live if w.generation == generation and not w.wants_retire]
@@ -47,6 +48,14 @@ def plan(workers: Iterable[Worker], generation: int, target: int) -> Plan:
             result.retire.append(worker)
             serving -= 1
     return result
+
+
+def serving(workers: Iterable[Worker], generation: int) -> int:
+    """How many workers of ``generation`` serve and are not being replaced."""
+    return sum(
+        w.state is State.SERVING and w.generation == generation and not w.wants_retire
+        for w in workers
+    )
 
 
 def complete(workers: Iterable[Worker], generation: int, target: int) -> bool:

@@ -36,7 +36,7 @@ WorkerEntry = Callable[[Config, list[socket.socket], "WorkerLink"], None]
 class State(enum.Enum):
     BOOTING = "booting"  # forked, not serving yet
     SERVING = "serving"
-    RETIRING = "retiring"  # told to drain (HUP, --max-requests, TTOU, --reload)
+    RETIRING = "retiring"  # told to drain (HUP, TTOU, --reload, a limit: recycle.py)
     STOPPING = "stopping"  # the master is shutting down
 
 
@@ -69,7 +69,11 @@ class Worker:
         self.state = State.BOOTING
         self.spawned_at = now
         self.last_beat = now
-        self.wants_retire = False  # it reached --max-requests
+        # To be replaced (--max-requests, --worker-max-rss, --worker-lifetime): it serves on
+        # until its replacement does.
+        self.wants_retire = False
+        self.expires_at: float | None = None  # past --worker-lifetime (and its jitter) then
+        self.fallback = False  # serves the error page of a broken --reload edit, not the app
         self.error = ""  # what stopped it booting, as it reported
         self.aborted = False  # sent SIGABRT for a missed heartbeat
         self.kill_at: float | None = None  # SIGKILL if still alive then

@@ -99,11 +99,19 @@ class ChangeFilter:
 
 
 class Reloader:
-    """Watches in a thread; ``wake()`` tells the master, which collects ``changes()``."""
+    """Watches in a thread; ``wake()`` tells the master, which collects ``changes()``.
 
-    def __init__(self, change_filter: ChangeFilter, wake: Callable[[], None]) -> None:
+    ``delay`` (--reload-delay, as in the published uvicorn: the time between one check for
+    changes and the next): after a change, changes are gathered until a check finds no new one,
+    so an editor's burst of writes (a temporary file, then a rename) makes one restart. Checks
+    are at least 50 ms apart: watchfiles' thread wakes at each one, idle or not."""
+
+    def __init__(
+        self, change_filter: ChangeFilter, wake: Callable[[], None], delay: float = 0.25
+    ) -> None:
         self.filter = change_filter
         self._wake = wake
+        self._step = max(50, round(delay * 1000))  # ms
         self._changes: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._watching = threading.Event()
@@ -159,8 +167,9 @@ class Reloader:
             recursive=False,
             stop_event=_StopEvent(self._stop, self._watching),
             raise_interrupt=False,
-            debounce=1600,  # ms: the longest a burst (a git checkout) is gathered over
-            step=50,  # ms of quiet that ends a burst
+            # ms: the longest a burst (a git checkout) is gathered over
+            debounce=max(1600, self._step),
+            step=self._step,  # ms of quiet that ends a burst
         ):
             paths = [path for _, path in batch if self.filter(path)]
             if paths:

@@ -7,9 +7,10 @@ Signals from the master:
 
 * TERM: graceful shutdown (WebSockets close with 1001); a TERM during a retirement only ends
   its linger. QUIT: immediate shutdown.
-* HUP: retire, replaced while the others go on serving (HUP, --max-requests, TTOU): idle
-  keep-alive connections are answered once more before closing, WebSockets close with 1012.
-* USR2: stop for a restart of every worker (--reload): like TERM, with 1012.
+* HUP: retire, replaced while the others go on serving (HUP, --reload, TTOU, --max-requests,
+  --worker-max-rss, --worker-lifetime): idle keep-alive connections are answered once more
+  before closing, WebSockets close with 1012.
+* USR2: retire without the linger: like TERM, with 1012 (the master sends HUP, --reload too).
 * USR1: reopen the log files.
 """
 
