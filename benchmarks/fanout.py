@@ -16,16 +16,14 @@ the script's own, on free ports: ``single`` (one redis-server) and ``cluster`` (
 replicas; ours gets ``redis-cluster://`` and the six as seeds; the peers have no cluster client:
 each of their instances uses one master, whose classic pub/sub reaches every node's subscribers).
 
-    .venv/bin/python benchmarks/fanout.py                      # the full run
-    .venv/bin/python benchmarks/fanout.py --clients 200 --redis single --servers ours --burst 20
+    .venv/bin/python benchmarks/fanout.py --ours HEAD    # the full run; quick: --clients 200
 
 Per server: the members connect (the workers' RSS is read before and after, idle), then a burst
 (--burst messages back to back: throughput, and latency under load) and a paced phase (--rate
 messages/s, by default 10,000 deliveries/s, for --seconds, at least 10 messages: latency at a
-steady load). The members are a minimal WebSocket client spread over client processes, so that
-the client side costs every server the same. On a small machine the clients take a good part of
-the CPU: the figures compare the servers rather than measure any alone. The CPU that processes
-outside the benchmark used meanwhile is reported with each phase.
+steady load). The members are a minimal WebSocket client in client processes: the client side
+costs every server the same, and on a small machine a good part of the CPU, so the figures
+compare the servers rather than measure any alone. Other processes' CPU is shown per phase.
 """
 
 from __future__ import annotations
@@ -251,6 +249,9 @@ async def publish_and_measure(
     if rate > 0 and args.seconds > 0:
         phases.append(("paced", max(10, round(rate * args.seconds)), 1 / rate))
     for phase, messages, interval in phases:
+        if publisher.transport is None or publisher.transport.is_closing():  # a server closed it
+            progress("the publisher's connection was closed: connecting another")
+            publisher = await connect("127.0.0.1", port, lambda payload: None)
         for pipe in pipes:
             pipe.commands.send(("expect", phase, messages))
         cpu = CPU(*pids)
@@ -287,8 +288,8 @@ async def publish_and_measure(
             "others": used["others"],
         }
         await settle(pids[0])
-    assert publisher.transport is not None
-    publisher.transport.close()
+    if publisher.transport is not None:
+        publisher.transport.close()
     return results
 
 

@@ -191,8 +191,11 @@ def start_instance(
     worker says so; ours from the tree ``ours`` (this checkout, or a commit's: ours_tree())."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("PYTHONPATH", None)
+    # A server too busy (with a 10,000-member burst) to see a pong within --ws-ping-timeout (20 s
+    # by default) closes the connection: every server gets 300 s, so that a phase measures
+    # deliveries rather than keep-alive.
     common = ["--port", str(port), "--workers", str(workers), "--backlog", str(backlog),
-              "--no-access-log"]  # fmt: skip
+              "--no-access-log", "--ws-ping-timeout", "300"]  # fmt: skip
     if name == "ours":
         command = [sys.executable, "-m", "uvicorn", "app:chat_server", *common]
         cwd = ours / "examples" / "broadcast_chat"
