@@ -200,6 +200,8 @@ def access_log_names(text: str) -> list[str]:
 
 
 def access_log_format(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # as the command line would give it: a format of literal text
     if not isinstance(value, str):
         raise ValueError("must be a string")
     for name in access_log_names(value):
