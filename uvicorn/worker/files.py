@@ -47,7 +47,6 @@ FAIR_SHARE = 1024 * 1024
 # Copy rather than sendfile to a client on this host (see above); the tests of sendfile set it
 # False to take that path with a local client.
 COPY_TO_LOCAL_CLIENTS = True
-_SENDFILE_MAX = 1 << 30  # one os.sendfile call's count at most (Linux caps at 2 GiB - 4 KiB)
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 _LENGTH = b"content-length"
 
@@ -236,7 +235,10 @@ async def _send_direct(conn: TransportProtocol, response: Response, fd: int, off
                 continue
             try:
                 if buffer is None:
-                    sent = os.sendfile(sock, fd, position, min(end - position, _SENDFILE_MAX))
+                    # At most a fair share a call: to a fast client one call could send it all
+                    # and hold the loop as long.
+                    share_max = max(FAIR_SHARE, CHUNK)
+                    sent = os.sendfile(sock, fd, position, min(end - position, share_max))
                     position += sent
                     ended = not sent
                 else:
