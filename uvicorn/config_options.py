@@ -137,6 +137,12 @@ class ServerOptions:
     limit_request_field_size: int = option(
         8190, help="Longest header field, in bytes (431 beyond).", parse=positive_int, metavar="N"
     )
+    limit_request_body: int | None = option(
+        help="Largest request body, in bytes: a larger content-length gets 413 before the app "
+        "is called; a body that grows past it, 413 if the response has not started (else the "
+        "connection, over HTTP/2 the stream, is closed). Default: no limit.",
+        parse=non_negative_int, metavar="BYTES",
+    )  # fmt: skip
     http: str = option(
         "auto",
         help="HTTP versions served: 'auto' both (HTTP/2 by ALPN over TLS; in cleartext by prior "

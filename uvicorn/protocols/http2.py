@@ -261,13 +261,19 @@ class H2Core(H2Control):
             return
         if type(request) is Request:
             length = request.content_length
-            if not end_stream or length <= 0:
+            limit = self.settings.limits.body if length > 0 else None
+            if limit is not None and length > limit:
+                # RFC 9110 section 15.5.14: 413 (Content Too Large), before the app is called;
+                # answered, then the stream is reset (NO_ERROR: RFC 9113 section 8.1).
+                request = Malformed(413, "request body larger than --limit-request-body")
+            elif not end_stream or length <= 0:
                 self.streams[stream_id] = StreamState(
                     self.local_window, self.peer_window, not end_stream, length
                 )
                 events.append((REQUEST, stream_id, request, end_stream))
                 return
-            request = Malformed(400, "content-length without a body")
+            else:
+                request = Malformed(400, "content-length without a body")
         assert type(request) is Malformed
         self._junk()
         if request.status == 400:
@@ -275,7 +281,7 @@ class H2Core(H2Control):
             self.out.append(f.rst_stream(stream_id, f.PROTOCOL_ERROR))
             self._remember_reset(stream_id)
             return
-        # Well formed, but refused by a limit or as unsupported (431, 414, 501): answered.
+        # Well formed, but refused by a limit or as unsupported (431, 414, 413, 501): answered.
         self.streams[stream_id] = StreamState(
             self.local_window, self.peer_window, not end_stream, -1
         )

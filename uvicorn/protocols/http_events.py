@@ -13,11 +13,14 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Limits:
     """Request head limits; beyond them the request is answered 414 or 431 and the connection
-    closed, so a hostile head costs at most this much memory."""
+    closed, so a hostile head costs at most this much memory. ``body``: the largest request
+    body (``--limit-request-body``; None: any), whose declared content-length the cores check
+    (413) and whose received bytes the request cycle counts."""
 
     request_line: int = 8190
     fields: int = 100
     field_size: int = 8190
+    body: int | None = None
 
     @property
     def head_size(self) -> int:

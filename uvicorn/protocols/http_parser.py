@@ -46,18 +46,9 @@ from uvicorn.protocols.http_rules import (
 )
 
 __all__ = [  # the events are re-exported: callers import them from the parser
-    "END_OF_REQUEST",
-    "BadRequest",
-    "Body",
-    "EndOfRequest",
-    "Event",
-    "Limits",
-    "ParserState",
-    "Preface",
-    "RequestHead",
-    "RequestParser",
-    "Upgrade",
-]
+    "END_OF_REQUEST", "BadRequest", "Body", "EndOfRequest", "Event", "Limits", "ParserState",
+    "Preface", "RequestHead", "RequestParser", "Upgrade",
+]  # fmt: skip
 
 _METHODS: dict[bytes, str] = {}  # bytes -> str, so a request's method is not decoded each time
 # The end of a request line, for the versions served (see on_headers_complete).
@@ -68,8 +59,9 @@ _OWS = b" \t"
 _HASH = ord("#")
 _QUESTION = ord("?")
 # Request header fields the parser acts on, by lower-case name.
-_HOST_FIELD, _EXPECT_FIELD, _UPGRADE_FIELD, _TE_FIELD, _PROXY_FIELD = range(5)
+_HOST_FIELD, _EXPECT_FIELD, _UPGRADE_FIELD, _TE_FIELD, _PROXY_FIELD, _LENGTH_FIELD = range(6)
 _REQUEST_SPECIAL = {
+    b"content-length": _LENGTH_FIELD,
     b"host": _HOST_FIELD,
     b"expect": _EXPECT_FIELD,
     b"upgrade": _UPGRADE_FIELD,
@@ -125,6 +117,7 @@ class RequestParser(Restarts):
         # when it completes.
         self._pending = 0
         self._pending_limit = limits.field_size + 64
+        self._body_limit = limits.body  # --limit-request-body (None: no limit)
         # The first bytes of the request in progress, at least its request line (bounded), for
         # what llhttp does not say: the version as written, where a refused method ends.
         self._start: bytes | None = b""
@@ -291,6 +284,11 @@ class RequestParser(Restarts):
                 self._expect_continue = expectation(value, self._expect_continue)
             elif kind == _UPGRADE_FIELD:
                 self._upgrade = value.lower()
+            elif kind == _LENGTH_FIELD:
+                # RFC 9110 section 15.5.14: 413 (Content Too Large), before the app is called.
+                limit = self._body_limit
+                if limit is not None and value.isdigit() and int(value) > limit:
+                    raise Reject(413, "request body larger than --limit-request-body")
             else:
                 te = self._transfer_encoding
                 self._transfer_encoding = value if te is None else te + b"," + value

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, MutableMapping
 from typing import Any
 
 from uvicorn.channels import SendsNowait
+from uvicorn.exceptions import ClientDisconnected
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import ResponseState, check_status
 from uvicorn.protocols.websocket import HandshakeState
@@ -140,6 +141,8 @@ class ASGICycle(RequestCycle):
                 self.write_body(body, more or hasattr(self, "trailers"))
         elif kind == "http.response.start":
             if self._start is not None or self.stream.response.state is not _IDLE:
+                if self.disconnected:  # (answered for the app: a 413 for a body too large)
+                    raise ClientDisconnected()
                 raise RuntimeError("http.response.start sent twice")
             try:
                 status = message["status"]

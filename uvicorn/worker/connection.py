@@ -296,6 +296,11 @@ class HTTPConnection(Handover):
         self.response.abandon()
         self.close()
 
+    def refuse_body(self, status: int) -> None:
+        # As a body that broke its framing: the rest is never read (the connection closes once
+        # answered), and a request still waiting its turn is answered in its turn.
+        self._bad_request(BadRequest(status, "request body larger than --limit-request-body"))
+
     def finished(self, cycle: RequestCycle) -> None:
         """The app call of ``cycle`` returned: reuse the connection or close it."""
         state = self.state
@@ -359,6 +364,7 @@ class HTTPConnection(Handover):
             broken.connection_lost()
             if self.response.state is _IDLE:
                 self.response.abandon()
+                self.response.status = error.status  # (for the access log)
                 self._answer_bad_request(error)
             else:
                 self.close()

@@ -58,6 +58,7 @@ class RequestCycle:
         "expect_continue",
         "waiter",
         "discarded",
+        "body_size",  # request body bytes received, for --limit-request-body
         "trailers",  # announced trailer fields (unset until the app announces them)
         "_start",  # (ASGI) the held http.response.start
         "_request_done",  # (ASGI) the whole body was received
@@ -84,6 +85,7 @@ class RequestCycle:
         self.expect_continue = head.expect_continue
         self.waiter: asyncio.Future[None] | None = None
         self.discarded = 0
+        self.body_size = 0
         # (``trailers`` stays unset until announced: one store fewer per request.)
 
     def call_app(self) -> Awaitable[None]:
@@ -140,6 +142,11 @@ class RequestCycle:
             if self.discarded > DISCARD_LIMIT:
                 self.stream.abort()
             return
+        size = self.body_size = self.body_size + len(data)
+        limit = self.stream.state.limits.body
+        if limit is not None and size > limit:
+            self._too_large()
+            return
         received = self.received
         if received:
             received.append(data)
@@ -149,6 +156,19 @@ class RequestCycle:
         if self.unread > BODY_HIGH_WATER:
             self.stream.update_reading()
         self._wake()
+
+    def _too_large(self) -> None:
+        """The body (chunked, or HTTP/2 without a content-length) grew past
+        --limit-request-body: RFC 9110 section 15.5.14, 413 (Content Too Large) if the response
+        has not started, else the response is cut short; the client is stopped sending either
+        way (``Stream.refuse_body``). The app is told its client is gone (SPEC), so it never
+        receives more than the limit: what it has not read yet is dropped."""
+        if self.disconnected:
+            return  # (told already: the bytes still arriving are dropped)
+        self.received = _NO_BODY
+        self.unread = 0
+        self.stream.refuse_body(413)
+        self.connection_lost()
 
     def end_body(self) -> None:
         self.body_complete = True

@@ -195,6 +195,29 @@ class H2Stream:
             self.conn.output()
         self._wake()
 
+    def refuse_body(self, status: int) -> None:
+        if self.gone:
+            return
+        response = self.response
+        if response.state is _IDLE:
+            self.send_refusal(status)
+        elif response.state is not _DONE:
+            self.abort()  # a response cut short: the client must not take it for whole
+            return
+        if self.pending:
+            return  # (a window too small for even the answer: the stream ends as usual)
+        # RFC 9113 section 8.1: a complete response before the whole request; the client is
+        # asked to stop sending, without error. The window of what waited unread goes back
+        # to the connection (the stream's is gone with it).
+        self.gone = True
+        conn = self.conn
+        conn.core.reset(self.stream_id, frames.NO_ERROR)
+        if self.owed:
+            conn.core.consumed(self.stream_id, self.owed)
+            self.owed = 0
+        conn.output()
+        self._wake()
+
     async def drain(self) -> None:
         while True:
             if self.gone:
@@ -226,9 +249,10 @@ class H2Stream:
             cycle.feed_body(data)
 
     def ended(self) -> None:
-        """The request's body is complete."""
-        if self.cycle is not None:
-            self.cycle.end_body()
+        """The request's body is complete (unless its cycle refused it: refuse_body)."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.disconnected:
+            cycle.end_body()
 
     def update_reading(self) -> None:
         """The app read what waited: give the window back."""

@@ -64,8 +64,9 @@ class ServerState:
             config.server_header, config.date_header, config.encoded_headers()
         )
         self.limits = Limits(
-            config.limit_request_line, config.limit_request_fields, config.limit_request_field_size
-        )
+            config.limit_request_line, config.limit_request_fields, config.limit_request_field_size,
+            config.limit_request_body,
+        )  # fmt: skip
         self.upgrades = frozenset({b"websocket"} if self.websocket_class else ())
         # HTTP/2's settings (None: --http 1.1). (Fewer than 30 attributes in all: with a 30th,
         # CPython 3.11 reads them more slowly, ~240 instructions a request under callgrind.

@@ -78,6 +78,13 @@ class Stream(Protocol):
         """A complete plain-text response (a 500 for an app that failed before answering), and
         the end of the stream."""
 
+    def refuse_body(self, status: int) -> None:
+        """The rest of the body of the request whose body arrives is refused
+        (``--limit-request-body``): answer ``status`` as ``send_refusal`` does if its response
+        has not started (else it is cut short, as by ``abort``), and stop the client sending:
+        HTTP/1.1 closes the connection once the answer is written (a request still waiting its
+        turn is answered in its turn), HTTP/2 resets the stream (NO_ERROR after the answer)."""
+
     async def drain(self) -> None:
         """Wait for write room (raises ``ClientDisconnected`` once the client is gone)."""
 
