@@ -9,6 +9,7 @@ import sys
 from typing import Any, NoReturn
 
 from uvicorn.config import fields, flag_of
+from uvicorn.env_file import load as load_env_file
 from uvicorn.exceptions import ConfigError, UvicornError
 
 
@@ -53,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> dict[str, Any]:
     """The options given on the command line, as ``uvicorn.run()`` keywords."""
     namespace = build_parser().parse_args(argv)
+    if namespace.env_file is not None:
+        # Now, so that the settings read from the environment below (WEB_CONCURRENCY, ...) may
+        # come from it too, as in the published uvicorn. (run() loads it again: a no-op, as
+        # the variables already set win.)
+        load_env_file(namespace.env_file)
     options: dict[str, Any] = {"app": namespace.app}
     for field in fields():
         raw = getattr(namespace, field.name)

@@ -101,6 +101,11 @@ class Config(ServerOptions):
         help="Log to this file instead of stderr; SIGUSR1 reopens it (log rotation).",
         metavar="FILE",
     )
+    env_file: str | None = option(
+        help="Set the variables of this dotenv file (KEY=VALUE lines) in the environment, before "
+        "any worker starts; variables already set win.",
+        metavar="FILE",
+    )
     reload: bool = option(
         False, help="Restart the workers when a watched file changes (for development)."
     )

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from uvicorn.config import Config
+from uvicorn.env_file import load as load_env_file
 from uvicorn.exceptions import ConfigError
 from uvicorn.logging import configure_logging, error_logger
 from uvicorn.supervisor.sockets import Listeners
@@ -25,6 +26,11 @@ def run(app: Any, *, supervise: bool = True, **options: Any) -> None:
     """
     config = Config(app=app, **options)
     configure_logging(config.log_level, config.log_config, config.log_file)
+    if config.env_file is not None:
+        # In this process, before any worker is forked: every worker, and every worker that
+        # replaces one (a restart, SIGHUP, --reload), inherits the variables.
+        load_env_file(config.env_file)
+        error_logger.info("Loaded environment from %s", config.env_file)
     # Imported here, in the master, so that every forked worker shares it (not the app: the
     # master never imports it, so each new worker loads the app's current code).
     from uvicorn.worker.server import run_worker
