@@ -20,6 +20,7 @@ from uvicorn.config_values import (
     non_negative_int,
     port_number,
     positive_int,
+    ssl_ciphers,
     window_bits,
 )
 
@@ -216,6 +217,14 @@ class ServerOptions:
         help="Client certificates: none (0), optional (1) or required (2).",
         parse=cert_reqs,
         metavar="MODE",
+    )
+    ssl_ciphers: str | None = option(
+        help="TLS 1.2 cipher suites, as an OpenSSL cipher list (default: Python's, forward "
+        "secret and without SHA-1; TLS 1.3's suites are OpenSSL's).",
+        parse=ssl_ciphers, metavar="CIPHERS",
+    )  # fmt: skip
+    ssl_min_version: str = option(
+        "1.2", help="Oldest TLS version accepted.", choices=("1.2", "1.3")
     )
     server_header: bool = option(True, help="Send 'server: uvicorn'.", negatable=True)
     date_header: bool = option(True, help="Send a 'date' header.", negatable=True)

@@ -8,6 +8,7 @@ import contextlib
 import ipaddress
 import math
 import re
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,6 +166,18 @@ def cert_reqs(value: Any) -> int:
     if number not in (0, 1, 2):
         raise ValueError("choose none (0), optional (1) or required (2)")
     return number
+
+
+def ssl_ciphers(value: Any) -> str:
+    """An OpenSSL cipher list (it governs TLS 1.2; TLS 1.3's suites are OpenSSL's), tried on a
+    context now: a typo stops the start, not every handshake."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(value)
+    except ssl.SSLError:
+        raise ValueError("OpenSSL selects no cipher from it") from None
+    return value
 
 
 def parse_allowed_ips(text: str) -> list[Any]:

@@ -325,6 +325,11 @@ def make_ssl_context(config: Config) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as exc:
         raise StartupError(f"cannot load TLS certificate or key: {exc}") from None
     context.verify_mode = ssl.VerifyMode(config.ssl_cert_reqs)
+    context.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if config.ssl_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    )
+    if config.ssl_ciphers is not None:
+        context.set_ciphers(config.ssl_ciphers)  # (Config tried it: it selects some cipher)
     # RFC 9113 section 3.3 (and RFC 7301): h2 first, as the client's order is ours to override.
     context.set_alpn_protocols(
         {"auto": ["h2", "http/1.1"], "1.1": ["http/1.1"], "2": ["h2"]}[config.http]
