@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         meta = field.metadata
         flag = flag_of(field)
         kwargs: dict[str, Any] = {"dest": field.name, "help": meta["help"], "default": None}
-        if field.type in ("bool", bool):
+        if field.type in ("bool", bool, "bool | None"):
             kwargs["action"] = argparse.BooleanOptionalAction if meta["negatable"] else "store_true"
         else:
             kwargs["metavar"] = meta["metavar"] or field.name.upper()

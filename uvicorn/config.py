@@ -210,7 +210,7 @@ def _checked_one(f: dataclasses.Field[Any], flag: str, value: Any) -> Any:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"invalid {flag} {value!r}: {exc}") from None
     kind = str(f.type)
-    if kind == "bool":
+    if kind in ("bool", "bool | None"):  # (None, "auto", is never checked: not set)
         if not isinstance(value, bool):
             raise ConfigError(f"invalid {flag} {value!r}: must be True or False")
     elif kind.startswith(("str", "list[str]")) and not isinstance(value, str):

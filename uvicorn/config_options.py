@@ -110,6 +110,11 @@ class ServerOptions:
         help="Logging configuration: .json or .yaml (dictConfig), otherwise .ini (fileConfig).",
         metavar="FILE",
     )
+    use_colors: bool | None = option(
+        help="Colour the level names of the default log format (default: when stderr is a "
+        "terminal and NO_COLOR is unset; never in a --log-file or with --log-config).",
+        negatable=True,
+    )  # fmt: skip
     timeout_keep_alive: float = option(
         5.0,
         help="Close idle keep-alive connections after this many seconds.",

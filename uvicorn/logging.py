@@ -29,15 +29,44 @@ access_logger = logging.getLogger("uvicorn.access")
 supervisor_logger = logging.getLogger("uvicorn.supervisor")
 
 
+# The level names' colours of the published uvicorn's default format, as the ANSI SGR codes
+# click.style() writes: trace blue, debug cyan, info green, warning yellow, error red, critical
+# bright red.
+COLOURS = {TRACE: 34, logging.DEBUG: 36, logging.INFO: 32, logging.WARNING: 33,
+           logging.ERROR: 31, logging.CRITICAL: 91}  # fmt: skip
+
+
 class LevelPrefixFormatter(logging.Formatter):
-    """``INFO:     message``, aligned as uvicorn has always printed it."""
+    """``INFO:     message``, aligned as uvicorn has always printed it; ``use_colors``: the level
+    name in its colour (the padding counts only what shows)."""
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None,
+                 style: Any = "%", use_colors: bool = False) -> None:  # fmt: skip
+        super().__init__(fmt, datefmt, style)
+        self.use_colors = use_colors
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
-        record.__dict__["levelprefix"] = (record.levelname + ":").ljust(10)
+        name = record.levelname
+        padding = " " * (9 - len(name))
+        if self.use_colors and record.levelno in COLOURS:
+            name = f"\x1b[{COLOURS[record.levelno]}m{name}\x1b[0m"
+        record.__dict__["levelprefix"] = name + ":" + padding
         return super().formatMessage(record)
 
 
-def default_config(level: str, log_file: str | None = None) -> dict[str, Any]:
+def use_colours(use_colors: bool | None, log_file: str | None) -> bool:
+    """``--use-colors``: never in a file; by default, when stderr is a terminal and NO_COLOR
+    (https://no-color.org) is unset or empty."""
+    if log_file is not None:
+        return False
+    if use_colors is not None:
+        return use_colors
+    return sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+
+
+def default_config(
+    level: str, log_file: str | None = None, use_colors: bool | None = None
+) -> dict[str, Any]:
     numeric = LEVELS[level]
     handler: dict[str, Any] = {
         "class": "logging.StreamHandler",
@@ -50,7 +79,8 @@ def default_config(level: str, log_file: str | None = None) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "default": {"()": LevelPrefixFormatter, "fmt": "%(levelprefix)s%(message)s"},
+            "default": {"()": LevelPrefixFormatter, "fmt": "%(levelprefix)s%(message)s",
+                        "use_colors": use_colours(use_colors, log_file)},
         },
         "handlers": {"default": handler},
         "loggers": {
@@ -63,13 +93,17 @@ def default_config(level: str, log_file: str | None = None) -> dict[str, Any]:
 
 
 def configure_logging(
-    level: str | None = None, config_file: str | None = None, log_file: str | None = None
+    level: str | None = None,
+    config_file: str | None = None,
+    log_file: str | None = None,
+    use_colors: bool | None = None,
 ) -> None:
     """Default handlers on stderr (or ``log_file``), or the user's ``--log-config`` file (which
-    ``level``, when given, overrides for the ``uvicorn`` loggers)."""
+    ``level``, when given, overrides for the ``uvicorn`` loggers; ``use_colors`` applies only
+    to the default format)."""
     if config_file is None:
         try:
-            logging.config.dictConfig(default_config(level or "info", log_file))
+            logging.config.dictConfig(default_config(level or "info", log_file, use_colors))
         except ValueError as exc:
             raise ConfigError(f"cannot open --log-file {log_file!r}: {exc.__cause__}") from None
         return

@@ -25,7 +25,7 @@ def run(app: Any, *, supervise: bool = True, **options: Any) -> None:
     one worker, without --reload, SIGHUP or restarts.
     """
     config = Config(app=app, **options)
-    configure_logging(config.log_level, config.log_config, config.log_file)
+    configure_logging(config.log_level, config.log_config, config.log_file, config.use_colors)
     if config.env_file is not None:
         # In this process, before any worker is forked: every worker, and every worker that
         # replaces one (a restart, SIGHUP, --reload), inherits the variables.
