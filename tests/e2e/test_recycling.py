@@ -65,7 +65,9 @@ def test_workers_past_their_lifetime_are_replaced_one_at_a_time() -> None:
         finally:
             load.stop()
         assert load.failures == []
-        assert len(load.bodies) >= 3  # answers from the replacements too
+        # Answers from a replacement too. (Not "from 3 workers": the clients keep their
+        # connections, and the kernel may have given all of them to one first worker.)
+        assert {int(body) for body in load.bodies} - set(first), load.bodies
         assert server.stop() == 0
         events = [line for line in server.output().splitlines()
                   if "replacing it" in line or re.search(SERVING, line)]  # fmt: skip
