@@ -3,6 +3,7 @@ transport only counts bytes. Shows what our Python costs per request, with no sy
 
     .venv/bin/python benchmarks/micro.py [messaging|asgi|stream|close] [requests]
     .venv/bin/python benchmarks/micro.py --callgrind [messaging|asgi|stream|close]
+    (either with ``--metrics`` last: requests counted as ``--metrics`` counts them)
 
 ``--callgrind`` counts instructions per request under valgrind instead of timing: the count for
 12,000 requests minus the count for 2,000, over 10,000, with a fixed hash seed. It does not move
@@ -26,6 +27,7 @@ from uvicorn.config import Config
 from uvicorn.worker.asgi import ASGICycle
 from uvicorn.worker.connection import HTTPConnection
 from uvicorn.worker.messaging import MessagingCycle
+from uvicorn.worker.metrics import WorkerMetrics
 from uvicorn.worker.state import ServerState
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
@@ -77,12 +79,17 @@ class CountingTransport:
     def close(self) -> None: ...
 
 
-async def measure(kind: str, count: int) -> None:
+async def measure(kind: str, count: int, metrics: bool = False) -> None:
     loop = asyncio.get_running_loop()
     app, cycle = {"messaging": (mi_hello, MessagingCycle), "asgi": (asgi_hello, ASGICycle),
                   "stream": (mi_stream, MessagingCycle),
                   "close": (mi_hello, MessagingCycle)}[kind]  # fmt: skip
-    state = ServerState(Config(app=app, access_log=False), app, cycle, loop)
+    counts = WorkerMetrics() if metrics else None  # as a worker makes them (server.py)
+    config = Config(app=app, access_log=False)
+    state_class = ServerState if counts is None else counts.state_class(config)
+    state = state_class(config, app, cycle, loop)
+    if counts is not None:
+        counts.install(state)
     if kind == "asgi":
         state.lifespan_state = {}  # as for an app that speaks the lifespan protocol
     transport = CountingTransport()
@@ -117,11 +124,11 @@ async def measure(kind: str, count: int) -> None:
           f"{transport.writes / (count + 2000):.2f} writes per request")  # fmt: skip
 
 
-def instructions(kind: str, count: int) -> int:
+def instructions(kind: str, count: int, extra: list[str]) -> int:
     """Instructions valgrind counts for a whole run of ``count`` requests."""
     run = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-         __file__, kind, str(count)],
+         __file__, kind, str(count), *extra],
         env=dict(os.environ, PYTHONHASHSEED="0"), capture_output=True, text=True, check=True,
     )  # fmt: skip
     found = re.search(r"Collected : (\d+)", run.stderr)
@@ -129,14 +136,16 @@ def instructions(kind: str, count: int) -> int:
     return int(found.group(1))
 
 
-def callgrind(kind: str) -> None:
-    per_request = (instructions(kind, 12_000) - instructions(kind, 2_000)) / 10_000
-    print(f"{kind}: {per_request:,.0f} instructions per request (callgrind)")
+def callgrind(kind: str, extra: list[str]) -> None:
+    per_request = (instructions(kind, 12_000, extra) - instructions(kind, 2_000, extra)) / 10_000
+    print(f"{kind}{' '.join(['', *extra])}: {per_request:,.0f} instructions per request "
+          "(callgrind)")
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--callgrind"]:
-        callgrind(sys.argv[2] if len(sys.argv) > 2 else "messaging")
+        callgrind(sys.argv[2] if len(sys.argv) > 2 else "messaging", sys.argv[3:4])
     else:
         uvloop.run(measure(sys.argv[1] if len(sys.argv) > 1 else "messaging",
-                           int(sys.argv[2]) if len(sys.argv) > 2 else 200_000))  # fmt: skip
+                           int(sys.argv[2]) if len(sys.argv) > 2 else 200_000,
+                           sys.argv[3:4] == ["--metrics"]))  # fmt: skip

@@ -8,6 +8,7 @@ takes the same names, so a setting is added in exactly one place. Validation rai
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +24,27 @@ from uvicorn.config_values import (
 )
 from uvicorn.exceptions import ConfigError
 
+# The upper bounds (seconds) of uvicorn_http_request_duration_seconds's buckets (--metrics):
+# here, in the base, because the workers count into them and the master names them.
+METRICS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
 # Past --boot-timeout, before a worker whose event loop is blocked (by a slow import, most
 # often) is aborted by the master, or by faulthandler's watchdog without one: the worker's own
 # deadline, which logs the coroutines the app waits in, goes first when the loop turns.
 BOOT_MARGIN = 1.0
+
+
+def metrics_address(value: Any) -> str:
+    """--metrics: a TCP ``HOST:PORT`` or ``[IPV6]:PORT``, the port given (a listener's other
+    kinds, and parse_bind's default port, make no sense for a scrape address)."""
+    text = str(value)
+    try:
+        spec = parse_bind(text)
+    except ConfigError as exc:  # (it names no flag: the caller names this one)
+        raise ValueError(str(exc)) from None
+    if spec.kind != "tcp" or not re.search(r":\d+$", text):
+        raise ValueError("expected HOST:PORT or [IPV6]:PORT")
+    return text
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,12 @@ class Config(ServerOptions):
         "apart.",
         parse=non_negative_float,
         metavar="SECONDS",
+    )
+    metrics: str | None = option(
+        help="Serve Prometheus metrics at http://HOST:PORT/metrics, from the master process, "
+        "summed over all workers. Default: off.",
+        parse=metrics_address,
+        metavar="HOST:PORT",
     )
     pid: str | None = option(
         help="Write the master's process id to this file (refused if one names a running one).",

@@ -44,8 +44,10 @@ def run(app: Any, *, supervise: bool = True, **options: Any) -> None:
 
         Arbiter(config, run_worker).run()
         return
-    if config.workers > 1 or config.reload:
-        raise ConfigError("--workers and --reload need a master process (supervise=True)")
+    if config.workers > 1 or config.reload or config.metrics:
+        raise ConfigError(
+            "--workers, --reload and --metrics need a master process (supervise=True)"
+        )
     listeners = Listeners(config.binds(), config.backlog)
     try:
         error_logger.info("Started server process [%d]", os.getpid())

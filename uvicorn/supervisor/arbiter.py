@@ -21,8 +21,10 @@ from uvicorn.config_values import BindSpec
 from uvicorn.exceptions import StartupError
 from uvicorn.supervisor import policy, process, recycle, systemd, watchdog
 from uvicorn.supervisor.dev_reload import DevReload
+from uvicorn.supervisor.metrics import Totals
 from uvicorn.supervisor.pidfile import PidFile
 from uvicorn.supervisor.process import State, Worker, WorkerEntry
+from uvicorn.supervisor.scrape import ScrapeServer
 from uvicorn.supervisor.signals import KILL_MARGIN, SIGNALS, SignalHandlers
 from uvicorn.supervisor.sockets import Listeners
 from uvicorn.supervisor.waker import Waker
@@ -56,6 +58,8 @@ class Arbiter(SignalHandlers):
         self.notifier = systemd.Notifier()
         self.reloader: DevReload | None = None
         self.listeners: Listeners | None = None
+        self.totals = Totals()  # --metrics: the counts of the workers gone
+        self.scrape: ScrapeServer | None = None
         self._status = ""
 
     # Running.
@@ -73,6 +77,8 @@ class Arbiter(SignalHandlers):
             specs += [BindSpec("fd", fd=fd) for fd in inherited]
             self.listeners = Listeners(specs, config.backlog, config.reuse_port)
             process.set_title(f"uvicorn: master [{self.name}]")
+            if config.metrics:
+                self.scrape = ScrapeServer(config.metrics, self.waker, self._render_metrics)
             self.waker.install(SIGNALS)
             if config.reload:
                 self.reloader = DevReload(config, self.waker.wake)
@@ -118,10 +124,18 @@ class Arbiter(SignalHandlers):
 
     def _wait(self, deadline: float | None) -> None:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        readable: list[Worker] = self.waker.wait(timeout)
+        readable = self.waker.wait(timeout)
         now = time.monotonic()
-        for worker in readable:
-            self._read(worker, now)
+        for item in readable:
+            if type(item) is Worker:
+                self._read(item, now)
+            else:  # a --metrics socket
+                item.handle(now)
+        if self.scrape is not None:
+            self.scrape.expire(now)
+
+    def _render_metrics(self) -> bytes:
+        return self.totals.render(self.workers.values(), self.restarts)
 
     def _read(self, worker: Worker, now: float) -> None:
         try:
@@ -149,6 +163,8 @@ class Arbiter(SignalHandlers):
                 reason = recycle.check(worker, self.config, workers, self.generation, now)
                 if reason is not None:  # past --worker-lifetime or --worker-max-rss
                     self.restarts[reason] += 1
+            elif kind == "P":
+                self.totals.update(worker, text)
             elif kind == "E":
                 worker.error = text
 
@@ -158,6 +174,9 @@ class Arbiter(SignalHandlers):
             deadlines += watchdog.deadlines(self.workers.values(), self.config)
         if self.spawn_after > now and not self.stopping:
             deadlines.append(self.spawn_after)
+        scrape_deadline = self.scrape.deadline() if self.scrape is not None else None
+        if scrape_deadline is not None:
+            deadlines.append(scrape_deadline)
         return min(deadlines) if deadlines else None
 
     # Children.
@@ -180,6 +199,7 @@ class Arbiter(SignalHandlers):
                 if worker.fd >= 0:
                     self.waker.unregister(worker.fd)
                     worker.close()
+            self.totals.retire(worker)  # (with its last report, just read)
             self._exited(worker, status, now)
 
     def _exited(self, worker: Worker, status: int, now: float) -> None:
@@ -336,6 +356,8 @@ class Arbiter(SignalHandlers):
         self.workers.clear()
         if self.reloader is not None:
             self.reloader.stop()
+        if self.scrape is not None:
+            self.scrape.close()
         self.waker.close()
         if self.listeners is not None:
             self.listeners.close()

@@ -2,7 +2,8 @@
 
 The master keeps a ``Worker`` record per child; the child gets a ``WorkerLink``, its end of a
 pipe to the master that carries one-line messages: ``R`` (serving), ``B`` (heartbeat), ``M``
-(retire me: --max-requests reached) and ``E<text>`` (the error that stopped it booting).
+(retire me: --max-requests reached), ``P<json>`` (--metrics: the worker's counts) and
+``E<text>`` (the error that stopped it booting).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class Worker:
         self.aborted = False  # sent SIGABRT for a missed heartbeat
         self.kill_at: float | None = None  # SIGKILL if still alive then
         self.killed = False  # the master sent SIGKILL
+        self.metrics: dict[str, Any] = {}  # its last --metrics report (supervisor/metrics.py)
         self._buffer = b""
 
     def feed(self, data: bytes) -> list[str]:
@@ -122,6 +124,9 @@ class WorkerLink:
 
     def retire_me(self) -> None:
         self._send(b"M\n")
+
+    def report(self, message: bytes) -> None:
+        self._send(message + b"\n")  # (under PIPE_BUF: whole, or not at all)
 
     def failed(self, message: str) -> None:
         # One write of at most PIPE_BUF bytes is atomic: the message arrives whole.

@@ -1,4 +1,5 @@
-"""The master's one place of waiting: a selector over a wake-up pipe and the workers' pipes.
+"""The master's one place of waiting: a selector over a wake-up pipe and the workers' pipes
+(and --metrics's sockets: ``scrape.py``).
 
 Signal handlers only enqueue the signal; ``signal.set_wakeup_fd`` writes to the pipe from C,
 so a signal that arrives just before the master starts waiting still wakes it (a Python
@@ -60,6 +61,9 @@ class Waker:
 
     def register(self, fd: int, data: Any) -> None:
         self._selector.register(fd, selectors.EVENT_READ, data)
+
+    def modify(self, fd: int, events: int, data: Any) -> None:
+        self._selector.modify(fd, events, data)
 
     def unregister(self, fd: int) -> None:
         self._selector.unregister(fd)

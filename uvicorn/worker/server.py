@@ -23,6 +23,7 @@ from uvicorn.worker.cycle import RequestCycle
 from uvicorn.worker.lifespan import Lifespan
 from uvicorn.worker.loading import load_app
 from uvicorn.worker.messaging import MessagingCycle, MessagingWebSocket, TLSMessagingCycle
+from uvicorn.worker.metrics import WorkerMetrics
 from uvicorn.worker.state import ServerState
 from uvicorn.worker.supervised import Link, Supervised
 from uvicorn.worker.tls_info import server_certificate
@@ -54,6 +55,7 @@ class Server:
         self.config = config
         self.sockets = sockets
         self.state: ServerState | None = None
+        self.metrics: WorkerMetrics | None = None  # --metrics: this worker's counts
         self.lifespan: Lifespan | None = None
         self._listeners: list[asyncio.AbstractServer] = []
         self._stop = asyncio.Event()
@@ -76,9 +78,15 @@ class Server:
             cycle_class, websocket_class = ASGICycle, ASGIWebSocket
         if config.is_ssl:  # requests get their connection's tls (a class apart: HTTP pays nothing)
             cycle_class = TLSMessagingCycle if cycle_class is MessagingCycle else TLSASGICycle
-        state = self.state = ServerState(config, app, cycle_class, loop, websocket_class)
+        state_class = ServerState
+        if config.metrics:
+            self.metrics = WorkerMetrics()
+            state_class = self.metrics.state_class(config)
+        state = self.state = state_class(config, app, cycle_class, loop, websocket_class)
         if state.access_format is not None:
             state.cycle_class = state.access_format.cycle_class(cycle_class)
+        if self.metrics is not None:  # before the listeners: every request cycle is timed
+            self.metrics.install(state)
         if interface != "messaging" and config.lifespan != "off":
             self.lifespan = Lifespan(app, config.lifespan)
             await self.lifespan.startup()

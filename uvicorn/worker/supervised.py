@@ -21,6 +21,7 @@ import logging
 import signal
 from typing import Any, Protocol
 
+from uvicorn.worker.metrics import WorkerMetrics
 from uvicorn.worker.state import ServerState
 
 logger = logging.getLogger("uvicorn.error")
@@ -39,6 +40,8 @@ class Link(Protocol):
 
     def beat(self) -> None: ...
 
+    def report(self, message: bytes) -> None: ...  # one line to the master (--metrics)
+
     def retire_me(self) -> None: ...
 
     def orphaned(self) -> bool: ...
@@ -52,6 +55,9 @@ class Served(Protocol):
     @property
     def state(self) -> ServerState | None: ...
 
+    @property
+    def metrics(self) -> WorkerMetrics | None: ...
+
     def stop(self, force: bool = False) -> None: ...
 
     def retire(self, linger: bool = True) -> None: ...
@@ -62,6 +68,8 @@ class Supervised:
         self.server = server
         self.link = link
         self._timer: asyncio.TimerHandle | None = None
+        self._due = 0.0  # when the next heartbeat is due: how late it runs is the loop's lag
+        self._lag = 0.0
 
     def install(self) -> None:
         """Signal handlers, and the heartbeat (which starts before the app is loaded)."""
@@ -72,16 +80,31 @@ class Supervised:
         loop.add_signal_handler(signal.SIGHUP, server.retire, True)
         loop.add_signal_handler(signal.SIGUSR2, server.retire, False)
         loop.add_signal_handler(signal.SIGUSR1, self.link.reopen_logs)
-        self._timer = loop.call_later(self.link.heartbeat_interval, self._tick)
+        self._schedule(loop)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._due = loop.time() + self.link.heartbeat_interval
+        self._timer = loop.call_at(self._due, self._tick)
 
     def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        # How late this callback runs: what every request waited, at that moment, for the loop
+        # to turn (a blocking call, a long callback).
+        self._lag = max(0.0, loop.time() - self._due)
+        self._report()
         # Each beat proves the event loop turns; a loop blocked past --timeout stops them.
         self.link.beat()
         if self.link.orphaned():
             logger.warning("The master process is gone: shutting down")
             self.server.stop()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self.link.heartbeat_interval, self._tick)
+        self._schedule(loop)
+
+    def _report(self) -> None:
+        """--metrics: this worker's counts, whole, to the master (before the beat)."""
+        metrics, state = self.server.metrics, self.server.state
+        if metrics is not None and state is not None:
+            for message in metrics.messages(state, self._lag):
+                self.link.report(message)
 
     def serving(self) -> None:
         """The server has started: count requests for --max-requests, tell the master."""
@@ -103,6 +126,7 @@ class Supervised:
         self.link.ready()
 
     def close(self) -> None:
+        self._report()  # the last counts, so that a worker that stops loses none of them
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
