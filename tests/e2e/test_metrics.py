@@ -6,13 +6,15 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.process import CLIProcess, free_port, http_get, run_cli
+from tests.e2e.process import REPO, CLIProcess, free_port, http_get, run_cli
 from tests.e2e.supervision import serving_pids
 from tests.helpers import UNIT
 
@@ -159,3 +161,26 @@ def test_metrics_takes_a_tcp_host_and_port(value: str) -> None:
     result = run_cli(APP, "--metrics", value)
     assert result.returncode != 0
     assert f"invalid --metrics {value!r}: expected HOST:PORT" in result.stderr
+
+
+def test_metrics_needs_the_master() -> None:
+    # Without a master (uvicorn.run(supervise=False)) nothing would serve the counts.
+    code = ("import uvicorn; uvicorn.run('tests.e2e.metrics_apps:statuses', supervise=False, "
+            "metrics='127.0.0.1:9100')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=20 * UNIT)  # fmt: skip
+    assert result.returncode != 0
+    assert "--metrics need a master process (supervise=True)" in result.stderr
+
+
+def test_an_ipv6_metrics_address() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    metrics_port = free_port()
+    with CLIProcess(APP, "--port", "0", "--metrics", f"[::1]:{metrics_port}") as server:
+        server.wait_ready()
+        server.wait_for_line(rf"Serving metrics on http://\[::1\]:{metrics_port}/metrics")
+        with socket.create_connection(("::1", metrics_port), timeout=10 * UNIT) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert server.stop() == 0
