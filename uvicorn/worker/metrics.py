@@ -7,7 +7,7 @@ second), so that a report lost to a busy pipe costs nothing: the next one carrie
 Counting is made only when --metrics is on, the way --access-log-format is: the state is of a
 class whose ``log_access`` (called once per response, where the access line is written)
 counts, and the request cycle's class one that records when the request started. Without
---metrics, nothing here is loaded, and a request pays nothing. Gauges cost no request anything:
+--metrics, nothing here runs, and a request pays nothing. Gauges cost no request anything:
 the requests in flight (``ServerState.active``) and the open WebSockets are read at the
 heartbeat.
 """
