@@ -65,6 +65,28 @@ def test_access_log_line() -> None:
         server.stop()
 
 
+def test_access_log_format() -> None:
+    # gunicorn's atoms through the real command line: as the shell hands them over, with the
+    # worker's pid and a request header.
+    fmt = '%(h)s "%(r)s" %(s)s %(b)s %(p)s %({x-id}i)s %(M)sms'
+    with CLIProcess("examples.hello_world:hello_world", "--port", "0", "--workers", "1",
+                    "--access-log-format", fmt) as server:  # fmt: skip
+        port = server.wait_ready()
+        http_get(port, "/path?q=1", extra=b"x-id: abc\r\n")
+        line = server.wait_for_line(
+            r'INFO: +127\.0\.0\.1 "GET /path\?q=1 HTTP/1\.1" 200 (\d+) <(\d+)> abc (\d+)ms$'
+        )
+        assert int(line.group(1)) == len(b"Hello, world")
+        assert int(line.group(2)) != server.proc.pid  # the worker's, not the master's
+        assert server.stop() == 0
+
+
+def test_a_bad_access_log_format_stops_the_start() -> None:
+    done = run_cli("examples.hello_world:hello_world", "--access-log-format", "%(h)s %(zz)s")
+    assert done.returncode != 0
+    assert "invalid --access-log-format" in done.stderr and "unknown atom %(zz)s" in done.stderr
+
+
 def test_no_access_log() -> None:
     with CLIProcess("examples.hello_world:hello_world", "--port", "0", "--no-access-log") as server:
         port = server.wait_ready()
