@@ -70,6 +70,25 @@ async def test_responses_are_counted_and_the_access_log_is_unchanged(
         ]  # fmt: skip
 
 
+@pytest.mark.parametrize("log", ["off", "default"])
+async def test_requests_refused_before_any_app_are_counted(log: str) -> None:
+    # Answered by the server itself, never by the app: a malformed HTTP/1.1 request (400),
+    # a body over --limit-request-body (413), and an HTTP/2 request with too many fields (431).
+    options: dict[str, Any] = {"access_log": log != "off", "limit_request_body": 10}
+    async with running_server(app, metrics=METRICS, limit_request_fields=5, **options) as server:
+        metrics = server.server.metrics
+        assert metrics is not None
+        bad = await server.request(b"GET / HTTP/1.1\r\nhost: t\r\nbad header\r\n\r\n")
+        large = await server.request(b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 11\r\n\r\n")
+        assert (bad.status, large.status) == (400, 413)
+        client = await H2Client.open(server.port)
+        fields = [(f"x-{i}", "v") for i in range(10)]
+        assert (await client.response(client.request("/", headers=fields))).status == 431
+        client.close()
+        assert metrics.statuses() == {400: 1, 413: 1, 431: 1}
+        assert sum(metrics.buckets()) == 3
+
+
 async def test_without_metrics_nothing_is_counted() -> None:
     async with running_server(app) as server:
         assert server.server.metrics is None

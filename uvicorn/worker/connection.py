@@ -376,6 +376,7 @@ class HTTPConnection(Handover):
 
     def _answer_bad_request(self, error: BadRequest) -> None:
         logger.debug("Bad request from %s: %s", self.client, error.reason)
+        self.state.refused(error.status)
         self.write(simple_response(self.state.defaults, error.status, error.reason), True)
         self.close()
 

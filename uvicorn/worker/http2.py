@@ -285,6 +285,7 @@ class H2Connection(TransportProtocol):
 
     def _refuse(self, stream_id: int, status: int, reason: str) -> None:
         logger.debug("Refused HTTP/2 request from %s: %s", self.client, reason)
+        self.state.refused(status)
         stream = H2Stream(self, stream_id, False)
         self.streams[stream_id] = stream
         stream.send_refusal(status)

@@ -78,6 +78,9 @@ class WorkerMetrics:
                 else:  # the first bound >= took (Prometheus's le is inclusive)
                     counts[status + STATUSES * bisect_left(METRICS_BUCKETS, took)] += 1
 
+            def refused(self, status: int) -> None:
+                counts[status] += 1  # (answered at once: the first duration bucket)
+
             @staticmethod
             def log_request(*args: Any) -> None:
                 # ``access_log`` is true with --metrics, so that the connections call

@@ -149,6 +149,10 @@ class ServerState:
             status,
         )
 
+    def refused(self, status: int) -> None:
+        """A request answered without an app (400, 408, 413, 414, 431, 505...): not in the
+        access log, as before; counted by --metrics (``worker/metrics.py``)."""
+
     def forget(self, conn: Connection) -> None:
         """``conn`` no longer serves HTTP (it closed, or became a WebSocket)."""
         connections = self.connections
