@@ -453,3 +453,22 @@ async def test_a_file_to_a_fast_client_lets_the_loop_run_others(
     assert len(writes) >= 2
     together = [i for i, j in itertools.pairwise(writes) if j == i + 1]
     assert together == [], f"{len(together)} writes of {len(writes)} had no turn of the loop"
+
+
+async def test_concurrent_copies_each_have_a_buffer_and_the_worker_keeps_a_few(
+    files: dict[str, str], tmp_path: Path
+) -> None:
+    # Files copied to local clients at once: each send its own buffer (none sees another's
+    # bytes), taken from and given back to the worker's pool, which keeps at most a few.
+    files_module._BUFFERS.clear()
+    app = path_app("messaging", files["big"])
+    async with running_server(app) as server:
+        outs = [tmp_path / f"out{i}.bin" for i in range(6)]
+        url = f"http://127.0.0.1:{server.port}/"
+        curl = ("curl", "-sS", "--limit-rate", "20M", "-o")  # (slow: the sends overlap)
+        procs = [await asyncio.create_subprocess_exec(*curl, str(out), url) for out in outs]
+        for proc in procs:
+            assert await asyncio.wait_for(proc.wait(), 20 * UNIT) == 0
+    assert all(out.read_bytes() == BIG for out in outs)
+    assert 1 <= len(files_module._BUFFERS) <= files_module.POOLED_BUFFERS
+    assert all(len(buffer) == files_module.COPY_CHUNK for buffer in files_module._BUFFERS)

@@ -40,6 +40,8 @@ from uvicorn.worker.transport import TransportProtocol
 
 CHUNK = 64 * 1024  # what one read takes of a file sent in pieces
 COPY_CHUNK = 1024 * 1024  # one read of a file copied to a local client (smaller: slower)
+POOLED_BUFFERS = 4  # copy buffers a worker keeps for its next files (4 MiB at most)
+_BUFFERS: list[bytearray] = []
 # Bytes a file send writes before it lets the loop run others: a client that reads as fast as
 # we write (a local one, most of all) would otherwise hold the loop for the whole file, and
 # every other connection of the worker wait (a 64 MiB file to 16 clients: p99 3.6 s).
@@ -221,7 +223,11 @@ async def _send_direct(conn: TransportProtocol, response: Response, fd: int, off
     # A descriptor of our own for the socket: the transport's is watched by the loop (which
     # refuses a second watcher on it) and closed by the transport whenever it closes.
     sock = os.dup(transport.get_extra_info("socket").fileno())
-    buffer = memoryview(bytearray(min(COPY_CHUNK, count))) if copy else None
+    # One of the worker's buffers: a new 1 MiB bytearray per file was zero-filled each time and,
+    # as soon as other allocations came between two files, taken from the top of the heap that
+    # glibc trims (brk and page faults: 1 MiB files at a third of the speed).
+    pooled = (_BUFFERS.pop() if _BUFFERS else bytearray(COPY_CHUNK)) if copy else None
+    buffer = memoryview(pooled)[: min(COPY_CHUNK, count)] if pooled is not None else None
     start = stop = 0  # (copying) buffer[start:stop]: read from the file, not yet written
     share = FAIR_SHARE  # what may still be written before others get a turn
     try:
@@ -271,6 +277,10 @@ async def _send_direct(conn: TransportProtocol, response: Response, fd: int, off
                 share = FAIR_SHARE
     finally:
         os.close(sock)
+        if buffer is not None:
+            buffer.release()
+            if len(_BUFFERS) < POOLED_BUFFERS:
+                _BUFFERS.append(pooled)  # type: ignore[arg-type]
 
 
 async def _writable(conn: TransportProtocol, sock: int) -> None:
