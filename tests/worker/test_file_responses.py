@@ -472,3 +472,43 @@ async def test_concurrent_copies_each_have_a_buffer_and_the_worker_keeps_a_few(
     assert all(out.read_bytes() == BIG for out in outs)
     assert 1 <= len(files_module._BUFFERS) <= files_module.POOLED_BUFFERS
     assert all(len(buffer) == files_module.COPY_CHUNK for buffer in files_module._BUFFERS)
+
+
+@INTERFACES
+async def test_http2_a_file_to_a_fast_client_lets_the_loop_run_others(
+    interface: str, files: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pieces of HTTP/2 (and TLS): between two reads of the file, the loop ran, whether or
+    # not the stream had to wait for room (FAIR_SHARE 1 byte: a turn after every piece).
+    monkeypatch.setattr(files_module, "FAIR_SHARE", 1)
+    events: list[str] = []
+    real_pread = os.pread
+
+    def pread(fd: int, size: int, offset: int) -> bytes:
+        events.append("read")
+        return real_pread(fd, size, offset)
+
+    monkeypatch.setattr(os, "pread", pread)
+    loop = asyncio.get_running_loop()
+    ticking = True
+
+    def tick() -> None:
+        events.append("tick")
+        if ticking:
+            loop.call_soon(tick)
+
+    app = path_app(interface, files["big"])
+    async with running_server(app, interface=interface) as server:
+        out = await asyncio.create_subprocess_exec(
+            "curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
+            "%{size_download} %{http_version}", f"http://127.0.0.1:{server.port}/",
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        tick()
+        stdout, _ = await asyncio.wait_for(out.communicate(), 10 * UNIT)
+        ticking = False
+    assert stdout == b"%d 2" % len(BIG)
+    reads = [i for i, event in enumerate(events) if event == "read"]
+    assert len(reads) >= len(BIG) // files_module.CHUNK
+    together = [i for i, j in itertools.pairwise(reads) if j == i + 1]
+    assert together == [], f"{len(together)} reads of {len(reads)} had no turn of the loop"
