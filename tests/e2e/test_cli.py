@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,22 @@ def test_sigterm_lets_the_request_in_flight_finish() -> None:
         assert b"connection: close" in response
         assert response.endswith(b"finished")
         assert server.stop() == 0
+
+
+def test_a_process_left_running_by_a_failing_test_is_killed_with_what_it_started() -> None:
+    # CLIProcess's cleanup: the process and its children (a demo's Redis and servers once
+    # outlived a test that timed out), whatever they do with SIGTERM.
+    script = (
+        "import subprocess, sys, time; "
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        "print('child', child.pid, flush=True); time.sleep(60)"
+    )
+    with CLIProcess("-c", script, module=None) as parent:
+        child = int(parent.wait_for_line(r"^child (\d+)$").group(1))
+    assert parent.proc.returncode is not None
+    with pytest.raises(ProcessLookupError):
+        for _ in range(500):  # (the kill is sent; its delivery is the kernel's)
+            os.kill(child, 0)
+            if Path(f"/proc/{child}/stat").read_text().split(") ")[1].startswith("Z"):
+                raise ProcessLookupError  # a zombie: dead, its parent gone before reaping it
+            time.sleep(0.01)
