@@ -409,6 +409,49 @@ def test_which_clients_are_on_this_host(client: Any, server: Any, local: bool) -
     assert files_module.same_host(client, server) is local
 
 
+class LoopTurns:
+    """What a file send did (``mark``: a write, a read) and, between, each turn the event loop
+    gave others: a callback that schedules itself again each time it runs."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self._ticking = False
+
+    def mark(self, event: str) -> None:
+        self.events.append(event)
+
+    def start(self) -> None:
+        self._ticking = True
+        self._tick()
+
+    def stop(self) -> None:
+        self._ticking = False
+
+    def _tick(self) -> None:
+        self.events.append("turn")
+        if self._ticking:
+            asyncio.get_running_loop().call_soon(self._tick)
+
+    def without_a_turn(self, event: str) -> tuple[int, int]:
+        """(How many ``event`` followed another with no turn between, how many in all.)"""
+        at = [i for i, seen in enumerate(self.events) if seen == event]
+        return sum(j == i + 1 for i, j in itertools.pairwise(at)), len(at)
+
+
+async def fetch_with_turns(turns: LoopTurns, port: int, *curl_args: str) -> bytes:
+    """curl's ``-w`` output for GET / (to /dev/null), the loop's turns recorded meanwhile."""
+    out = await asyncio.create_subprocess_exec(
+        "curl", "-sS", *curl_args, "-o", "/dev/null", f"http://127.0.0.1:{port}/",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    turns.start()
+    try:
+        stdout, _ = await asyncio.wait_for(out.communicate(), 10 * UNIT)
+    finally:
+        turns.stop()
+    return stdout
+
+
 @INTERFACES
 async def test_a_file_to_a_fast_client_lets_the_loop_run_others(
     interface: str, files: dict[str, str], spy: SendfileSpy, monkeypatch: pytest.MonkeyPatch
@@ -417,43 +460,25 @@ async def test_a_file_to_a_fast_client_lets_the_loop_run_others(
     # the send must still let the loop run between its writes (here after each, FAIR_SHARE
     # 1 byte), or every other connection waits for the whole file.
     monkeypatch.setattr(files_module, "FAIR_SHARE", 1)
-    events: list[str] = []
-    real_write, real_sendfile = os.write, os.sendfile
+    turns = LoopTurns()
 
     def counting(real: Any) -> Any:
         def call(fd: int, *args: Any) -> int:
             sent: int = real(fd, *args)
             if stat.S_ISSOCK(os.fstat(fd).st_mode):
-                events.append("write")
+                turns.mark("write")
             return sent
 
         return call
 
-    monkeypatch.setattr(os, "write", counting(real_write))
-    monkeypatch.setattr(os, "sendfile", counting(real_sendfile))
-    loop = asyncio.get_running_loop()
-    ticking = True
-
-    def tick() -> None:  # a callback of the loop's, again each time the loop runs others
-        events.append("tick")
-        if ticking:
-            loop.call_soon(tick)
-
-    app = path_app(interface, files["big"])
-    async with running_server(app, interface=interface) as server:
-        out = await asyncio.create_subprocess_exec(
-            "curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}",
-            f"http://127.0.0.1:{server.port}/", stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        tick()
-        stdout, _ = await asyncio.wait_for(out.communicate(), 10 * UNIT)
-        ticking = False
+    monkeypatch.setattr(os, "write", counting(os.write))
+    monkeypatch.setattr(os, "sendfile", counting(os.sendfile))
+    async with running_server(path_app(interface, files["big"]), interface=interface) as server:
+        stdout = await fetch_with_turns(turns, server.port, "-w", "%{size_download}")
     assert stdout == b"%d" % len(BIG)
-    writes = [i for i, event in enumerate(events) if event == "write"]
-    assert len(writes) >= 2
-    together = [i for i, j in itertools.pairwise(writes) if j == i + 1]
-    assert together == [], f"{len(together)} writes of {len(writes)} had no turn of the loop"
-
+    together, writes = turns.without_a_turn("write")
+    assert writes >= 2
+    assert together == 0, f"{together} writes of {writes} had no turn of the loop"
 
 async def test_concurrent_copies_each_have_a_buffer_and_the_worker_keeps_a_few(
     files: dict[str, str], tmp_path: Path
@@ -481,34 +506,19 @@ async def test_http2_a_file_to_a_fast_client_lets_the_loop_run_others(
     # The pieces of HTTP/2 (and TLS): between two reads of the file, the loop ran, whether or
     # not the stream had to wait for room (FAIR_SHARE 1 byte: a turn after every piece).
     monkeypatch.setattr(files_module, "FAIR_SHARE", 1)
-    events: list[str] = []
+    turns = LoopTurns()
     real_pread = os.pread
 
     def pread(fd: int, size: int, offset: int) -> bytes:
-        events.append("read")
+        turns.mark("read")
         return real_pread(fd, size, offset)
 
     monkeypatch.setattr(os, "pread", pread)
-    loop = asyncio.get_running_loop()
-    ticking = True
-
-    def tick() -> None:
-        events.append("tick")
-        if ticking:
-            loop.call_soon(tick)
-
-    app = path_app(interface, files["big"])
-    async with running_server(app, interface=interface) as server:
-        out = await asyncio.create_subprocess_exec(
-            "curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-w",
-            "%{size_download} %{http_version}", f"http://127.0.0.1:{server.port}/",
-            stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        tick()
-        stdout, _ = await asyncio.wait_for(out.communicate(), 10 * UNIT)
-        ticking = False
+    async with running_server(path_app(interface, files["big"]), interface=interface) as server:
+        stdout = await fetch_with_turns(
+            turns, server.port, "--http2-prior-knowledge", "-w", "%{size_download} %{http_version}"
+        )
     assert stdout == b"%d 2" % len(BIG)
-    reads = [i for i, event in enumerate(events) if event == "read"]
-    assert len(reads) >= len(BIG) // files_module.CHUNK
-    together = [i for i, j in itertools.pairwise(reads) if j == i + 1]
-    assert together == [], f"{len(together)} reads of {len(reads)} had no turn of the loop"
+    together, reads = turns.without_a_turn("read")
+    assert reads >= len(BIG) // files_module.CHUNK
+    assert together == 0, f"{together} reads of {reads} had no turn of the loop"
