@@ -59,42 +59,40 @@ MIB = 2**20
 _STREAM_BODY = (b"x" * 1023 + b"\n") * 16
 
 
-def check_http(name: str, port: int) -> None:
-    """One request with the scenario's shape; ServerFailed unless status and body are right."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+def _fetch(port: int, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+           timeout: float = 10) -> tuple[int, bytes]:  # fmt: skip
+    """(status, body) of one request (POST when ``body``); ServerFailed if it fails."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        if name == "echo":
-            want = os.urandom(ECHO_SIZE)
-            conn.request("POST", "/echo", body=want)
-        else:
-            want = _STREAM_BODY if name == "stream" else b"Hello, world"
-            headers = {"Connection": "close"} if name == "hello-close" else {}
-            conn.request("GET", SCENARIOS[name].path, headers=headers)
+        conn.request("GET" if body is None else "POST", path, body=body, headers=headers or {})
         resp = conn.getresponse()
-        got = resp.read()
+        return resp.status, resp.read()
     except (OSError, http.client.HTTPException) as exc:
         raise ServerFailed(f"check request failed: {exc!r}") from exc
     finally:
         conn.close()
-    if resp.status != 200 or got != want:
-        raise ServerFailed(f"wrong answer: status {resp.status}, {len(got)} body bytes "
+
+
+def check_http(name: str, port: int) -> None:
+    """One request with the scenario's shape; ServerFailed unless status and body are right."""
+    if name == "echo":
+        want = os.urandom(ECHO_SIZE)
+        status, got = _fetch(port, "/echo", body=want)
+    else:
+        want = _STREAM_BODY if name == "stream" else b"Hello, world"
+        headers = {"Connection": "close"} if name == "hello-close" else {}
+        status, got = _fetch(port, SCENARIOS[name].path, headers=headers)
+    if status != 200 or got != want:
+        raise ServerFailed(f"wrong answer: status {status}, {len(got)} body bytes "
                            f"(want 200, {len(want)})")  # fmt: skip
 
 
 def check_file(name: str, port: int) -> None:
     """The whole file, as apps/files.py makes it; ServerFailed otherwise."""
     size = FILE_SIZES[name]
-    conn = http.client.HTTPConnection(HOST, port, timeout=30)
-    try:
-        conn.request("GET", SCENARIOS[name].path)
-        resp = conn.getresponse()
-        got = resp.read()
-    except (OSError, http.client.HTTPException) as exc:
-        raise ServerFailed(f"check request failed: {exc!r}") from exc
-    finally:
-        conn.close()
-    if resp.status != 200 or got != bytes(range(256)) * (size // 256):
-        raise ServerFailed(f"wrong file: status {resp.status}, {len(got)} body bytes "
+    status, got = _fetch(port, SCENARIOS[name].path, timeout=30)
+    if status != 200 or got != bytes(range(256)) * (size // 256):
+        raise ServerFailed(f"wrong file: status {status}, {len(got)} body bytes "
                            f"(want 200, {size} of the pattern)")  # fmt: skip
 
 
