@@ -142,11 +142,12 @@ class RequestCycle:
             if self.discarded > DISCARD_LIMIT:
                 self.stream.abort()
             return
-        size = self.body_size = self.body_size + len(data)
         limit = self.stream.state.limits.body
-        if limit is not None and size > limit:
-            self._too_large()
-            return
+        if limit is not None:  # (without --limit-request-body, nothing is counted)
+            size = self.body_size = self.body_size + len(data)
+            if size > limit:
+                self._too_large()
+                return
         received = self.received
         if received:
             received.append(data)
