@@ -113,9 +113,10 @@ async def test_a_refusal_and_no_body(caplog: pytest.LogCaptureFixture) -> None:
     # A 503 at --limit-concurrency never reached the app: no response head of its own, b is
     # '-' for an empty body, and a header the request lacks is '-'.
     caplog.set_level(logging.INFO, logger="uvicorn.access")
-    release = asyncio.Event()
+    running, release = asyncio.Event(), asyncio.Event()
 
     async def app(message: dict[str, Any], channels: dict[str, Any]) -> None:
+        running.set()
         await release.wait()
         await channels["reply"].send({"status": 204})
 
@@ -125,9 +126,7 @@ async def test_a_refusal_and_no_body(caplog: pytest.LogCaptureFixture) -> None:
     ) as server:
         first = await server.connect()
         await first.send(b"GET /held HTTP/1.1\r\nhost: t\r\n\r\n")
-        await asyncio.sleep(0)  # (the first request is in flight once its app runs)
-        while not server.server.state.active:
-            await asyncio.sleep(0.001)
+        await asyncio.wait_for(running.wait(), 5 * UNIT)  # in flight: the limit is reached
         refused = await server.request(b"GET /more HTTP/1.1\r\nhost: t\r\n\r\n")
         release.set()
         assert refused.status == 503 and (await first.read_response()).status == 204
