@@ -189,3 +189,19 @@ def test_bad_formats_are_refused(fmt: str, error: str) -> None:
     with pytest.raises(ConfigError) as caught:
         Config(app="app:app", access_log_format=fmt)
     assert "--access-log-format" in str(caught.value) and error in str(caught.value)
+
+
+async def test_a_fast_request_takes_some_microseconds(caplog: pytest.LogCaptureFixture) -> None:
+    # Durations from a clock that counts microseconds: uvloop's loop.time() is when the loop's
+    # iteration began, in whole milliseconds, and gave a fast request 0 (or a multiple of 1000).
+    caplog.set_level(logging.INFO, logger="uvicorn.access")
+
+    async def app(message: dict[str, Any], channels: dict[str, Any]) -> None:
+        await channels["reply"].send({"status": 200, "content": b"fast"})
+
+    async with running_server(app, access_log=True, access_log_format="%(D)s") as server:
+        for _ in range(5):
+            assert (await server.request(b"GET / HTTP/1.1\r\nhost: t\r\n\r\n")).status == 200
+    micros = [int(line) for line in lines(caplog)]
+    assert len(micros) == 5 and all(0 < n < 1_000_000 * UNIT for n in micros), micros
+    assert any(n % 1000 for n in micros), micros  # not milliseconds counted in thousands

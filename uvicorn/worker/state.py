@@ -127,9 +127,7 @@ class ServerState:
         """The access-log line of a request cycle (its ``head`` and ``client``)."""
         head = cycle.head
         if self.access_format is not None:
-            began = getattr(cycle, "began", None)
-            took = 0.0 if began is None else self.loop.time() - began
-            self.access_format.log(cycle.client, head, status, cycle, took)
+            self.access_format.log_cycle(cycle, status)
             return
         target = head.raw_path.decode("latin-1")
         if head.query_string:

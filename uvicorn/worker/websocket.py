@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from typing import Any
 
@@ -129,7 +130,7 @@ class WebSocketSession(TransportProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         state = self.state
         if self._opened_at is not None and state.access_format is not None:
-            took = self.loop.time() - self._opened_at
+            took = time.monotonic() - self._opened_at
             state.access_format.log(self.client, self.head, 101, None, took)
         state.websockets.discard(self)
         self._cancel_timer()
@@ -341,7 +342,7 @@ class WebSocketSession(TransportProtocol):
         state = self.state
         if state.access_format is not None and state.access_log:
             if status == 101:
-                self._opened_at = self.loop.time()
+                self._opened_at = time.monotonic()
             else:
                 state.access_format.log(self.client, self.head, status, None, 0.0)
         elif state.access_log:
