@@ -123,9 +123,9 @@ def test_systemd_notifications_in_order(tmp_path: Path) -> None:
 
 
 def reloaded(server: CLIProcess, generation: int, old: list[int]) -> None:
-    """Wait until ``generation`` serves and the workers it replaced have stopped: from then on,
-    every new connection reaches the new code (a retiring worker closes its listener as soon
-    as its SIGHUP is handled, a moment after the master logs the reload complete)."""
+    """Wait until ``generation`` serves (from then on, every new connection reaches the new
+    code: the master says the reload is complete once no retiring worker accepts) and the
+    workers it replaced have stopped."""
     server.wait_for_line(f"Reload complete: generation {generation} serving")
     for pid in old:
         server.wait_for_line(rf"Worker \[{pid}\] stopped")

@@ -50,7 +50,22 @@ def test_rolling_restart_never_drops_below_the_target(target: int) -> None:
     serving = [w for w in workers if w.state is State.SERVING]
     assert [w.generation for w in serving] == [2] * target
     assert all(w.state is State.RETIRING for w in workers if w.generation == 1)
+    # Retired, but each may take a connection until it says its listeners are closed.
+    assert not complete(workers, 2, target)
+    for record in workers:
+        if record.generation == 1:
+            record.accepting = False
     assert complete(workers, 2, target)
+
+
+def test_a_reload_is_complete_once_no_old_worker_can_accept() -> None:
+    old, new = worker(1, State.RETIRING), worker(2)
+    assert not complete([old, new], 2, 1)
+    old.accepting = False  # it said "D": listeners closed, draining
+    assert complete([old, new], 2, 1)
+    assert complete([new], 2, 1)  # (or it exited)
+    booting_old = worker(1, State.RETIRING)  # retired while booting: it may still listen
+    assert not complete([booting_old, new], 2, 1)
 
 
 def test_old_generation_stays_while_the_canary_boots() -> None:

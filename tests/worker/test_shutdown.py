@@ -111,3 +111,29 @@ async def test_a_second_stop_ends_the_drain_at_once() -> None:
     assert isinstance(app.outcomes["http"], asyncio.CancelledError)
     assert (await asyncio.wait_for(reader.read(), 5 * UNIT)).startswith(b"HTTP/1.1 500 ")
     writer.close()
+
+
+async def test_a_retiring_worker_says_it_stopped_accepting_before_it_drains() -> None:
+    """The master's reload is complete once no retiring worker can take a new connection: the
+    worker says so as soon as its listeners are closed, not after its requests drained."""
+    app = Stubborn()
+    server, port = await start(app, graceful_timeout=60)
+    closed = asyncio.Event()
+    serving_then: list[bool] = []
+
+    def listeners_closed() -> None:
+        serving_then.extend(listener.is_serving() for listener in server._listeners)
+        closed.set()
+
+    server.listeners_closed = listeners_closed
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(get())
+    await asyncio.wait_for(app.request_started.wait(), 5 * UNIT)
+    server.retire()
+    shutting_down = asyncio.ensure_future(server.shutdown(restart=True))
+    await asyncio.wait_for(closed.wait(), 5 * UNIT)
+    assert serving_then == [False]  # (closed first)
+    assert "http" not in app.outcomes and not shutting_down.done()  # still draining
+    server.stop(force=True)
+    await asyncio.wait_for(shutting_down, 5 * UNIT)
+    writer.close()

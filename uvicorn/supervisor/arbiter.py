@@ -163,6 +163,8 @@ class Arbiter(SignalHandlers):
                 reason = recycle.check(worker, self.config, workers, self.generation, now)
                 if reason is not None:  # past --worker-lifetime or --worker-max-rss
                     self.restarts[reason] += 1
+            elif kind == "D":  # its listeners closed: new connections go to the others
+                worker.accepting = False
             elif kind == "P":
                 self.totals.update(worker, text)
             elif kind == "E":

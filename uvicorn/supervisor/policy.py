@@ -59,10 +59,17 @@ def serving(workers: Iterable[Worker], generation: int) -> int:
 
 
 def complete(workers: Iterable[Worker], generation: int, target: int) -> bool:
-    """The target number of workers of ``generation`` serve, and no older one still does."""
-    serving = [w for w in workers if w.state is State.SERVING]
-    current = sum(w.generation == generation and not w.wants_retire for w in serving)
-    return current >= target and all(w.generation == generation for w in serving)
+    """The target number of workers of ``generation`` serve, and no older one may still take a
+    connection: each has exited or said it closed its listeners (a retiring worker serves
+    until its SIGHUP is handled, and a reload said complete must mean that every new
+    connection reaches the new code)."""
+    workers = list(workers)
+    current = sum(
+        w.state is State.SERVING and w.generation == generation and not w.wants_retire
+        for w in workers
+    )
+    older = (w for w in workers if w.generation != generation and w.state is not State.STOPPING)
+    return current >= target and not any(w.accepting for w in older)
 
 
 class Backoff:

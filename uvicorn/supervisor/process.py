@@ -75,6 +75,8 @@ class Worker:
         self.wants_retire = False
         self.expires_at: float | None = None  # past --worker-lifetime (and its jitter) then
         self.fallback = False  # serves the error page of a broken --reload edit, not the app
+        # Until it says it closed its listeners ("D"): it may accept a new connection.
+        self.accepting = True
         self.error = ""  # what stopped it booting, as it reported
         self.aborted = False  # sent SIGABRT for a missed heartbeat
         self.kill_at: float | None = None  # SIGKILL if still alive then
@@ -124,6 +126,9 @@ class WorkerLink:
 
     def retire_me(self) -> None:
         self._send(b"M\n")
+
+    def stopped_accepting(self) -> None:
+        self._send(b"D\n")
 
     def report(self, message: bytes) -> None:
         self._send(message + b"\n")  # (under PIPE_BUF: whole, or not at all)

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.config import BOOT_MARGIN, Config
@@ -65,6 +66,9 @@ class Server:
         self.restart = False
         self.linger = False
         self._linger_end = asyncio.Event()
+        # Called once the listeners are closed (supervisor: the master's reload is complete
+        # only when no retiring worker can take a new connection).
+        self.listeners_closed: Callable[[], None] | None = None
 
     async def start(self) -> None:
         config = self.config
@@ -162,6 +166,8 @@ class Server:
         state.shutting_down = True
         for listener in self._listeners:
             listener.close()
+        if self.listeners_closed is not None:
+            self.listeners_closed()
         if self.linger:
             await self._linger(deadline)
         for conn in list(state.connections):
@@ -274,8 +280,9 @@ async def serve(config: Config, sockets: list[socket.socket], link: Link | None 
     then shut down gracefully."""
     server = Server(config, sockets)
     supervised = Supervised(server, link) if link is not None else None
-    if supervised is not None:
+    if link is not None and supervised is not None:
         supervised.install()
+        server.listeners_closed = link.stopped_accepting
     else:
         server.install_signal_handlers()
     try:
