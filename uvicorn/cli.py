@@ -13,6 +13,26 @@ from uvicorn.env_file import load as load_env_file
 from uvicorn.exceptions import ConfigError, UvicornError
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's, given the terminal's width: argparse makes one for each add_argument() (to
+    check its metavar), and without a width it imports shutil to find it, and shutil bz2,
+    lzma and zlib, ~0.5 MiB that the master would keep (it stays small: docs/architecture.md).
+    The width as shutil.get_terminal_size() finds it."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", ""))
+        except ValueError:
+            columns = 0
+        if columns <= 0:
+            stdout = sys.__stdout__
+            try:
+                columns = os.get_terminal_size(stdout.fileno() if stdout else -1).columns
+            except (AttributeError, ValueError, OSError):
+                columns = 80
+        super().__init__(prog, width=columns - 2)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise ConfigError(message)
@@ -25,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="uvicorn",
         description="A lightning-fast asyncio server for Python 3.",
         allow_abbrev=False,
+        formatter_class=_Formatter,
     )
     parser.add_argument(
         "app", metavar="MODULE:ATTR", help="The app to serve, e.g. app:hello_world."

@@ -8,7 +8,6 @@ import contextlib
 import ipaddress
 import math
 import re
-import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,6 +172,10 @@ def ssl_ciphers(value: Any) -> str:
     context now: a typo stops the start, not every handshake."""
     if not isinstance(value, str):
         raise ValueError("must be a string")
+    # Here, not at the top: importing ssl maps and initialises OpenSSL (~5 MiB of RSS), and the
+    # master, which imports this module, never speaks TLS.
+    import ssl
+
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(value)
     except ssl.SSLError:

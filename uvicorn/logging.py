@@ -3,9 +3,7 @@ request) and ``uvicorn.supervisor`` (the master process)."""
 
 from __future__ import annotations
 
-import json
 import logging
-import logging.config
 import os
 import sys
 from typing import Any
@@ -64,32 +62,32 @@ def use_colours(use_colors: bool | None, log_file: str | None) -> bool:
     return sys.stderr.isatty() and not os.environ.get("NO_COLOR")
 
 
-def default_config(
-    level: str, log_file: str | None = None, use_colors: bool | None = None
-) -> dict[str, Any]:
+def configure_default(level: str, log_file: str | None = None,
+                      use_colors: bool | None = None) -> None:  # fmt: skip
+    """The ``uvicorn`` loggers at ``level``, writing to stderr (or ``log_file``), and nothing
+    else: what ``dictConfig`` did with our default config, without importing
+    ``logging.config`` (and its ``logging.handlers``, ``socketserver``, ``pickle``: ~1 MiB of
+    RSS in the master, which stays small: docs/architecture.md)."""
     numeric = LEVELS[level]
-    handler: dict[str, Any] = {
-        "class": "logging.StreamHandler",
-        "formatter": "default",
-        "stream": "ext://sys.stderr",
-    }
-    if log_file is not None:
-        handler = {"class": "logging.FileHandler", "formatter": "default", "filename": log_file}
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {
-            "default": {"()": LevelPrefixFormatter, "fmt": "%(levelprefix)s%(message)s",
-                        "use_colors": use_colours(use_colors, log_file)},
-        },
-        "handlers": {"default": handler},
-        "loggers": {
-            "uvicorn": {"handlers": ["default"], "level": numeric, "propagate": False},
-            "uvicorn.error": {"level": numeric},
-            "uvicorn.access": {"level": numeric},
-            "uvicorn.supervisor": {"level": numeric},
-        },
-    }
+    handler: logging.Handler
+    if log_file is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        try:
+            handler = logging.FileHandler(log_file)
+        except OSError as exc:
+            raise ConfigError(f"cannot open --log-file {log_file!r}: {exc}") from None
+    colours = use_colours(use_colors, log_file)
+    handler.setFormatter(LevelPrefixFormatter("%(levelprefix)s%(message)s", use_colors=colours))
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.supervisor"):
+        logger = logging.getLogger(name)
+        for old in logger.handlers[:]:  # a second configuration replaces the first
+            logger.removeHandler(old)
+            old.close()
+        logger.setLevel(numeric)
+        logger.propagate = name != "uvicorn"
+        logger.disabled = False
+    logging.getLogger("uvicorn").addHandler(handler)
 
 
 def configure_logging(
@@ -102,11 +100,11 @@ def configure_logging(
     ``level``, when given, overrides for the ``uvicorn`` loggers; ``use_colors`` applies only
     to the default format)."""
     if config_file is None:
-        try:
-            logging.config.dictConfig(default_config(level or "info", log_file, use_colors))
-        except ValueError as exc:
-            raise ConfigError(f"cannot open --log-file {log_file!r}: {exc.__cause__}") from None
+        configure_default(level or "info", log_file, use_colors)
         return
+    import json
+    import logging.config
+
     if not os.path.exists(config_file):
         raise ConfigError(f"--log-config file {config_file!r} does not exist")
     try:
