@@ -29,7 +29,7 @@ from uvicorn.broadcast_redis import RedisBackend
 from uvicorn.broadcast_sentinel import SentinelBackend
 from uvicorn.broadcast_streams import HISTORY
 from uvicorn.broadcast_urls import parse
-from uvicorn.channels import SendsNowait, channel_names
+from uvicorn.channels import Declined, SendsNowait, Shared, channel_names
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.types import Channels, Message
 
@@ -52,17 +52,20 @@ __all__ = ["BroadCastMiddleware", "BroadcastError", "BroadcastMiddleware", "Grou
 class _Member:
     """A local reply channel in one or more groups, and its delivery backlog."""
 
-    __slots__ = ("name", "channel", "groups", "backlog", "task", "owner")
+    __slots__ = ("name", "channel", "groups", "backlog", "task", "owner", "nowait")
 
     def __init__(self, owner: Groups, name: str, channel: Any) -> None:
         self.owner = owner
         self.name = name
         self.channel = channel
+        self.nowait = getattr(channel, "send_nowait", None)  # the server's channels (SendsNowait)
         self.groups: set[str] = set()
         self.backlog: deque[Message] = deque()
         self.task: asyncio.Task[None] | None = None
 
-    def deliver(self, message: Message) -> None:
+    def deliver(self, message: Message, shared: Shared | None = None) -> None:
+        """``shared``: the same message is delivered to many members (``Shared``: a server
+        channel frames it once for all of them)."""
         if self.task is not None:  # still sending earlier messages: queue behind them
             if len(self.backlog) >= MAX_BACKLOG:
                 self.owner.evict(self, f"more than {MAX_BACKLOG} messages behind")
@@ -70,11 +73,11 @@ class _Member:
             else:
                 self.backlog.append(message)
             return
-        loop = asyncio.get_running_loop()
-        nowait = getattr(self.channel, "send_nowait", None)
+        nowait = self.nowait
         if nowait is None:
             # Any channel: a task per send, so that its send() may use what needs one
             # (current_task(), asyncio.timeout()).
+            loop = asyncio.get_running_loop()
             self.task = loop.create_task(self._send(self.channel.send(message)))
             return
         # The server's channels: the send starts at once, without a task, and one that does
@@ -82,12 +85,12 @@ class _Member:
         # waits (back-pressure) is finished in a task of its own, with whatever arrives
         # meanwhile queued behind it.
         try:
-            rest = nowait(message)
+            rest = nowait(message, shared)
         except Exception as exc:
             self._failed(exc)
             return
         if rest is not None:
-            self.task = loop.create_task(self._send(rest))
+            self.task = asyncio.get_running_loop().create_task(self._send(rest))
 
     def _close_slow(self) -> None:
         """Stop sending what is queued and send a close instead. A server channel writes its
@@ -185,8 +188,12 @@ class Groups:
         await self.backend.publish(group, message)
 
     def deliver_local(self, group: str, message: Message) -> None:
-        for member in list(self.groups.get(group, ())):
-            member.deliver(message)
+        members = self.groups.get(group)
+        if not members:
+            return
+        shared = Shared(message)  # framed once for every member that can take the same bytes
+        for member in list(members):
+            member.deliver(message, shared)
 
     def missed(self, group: str) -> None:
         """Messages of the group were lost on their way here (the backend logged it): its
@@ -341,9 +348,13 @@ class _ASGIReply:
 
 class _ServerASGIReply(SendsNowait, _ASGIReply):
     """An ``_ASGIReply`` on the server's own ASGI ``send``, which may be started without a
-    task (``SendsNowait``): ``send()`` awaits nothing else."""
+    task (``SendsNowait``): ``send()`` awaits nothing else. A group's message goes straight
+    to the server's WebSocket (``send_shared()``), framed once for all its members."""
 
     __slots__ = ()
+
+    def send_shared(self, shared: Shared) -> Awaitable[None] | Declined | None:
+        return self._send.__self__.send_shared(shared)  # type: ignore[attr-defined,no-any-return]
 
 
 def _asgi_reply(send: Callable[[MutableMapping[str, Any]], Awaitable[None]]) -> _ASGIReply:

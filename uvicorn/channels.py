@@ -1,5 +1,6 @@
 """Channel names (SPEC.md, "Channels"): unique across every process and host of a deployment;
-and ``SendsNowait``, how the server's channels let the broadcast groups send without a task.
+and ``SendsNowait``, how the server's channels let the broadcast groups send without a task, and
+``Shared``, how they frame a group's message once for all its members.
 
 A base module, so that the server (``worker/``), the adapters (``adapters/``) and the broadcast
 middleware share these without one importing another.
@@ -34,6 +35,30 @@ channel_names = ChannelNames()
 os.register_at_fork(after_in_child=channel_names.reseed)
 
 
+class Shared:
+    """One group message on its way to many channels of this process (the broadcast groups'
+    fan-out): what a server channel makes of it for the wire, made by the first member that
+    needs it and reused by the others. A WebSocket's data frame is the same bytes for every
+    peer that negotiated no extension (a server's frames are not masked: RFC 6455 section 5.1),
+    so 10,000 members cost one frame, not 10,000. ``frame``: None until made; b"" when the
+    message is not a plain data message (each member then takes its ordinary path)."""
+
+    __slots__ = ("message", "frame")
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        self.message = message
+        self.frame: bytes | None = None
+
+
+class Declined:
+    """``send_shared()``'s answer when the channel must take its ordinary path."""
+
+    __slots__ = ()
+
+
+DECLINED = Declined()
+
+
 class SendsNowait:
     """For channels whose ``send()`` needs no task of its own (it never calls
     ``current_task()`` or ``asyncio.timeout()``, and waits only on futures): the server's reply
@@ -43,10 +68,17 @@ class SendsNowait:
     __slots__ = ()
     send: Callable[[dict[str, Any]], Coroutine[Any, Any, None]]  # the class's own
 
-    def send_nowait(self, message: dict[str, Any]) -> Awaitable[None] | None:
+    def send_nowait(
+        self, message: dict[str, Any], shared: Shared | None = None
+    ) -> Awaitable[None] | None:
         """Send ``message`` now, outside any task. None when it is sent; else what is left of
         the send (waiting for a slow peer to read: back-pressure), to await before sending
-        more, or to close to abandon."""
+        more, or to close to abandon. ``shared``: ``message`` goes to many channels at once
+        (``Shared``), which ``send_shared()`` may use."""
+        if shared is not None:
+            sent = self.send_shared(shared)
+            if sent is not DECLINED:
+                return sent  # type: ignore[return-value]
         coroutine = self.send(message)
         try:
             waiting_on = coroutine.send(None)
@@ -56,6 +88,11 @@ class SendsNowait:
             coroutine.close()
             raise
         return _resume(coroutine, waiting_on)
+
+    def send_shared(self, shared: Shared) -> Awaitable[None] | Declined | None:
+        """Send ``shared.message`` as ``send_nowait()`` does (same answers), using what
+        ``shared`` holds; or ``DECLINED`` (nothing done): send it the ordinary way."""
+        return DECLINED
 
 
 @types.coroutine

@@ -359,6 +359,23 @@ class WebSocketCore:
         return self.protocol.state is State.OPEN
 
     @property
+    def shares_frames(self) -> bool:
+        """The next data frame may be bytes made once for many peers (``unmasked_frame()``;
+        the caller writes them), bypassing ``send_text()``, whose checks these are: open (a
+        closing connection gets no data frame: RFC 6455 section 5.5.1), no extension
+        (permessage-deflate compresses with this connection's own context: RFC 7692 section
+        7.2.1), not in the middle of a fragmented message, nothing queued to go before it,
+        and frames not traced (websockets logs each frame it sends at TRACE)."""
+        protocol = self.protocol
+        return (
+            protocol.state is State.OPEN
+            and not protocol.extensions
+            and not protocol.writes
+            and not protocol.expect_continuation_frame
+            and not protocol.debug
+        )
+
+    @property
     def close_expected(self) -> bool:
         return self.protocol.close_expected()
 

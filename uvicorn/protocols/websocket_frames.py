@@ -21,6 +21,7 @@ parses. On top of ``ServerProtocol``:
 from __future__ import annotations
 
 import codecs
+import struct
 from collections.abc import Generator
 from typing import Any
 
@@ -43,6 +44,26 @@ INVALID_UTF8 = "invalid UTF-8"
 # is still arriving (see check_partial_frame()).
 _FRAME_PARSE = Frame.parse.__code__
 _READ_EXACT = StreamReader.read_exact.__code__
+
+
+# The first byte of a final, uncompressed text or binary frame (RFC 6455 section 5.2: FIN, no
+# RSV bits, the opcode).
+TEXT_FIN = 0x80 | _TEXT
+BINARY_FIN = 0x80 | _BINARY
+_LENGTH_16 = struct.Struct("!BBH").pack
+_LENGTH_64 = struct.Struct("!BBQ").pack
+
+
+def unmasked_frame(first: int, payload: bytes) -> bytes:
+    """A server's frame (RFC 6455 section 5.2): ``first`` its first byte, then the payload's
+    length in 7, 7+16 or 7+64 bits and the payload, unmasked (section 5.1: a server MUST NOT
+    mask what it sends). Without an extension (no RSV bit) it is the same bytes for any peer."""
+    length = len(payload)
+    if length < 126:
+        return bytes((first, length)) + payload
+    if length < 65536:
+        return _LENGTH_16(first, 126, length) + payload
+    return _LENGTH_64(first, 127, length) + payload
 
 
 class Message:

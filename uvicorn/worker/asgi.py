@@ -237,6 +237,10 @@ class ASGIWebSocket(SendsNowait, WebSocketSession):
     """The ``websocket`` scope, its events and messages (ASGI spec 2.4), including the
     ``websocket.http.response`` extension to deny a handshake with any HTTP response."""
 
+    # The session's, not SendsNowait's (which declines): a group's message, framed once, for
+    # the broadcast middleware's reply channel on this send (broadcast._ServerASGIReply).
+    send_shared = WebSocketSession.send_shared
+
     async def call_app(self) -> None:
         state = self.state
         extensions: dict[str, Any] = {"websocket.http.response": {}}

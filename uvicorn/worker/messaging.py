@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from uvicorn.channels import SendsNowait, channel_names
+from uvicorn.channels import Declined, SendsNowait, Shared, channel_names
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import ResponseState
 from uvicorn.protocols.websocket import HandshakeState
@@ -221,6 +221,9 @@ class WebSocketReplyChannel(SendsNowait, _Channel):
     def __init__(self, session: WebSocketSession) -> None:
         self._session = session
         self._name = None
+
+    def send_shared(self, shared: Shared) -> Awaitable[None] | Declined | None:
+        return self._session.send_shared(shared)  # a group's message, framed once
 
     async def send(self, message: Message) -> None:
         session = self._session

@@ -13,8 +13,10 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 
+from uvicorn.channels import DECLINED, Declined, Shared
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import simple_response
@@ -27,6 +29,7 @@ from uvicorn.protocols.websocket import (
     Message,
     WebSocketCore,
 )
+from uvicorn.protocols.websocket_frames import BINARY_FIN, TEXT_FIN, unmasked_frame
 from uvicorn.worker.state import ServerState
 from uvicorn.worker.transport import TransportProtocol
 
@@ -287,6 +290,25 @@ class WebSocketSession(TransportProtocol):
         if self.write_paused:
             await self.drain()
 
+    def send_shared(self, shared: Shared) -> Awaitable[None] | Declined | None:
+        """A group's message on its way to many members here (the broadcast fan-out): its
+        frame is made once (``shared_frame()``) and written to each member's transport, as
+        ``send_message()`` writes it (the same state checks, ``WebSocketCore.shares_frames``,
+        and the same back-pressure: what is left is waiting for the peer to read). DECLINED
+        for a connection that must frame it itself (not open yet or any more, compressing)
+        or a message that is not one plain data message: ``send_message()`` then does."""
+        if self.closed or not self.core.shares_frames:
+            return DECLINED
+        frame = shared.frame
+        if frame is None:
+            frame = shared.frame = shared_frame(shared.message)
+        if not frame:
+            return DECLINED
+        self.write(frame, True)
+        if self.write_paused:
+            return self.drain()
+        return None
+
     def close_with(self, code: int) -> None:
         """Shutdown: start the closing handshake with ``code`` (1001 or 1012)."""
         if self.core.state is _PENDING:
@@ -350,3 +372,17 @@ class WebSocketSession(TransportProtocol):
             self.state.log_request(
                 self.client, head.method, self._target(), head.http_version, status
             )
+
+
+def shared_frame(message: Any) -> bytes:
+    """The frame of a group message (SPEC's reply message, which both interfaces' group
+    channels take) that is one text or binary message and nothing else; b"" for any other
+    (a close, both kinds, other types: what the ordinary path checks, or refuses, per member)."""
+    text, data, close = message.get("text"), message.get("bytes"), message.get("close")
+    if close is not None and close is not False:
+        return b""
+    if type(text) is str and data is None:
+        return unmasked_frame(TEXT_FIN, text.encode("utf-8"))
+    if type(data) is bytes and text is None:
+        return unmasked_frame(BINARY_FIN, data)
+    return b""

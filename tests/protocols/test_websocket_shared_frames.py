@@ -1,0 +1,66 @@
+"""Frames made once for many peers (the broadcast fan-out): ``unmasked_frame()`` is the frame
+websockets would have made for any peer without an extension, and ``shares_frames`` says when
+a connection may take such bytes instead of framing its own."""
+
+from __future__ import annotations
+
+import pytest
+from websockets.frames import Frame, Opcode
+
+from tests.protocols.wsclient import Pair, frame
+from uvicorn.protocols.websocket_frames import BINARY_FIN, TEXT_FIN, unmasked_frame
+
+CLOSE = 0x8
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_the_frame_is_the_one_websockets_makes(length: int) -> None:
+    # RFC 6455 section 5.2: 7, 7+16 or 7+64 bits of length, at 126 and 65536.
+    payload = bytes(i % 251 for i in range(length))
+    for first, opcode in ((TEXT_FIN, Opcode.TEXT), (BINARY_FIN, Opcode.BINARY)):
+        expected = Frame(opcode, payload).serialize(mask=False, extensions=[])
+        assert unmasked_frame(first, payload) == expected
+
+
+def test_a_client_reads_it() -> None:
+    pair = Pair()
+    pair.client.receive_data(unmasked_frame(TEXT_FIN, "héllo".encode()))
+    pair.client.receive_data(unmasked_frame(BINARY_FIN, b"\x00" * 200))
+    received = [e for e in pair.client.events_received() if isinstance(e, Frame)]
+    assert [(f.opcode, bytes(f.data)) for f in received] == [
+        (Opcode.TEXT, "héllo".encode()),
+        (Opcode.BINARY, b"\x00" * 200),
+    ]
+
+
+def test_an_open_connection_without_extensions_shares_frames() -> None:
+    assert Pair().core.shares_frames
+
+
+def test_not_before_the_handshake_is_answered() -> None:
+    assert not Pair(accept=False).core.shares_frames
+
+
+def test_not_with_permessage_deflate() -> None:
+    # RFC 7692 section 7.2.1: each connection compresses with its own context.
+    pair = Pair(client_deflate=True)
+    assert [e.name for e in pair.client.extensions] == ["permessage-deflate"]
+    assert not pair.core.shares_frames
+
+
+def test_not_once_closing() -> None:
+    # RFC 6455 section 5.5.1: no data frame after a close frame.
+    pair = Pair()
+    pair.core.close(1000, "")
+    assert not pair.core.shares_frames
+    pair = Pair()
+    pair.send(frame(CLOSE, b"\x03\xe8"))  # the peer's close, answered
+    assert not pair.core.shares_frames
+
+
+def test_not_while_something_else_waits_to_be_written() -> None:
+    pair = Pair()
+    pair.core.send_ping(b"")  # queued, not yet taken by data_to_send()
+    assert not pair.core.shares_frames
+    pair.server_out()
+    assert pair.core.shares_frames
