@@ -27,7 +27,7 @@ from uvicorn.broadcast_backends import Backend, BroadcastError, MemoryBackend
 from uvicorn.broadcast_cluster import ClusterBackend
 from uvicorn.broadcast_redis import RedisBackend
 from uvicorn.broadcast_sentinel import SentinelBackend
-from uvicorn.broadcast_streams import HISTORY
+from uvicorn.broadcast_streams import EXPIRE, HISTORY
 from uvicorn.broadcast_urls import parse
 from uvicorn.channels import Declined, SendsNowait, Shared, channel_names
 from uvicorn.exceptions import ClientDisconnected
@@ -250,7 +250,9 @@ class BroadcastMiddleware:
     ``BroadcastMiddleware(app, url='redis://...')`` (also ``rediss://``, ``redis-cluster://``,
     ``redis-sentinel://``: ``broadcast_urls``) or ``url='memory://'``. Without any of them,
     ``$UVICORN_REDIS_URL`` when set, else ``redis://localhost:6379``. ``history`` is how many
-    messages Redis keeps per group (at least) for a process that reconnects to catch up.
+    messages Redis keeps per group (at least) for a process that reconnects to catch up;
+    ``expire`` how long (seconds; None: for ever) after a group's last message Redis keeps
+    its stream (``broadcast_streams.EXPIRE``, a day): an abandoned group's history goes.
 
     Wraps a messaging-interface app; an ASGI 3 app gets an ``ASGIBroadcastMiddleware``, which
     offers the same groups through the ``uvicorn.groups`` scope extension.
@@ -270,6 +272,7 @@ class BroadcastMiddleware:
         url: str | None = None,
         prefix: str = "uvicorn.groups:",
         history: int = HISTORY,
+        expire: float | None = EXPIRE,
     ) -> None:
         self.app = app
         if url is None:
@@ -284,13 +287,14 @@ class BroadcastMiddleware:
         self.url = url
         self.prefix = prefix
         self.history = history  # messages kept per group in Redis, for processes catching up
+        self.expire = expire  # seconds after its last message, a group's stream is deleted
         self._groups: Groups | None = None
 
     @property
     def groups(self) -> Groups:
         """Created on first use, in the process and event loop that serve (after any fork)."""
         if self._groups is None:
-            self._groups = Groups(make_backend(self.url, self.prefix, self.history))
+            self._groups = Groups(make_backend(self.url, self.prefix, self.history, self.expire))
         return self._groups
 
     async def __call__(self, message: Message, channels: Channels) -> None:
@@ -314,17 +318,17 @@ class BroadcastMiddleware:
 BroadCastMiddleware = BroadcastMiddleware  # the original README spells it so once
 
 
-def make_backend(url: str, prefix: str, history: int) -> Backend:
+def make_backend(url: str, prefix: str, history: int, expire: float | None = EXPIRE) -> Backend:
     """The backend a URL names (``broadcast_urls``): one Redis, a Cluster, a Sentinel-watched
     master, or ``memory://``."""
     if url.startswith("memory://"):
         return MemoryBackend()
     where = parse(url)
     if where.kind == "cluster":
-        return ClusterBackend(where, prefix, history)
+        return ClusterBackend(where, prefix, history, expire)
     if where.kind == "sentinel":
-        return SentinelBackend(where, prefix, history)
-    return RedisBackend(where, prefix, history)
+        return SentinelBackend(where, prefix, history, expire)
+    return RedisBackend(where, prefix, history, expire)
 
 
 class _ASGIReply:

@@ -29,7 +29,7 @@ import logging
 from typing import Any
 
 from uvicorn import broadcast_streams as streams
-from uvicorn.broadcast_streams import READING, START, Reader, StreamBackend, stream_items
+from uvicorn.broadcast_streams import EXPIRE, READING, START, Reader, StreamBackend, stream_items
 from uvicorn.broadcast_urls import RedisURL
 
 logger = logging.getLogger("uvicorn.error")
@@ -103,8 +103,10 @@ def redirected(exc: Exception) -> bool:
 class ClusterBackend(StreamBackend):
     behind_from_start = False  # a promoted replica may lack the last entries read
 
-    def __init__(self, where: RedisURL, prefix: str, history: int) -> None:
-        super().__init__(where, prefix, history)
+    def __init__(
+        self, where: RedisURL, prefix: str, history: int, expire: float | None = EXPIRE
+    ) -> None:
+        super().__init__(where, prefix, history, expire)
         self.layout: Layout | None = None
         self._seeds = [_name(host, port) for host, port in where.nodes]
         self._clients: dict[str, Any] = {}  # master -> the client that sends to it
@@ -146,17 +148,22 @@ class ClusterBackend(StreamBackend):
     async def _add(self, group: str, key: str, fields: dict[bytes, Any]) -> None:
         layout = self.layout or await self.refresh()
         node = _served(layout, key)
+        bell = layout.bell(self.prefix, node)
         pipe = self._client(node).pipeline(transaction=False)
         pipe.xadd(key, fields, maxlen=self.history, approximate=True)  # type: ignore[arg-type]
-        pipe.xadd(layout.bell(self.prefix, node), {"g": group}, maxlen=BELL_HISTORY,
-                  approximate=True)  # fmt: skip
+        pipe.xadd(bell, {"g": group}, maxlen=BELL_HISTORY, approximate=True)
+        self._expiring(pipe, key)  # the group's stream and the bell: gone once unused
+        self._expiring(pipe, bell)
         await pipe.execute()
 
     async def _ring(self, group: str, key: str) -> None:
         layout = self.layout or await self.refresh()
         node = _served(layout, key)
         bell = layout.bell(self.prefix, node)
-        await self._client(node).xadd(bell, {"g": group}, maxlen=BELL_HISTORY, approximate=True)
+        pipe = self._client(node).pipeline(transaction=False)
+        pipe.xadd(bell, {"g": group}, maxlen=BELL_HISTORY, approximate=True)
+        self._expiring(pipe, bell)
+        await pipe.execute()
 
     def _retryable(self, exc: Exception) -> bool:
         return super()._retryable(exc) or redirected(exc)

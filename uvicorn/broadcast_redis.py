@@ -16,17 +16,28 @@ import contextlib
 from typing import Any
 
 from uvicorn import broadcast_streams as streams
-from uvicorn.broadcast_streams import HISTORY, READING, START, Reader, StreamBackend, stream_items
+from uvicorn.broadcast_streams import (
+    EXPIRE,
+    HISTORY,
+    READING,
+    START,
+    Reader,
+    StreamBackend,
+    stream_items,
+)
 from uvicorn.broadcast_urls import RedisURL, parse
 
 WAKE_TTL = 3600  # seconds: the wake-up stream of a process that died without closing goes
 
-__all__ = ["HISTORY", "RedisBackend"]
+__all__ = ["EXPIRE", "HISTORY", "RedisBackend"]
 
 
 class RedisBackend(StreamBackend):
-    def __init__(self, url: str | RedisURL, prefix: str, history: int = HISTORY) -> None:
-        super().__init__(url if isinstance(url, RedisURL) else parse(url), prefix, history)
+    def __init__(
+        self, url: str | RedisURL, prefix: str, history: int = HISTORY,
+        expire: float | None = EXPIRE,
+    ) -> None:  # fmt: skip
+        super().__init__(url if isinstance(url, RedisURL) else parse(url), prefix, history, expire)
         self._publisher = self._connect(socket_timeout=5, client_name="uvicorn.groups")
         self._reader = _Reader(self)
         self._wake_key = f"{prefix}~{self.origin}"
@@ -61,7 +72,13 @@ class RedisBackend(StreamBackend):
         return self._publisher
 
     async def _add(self, group: str, key: str, fields: dict[bytes, Any]) -> None:
-        await self._publisher.xadd(key, fields, maxlen=self.history, approximate=True)
+        if self._expire_ms is None:
+            await self._publisher.xadd(key, fields, maxlen=self.history, approximate=True)
+            return
+        pipe = self._publisher.pipeline(transaction=False)  # one round trip, as the XADD alone
+        pipe.xadd(key, fields, maxlen=self.history, approximate=True)
+        self._expiring(pipe, key)
+        await pipe.execute()
 
     async def close(self) -> None:
         self._closed = True

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from uvicorn.broadcast_redis import RedisBackend
+from uvicorn.broadcast_streams import EXPIRE
 from uvicorn.broadcast_urls import RedisURL
 
 # Asking a Sentinel that does not answer must not hold up a reconnect for long.
@@ -23,7 +24,9 @@ SENTINEL_TIMEOUT = 1.0
 class SentinelBackend(RedisBackend):
     behind_from_start = False  # a promoted replica may lack the last entries read
 
-    def __init__(self, where: RedisURL, prefix: str, history: int) -> None:
+    def __init__(
+        self, where: RedisURL, prefix: str, history: int, expire: float | None = EXPIRE
+    ) -> None:
         from redis.asyncio.connection import parse_url
         from redis.asyncio.sentinel import Sentinel
 
@@ -42,7 +45,7 @@ class SentinelBackend(RedisBackend):
                              "socket_connect_timeout": SENTINEL_TIMEOUT, **tls},
             **options,
         )  # fmt: skip
-        super().__init__(where, prefix, history)
+        super().__init__(where, prefix, history, expire)
 
     def _connect(self, **options: Any) -> Any:
         return self._sentinel.master_for(self.where.service, retry=None, socket_connect_timeout=2,

@@ -34,6 +34,13 @@ RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # back-off, then every 5 s
 # waited on forever, until TCP keep-alive, hours later.
 HEALTH_CHECK = 5.0
 HISTORY = 1000  # entries kept per group (at least: MAXLEN ~ trims in whole stream nodes)
+# Seconds after a group's last send when Redis deletes its stream (and, in a cluster, a master's
+# bell after its last ring): a group nobody sends to any more (a chat room abandoned) would
+# otherwise keep its history in Redis for ever. Each send refreshes it, in the same pipeline as
+# its XADD (no round trip more). A day: far longer than the outages the history is for; a
+# process away for longer than this after its group's last message finds the stream gone, and
+# reads on from its start as after a Redis restarted without its data.
+EXPIRE = 86400.0
 ORIGIN_CHECK = 100  # entries looked at to tell whether a send cut off by a drop was taken
 START = b"0-0"  # before every id
 # A reading connection's options. No socket timeout: its reads block in Redis, bounded by
@@ -69,15 +76,21 @@ class StreamBackend(Backend):
     # (Sentinel, Cluster), the second.
     behind_from_start = True
 
-    def __init__(self, where: RedisURL, prefix: str, history: int) -> None:
+    def __init__(
+        self, where: RedisURL, prefix: str, history: int, expire: float | None = EXPIRE
+    ) -> None:
         import redis.asyncio as redis
 
         if history < 1:
             raise ValueError(f"history must be at least 1 entry per group, not {history}")
+        if expire is not None and not expire >= 0.001:
+            raise ValueError(f"expire must be None (never) or at least 0.001 s, not {expire!r}")
         self.where = where
         self.address = where.address  # errors and logs name Redis without the URL's password
         self.prefix = prefix
         self.history = history
+        self.expire = expire  # (seconds) after a group's last send, its stream is deleted
+        self._expire_ms = None if expire is None else round(expire * 1000)
         self.origin = secrets.token_hex(8)  # our own entries are delivered here at send time
         self._origin = self.origin.encode()
         self._sequence = 0  # with the origin, names each entry: a retried send is not doubled
@@ -168,6 +181,12 @@ class StreamBackend(Backend):
 
     def _retryable(self, exc: Exception) -> bool:
         return isinstance(exc, self._connection_errors)
+
+    def _expiring(self, pipe: Any, key: str) -> None:
+        """Queue the refresh of ``key``'s expiry (``EXPIRE``) in ``pipe``, after the XADD that
+        made or grew it: the same round trip."""
+        if self._expire_ms is not None:
+            pipe.pexpire(key, self._expire_ms)
 
     async def _recover(self) -> None:
         """What to do before a send's second try (a cluster looks up its layout again)."""
