@@ -4,14 +4,26 @@ One command, from the checkout:
 
     python3 benchmarks/run.py
 
-It installs the published uvicorn (``uvicorn[standard]``: httptools + uvloop) into a venv of its
-own, /tmp/uvicorn-bench/published (reused when it is there; delete it to reinstall; never the
-project's .venv, where ``uvicorn`` is this checkout), serves the same apps (benchmarks/apps/) with
-it and with this checkout's server (the project's .venv, or this interpreter when it imports
-uvicorn from the checkout) and prints a markdown table per scenario and the table of the
-performance targets with a verdict. Ours runs each scenario twice: a messaging-interface app
-(``ours-messaging``) and an ASGI 3 app (``ours-asgi``); the published uvicorn and the peers run the
-ASGI app.
+It installs the published uvicorn (``uvicorn[standard]``: httptools + uvloop, and zttp) into a
+venv of its own, /tmp/uvicorn-bench/published (reused when it is there; delete it to reinstall;
+never the project's .venv, where ``uvicorn`` is this checkout), serves the same apps
+(benchmarks/apps/) with it and with this checkout's server (the project's .venv, or this
+interpreter when it imports uvicorn from the checkout) and prints a markdown table per scenario
+and the table of the performance targets with a verdict. Ours runs each scenario twice: a
+messaging-interface app (``ours-messaging``) and an ASGI 3 app (``ours-asgi``); the published
+uvicorn and the peers run the ASGI app. Over HTTP/1.1 and WebSockets the published uvicorn runs
+twice too: ``published-httptools`` (`--http httptools`) and ``published-zttp`` (`--http zttp`),
+both `--ws websockets`.
+
+Issue 16's targets are paired ratios to the faster of the two in each scenario: the one whose
+median req/s over its own rounds of that scenario is higher (httptools on a tie; the other when
+one failed). Every ratio of ours is then the median over rounds of ours / that configuration's
+req/s in the same round (the "paired" column, and the target rows). The targets: ws >= 1.5x,
+hello-ka >= 2.0x, stream >= 3.0x, echo >= 2.0x, hello-close >= 2.3x on both interfaces; ahead of
+granian (paired >= 1.0x) in each of them when `--peers granian` ran; p99 no higher than the lowest
+p99 of any other server in the scenario; an idle master process (the process started) at most 15
+MiB RSS and an idle worker (the largest leaf of its process tree) at most 22 MiB, medians over the
+scenarios. The verdict line names every check missed.
 
 Scenarios: hello-ka (wrk -t1 -c64, keep-alive GET, 'Hello, world'), hello-close (the same with
 Connection: close), stream (16 x 1 KiB body messages, chunked), echo (POST 64 KiB echoed back),
@@ -19,15 +31,16 @@ ws (64 WebSocket connections, each sending a 64-byte text message and waiting fo
 client is harness/ws_client.py under the published venv's Python, which has uvloop); and over
 HTTP/2 (h2c, prior knowledge; h2load, harness/h2load.py): h2-hello (-c64 -m10), h2-download
 (1 MiB answers, -c16 -m4) and h2-upload (64 KiB echoed, -c16 -m4). There the published uvicorn
-runs `--http zttp --http2` (zttp is installed into its venv), granian `--http 2`, hypercorn with
+runs `--http zttp --http2` (published-zttp alone), granian `--http 2`, hypercorn with
 keep_alive_max_requests raised (harness/hypercorn_h2.toml) and ours `--http 2`. h2-hello also
 opens --h2-idle-conns connections that each did one request and stay open, and reports the
 worker's RSS growth per connection. Static files (wrk -c16, apps/files.py): file-1m and
 file-64m, Starlette's FileResponse (http.response.pathsend where the server offers it, as ours
 and granian do; the published uvicorn gets the file streamed through Python), ours-messaging a
 reply with 'file'; MiB/s and the server's CPU per MiB, paired against the published uvicorn and
-granian (starlette is installed into their venvs). `--scenarios h1` (the default) / `h2` /
-`files` select a group.
+granian (starlette is installed into their venvs; the published uvicorn is published-httptools
+there, as when issue 13 set those targets). `--scenarios h1` (the default) / `h2` / `files` select
+a group.
 
 Method: every run starts a fresh server (one worker) pinned with taskset to one core, the load
 generator on the other; a warm-up, then the measured window. Rounds interleave the servers
@@ -45,13 +58,9 @@ The exit status is 0 even when targets are missed: it measures, the verdict line
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import resource
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,10 +74,17 @@ if str(HERE) not in sys.path:  # imported from the tests rather than run as a sc
     sys.path.insert(0, str(HERE))
 
 from harness import h2load, loads, procs, report  # noqa: E402
+from harness.env import (  # noqa: E402
+    install_tools,
+    log,
+    machine,
+    our_python,
+    venv,
+    versions,
+)
 
-VENVS = Path("/tmp/uvicorn-bench")
-PUBLISHED = ["uvicorn[standard]"]
-PUBLISHED_H2 = ["zttp"]  # the published uvicorn's HTTP/2 (`--http zttp --http2`)
+# zttp: the published uvicorn's other HTTP/1.1 parser (`--http zttp`) and its HTTP/2 (`--http2`)
+PUBLISHED = ["uvicorn[standard]", "zttp"]
 FILE_APPS = ["starlette"]  # the file scenarios' app (apps/files.py), in every venv
 PEERS: dict[str, list[str]] = {"granian": ["granian[uvloop]"], "hypercorn": ["hypercorn", "uvloop"]}
 PEER_ARGS = {  # one worker, uvloop, no access log; the executable is bin/<peer> of its venv
@@ -81,7 +97,6 @@ PEER_ARGS = {  # one worker, uvloop, no access log; the executable is bin/<peer>
 # requests per connection would fail most of an h2load run (it does not connect again).
 PEER_H2_ARGS = {"granian": ["--http", "2"],
                 "hypercorn": ["--config", str(HERE / "harness" / "hypercorn_h2.toml")]}  # fmt: skip
-TOOLS = {"wrk": "wrk", "h2load": "nghttp2-client", "curl": "curl"}  # command: Debian package
 # What each kind of scenario runs.
 KIND_TOOLS = {"http": ["wrk"], "h2": ["h2load", "curl"], "file": ["wrk"]}
 CLIENT_CPU, SERVER_CPU = 0, 1
@@ -97,70 +112,11 @@ class Server:
     argv: list[str]  # "{app}" and "{port}" are filled in per run
     cwd: Path
     h2_argv: list[str] | None = None  # the same server serving h2c with prior knowledge
+    kinds: tuple[str, ...] = ("http", "ws", "h2", "file")  # the kinds of scenario it runs
 
     def command(self, module: str, port: int, h2: bool = False) -> list[str]:
         argv = self.h2_argv if h2 and self.h2_argv is not None else self.argv
         return [a.format(app=f"apps.{module}", port=port) for a in argv]
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def venv(name: str, packages: list[str], base_python: str) -> Path:
-    """/tmp/uvicorn-bench/<name> with `packages`, created on first use, reused afterwards, and
-    completed with pip when a run needs a package it does not have yet."""
-    path = VENVS / name
-    stamp = path / "bench-packages.txt"
-    have = stamp.read_text().split() if stamp.exists() else []
-    missing = [p for p in packages if p not in have]
-    if have and not missing:
-        return path
-    log(f"installing {' '.join(missing)} into {path}")
-    if not have:
-        subprocess.run([base_python, "-m", "venv", "--clear", str(path)], check=True)
-    subprocess.run([str(path / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                    "--disable-pip-version-check", *missing], check=True)  # fmt: skip
-    stamp.write_text(" ".join(have + missing))
-    return path
-
-
-def versions(paths: list[Path]) -> str:
-    """The servers' versions in those venvs (their dist-info folders): 'uvicorn 0.55.0, ...'."""
-    names = ("uvicorn", "zttp", "granian", "hypercorn")
-    found = [info.name.removesuffix(".dist-info").replace("-", " ", 1) for path in paths
-             for info in sorted(path.glob("lib/python*/site-packages/*.dist-info"))
-             if info.name.split("-")[0].lower() in names]  # fmt: skip
-    return ", ".join(found)
-
-
-def install_tools(commands: list[str]) -> None:
-    """The load generators' Debian packages (TOOLS), as root or through sudo."""
-    packages = [TOOLS[c] for c in commands if shutil.which(c) is None]
-    if not packages:
-        return
-    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    what = f"apt-get install -y {' '.join(packages)}"
-    if shutil.which("apt-get") is None or (sudo and shutil.which("sudo") is None):
-        sys.exit(f"missing: {', '.join(packages)}: install them (Debian: {what}) and run again")
-    log(f"installing {' '.join(packages)} ({what})")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
-        if subprocess.run([*sudo, *step], env=env).returncode != 0:
-            sys.exit(f"could not install {what} ({' '.join(step)} failed): install, run again")
-
-
-def our_python() -> str:
-    """The project's .venv, else this interpreter, provided it imports uvicorn from the checkout."""
-    for python in (CHECKOUT / ".venv" / "bin" / "python", Path(sys.executable)):
-        if not python.exists():
-            continue
-        found = subprocess.run([str(python), "-c", "import uvicorn; print(uvicorn.__file__)"],
-                               cwd=CHECKOUT, capture_output=True, text=True)  # fmt: skip
-        if found.stdout.strip().startswith(str(CHECKOUT / "uvicorn")):
-            return str(python)
-    sys.exit(f"no interpreter imports uvicorn from {CHECKOUT}: run ./scripts/test once "
-             "(it creates .venv) or `pip install -e .`")  # fmt: skip
 
 
 def servers(ours: str, published: Path, peers: dict[str, Path]) -> list[Server]:
@@ -168,8 +124,13 @@ def servers(ours: str, published: Path, peers: dict[str, Path]) -> list[Server]:
     common = ["--host", procs.HOST, "--port", "{port}", "--no-access-log", "--log-level", "warning"]
     pub = [str(published / "bin" / "python"), "-m", "uvicorn", "{app}:app", *common,
            "--loop", "uvloop"]  # fmt: skip
-    out = [Server(report.BASELINE, [*pub, "--http", "httptools", "--ws", "websockets"], HERE,
-                  [*pub, "--http", "zttp", "--http2"])]  # fmt: skip
+    # The published uvicorn twice over HTTP/1.1 (issue 16 pairs ours with the faster of the
+    # two in each scenario); over HTTP/2 only zttp serves, and the file targets were set
+    # against httptools.
+    out = [Server(report.PUBLISHED_HTTPTOOLS, [*pub, "--http", "httptools", "--ws", "websockets"],
+                  HERE, kinds=("http", "ws", "file")),
+           Server(report.PUBLISHED_ZTTP, [*pub, "--http", "zttp", "--ws", "websockets"], HERE,
+                  [*pub, "--http", "zttp", "--http2"], kinds=("http", "ws", "h2"))]  # fmt: skip
     for interface, attr, flag in (("messaging", "mi", "messaging"), ("ASGI", "app", "asgi3")):
         argv = [ours, "-m", "uvicorn", f"{{app}}:{attr}", "--app-dir", "benchmarks",
                 "--interface", flag, *common]  # fmt: skip
@@ -192,6 +153,7 @@ def measure(server: Server, name: str, args: argparse.Namespace, scratch: Path) 
         watch = proc.wait_ready(port, scen.path, h2_preface=h2load.preface() if h2 else b"")
         time.sleep(0.3)  # let the worker settle before reading its idle RSS
         idle_worker, idle_tree = watch.idle_rss()
+        idle_master = watch.master_rss()
         watch.start()
         if scen.kind == "ws":
             loads.check_ws(port)
@@ -224,7 +186,8 @@ def measure(server: Server, name: str, args: argparse.Namespace, scratch: Path) 
         if proc.proc.poll() is not None:
             raise proc.fail(f"exited with status {proc.proc.returncode} during the run")
         res.update(peak_rss_mib=watch.peak_rss / procs.MIB, idle_worker_mib=idle_worker,
-                   idle_tree_mib=idle_tree, procs=len(watch.seen))  # fmt: skip
+                   idle_tree_mib=idle_tree, idle_master_mib=idle_master,
+                   procs=len(watch.seen))  # fmt: skip
         return res
     except procs.ServerFailed as exc:
         text = str(exc)
@@ -251,12 +214,12 @@ def run_scenario(name: str, todo: list[Server], args: argparse.Namespace,
                 res = results[server.name] = measure(server, name, args, scratch)
                 res["round"] = rnd
                 if "rps" in res:
-                    log(f"  {name} r{rnd} {server.name:<15} {res['rps']:>10,.0f}/s  "
+                    log(f"  {name} r{rnd} {server.name:<19} {res['rps']:>10,.0f}/s  "
                         f"p50 {res['p50_ms']:.2f}  p99 {res['p99_ms']:.2f} ms  "
                         f"client {res['client_cpu_pct']:.0f}%  steal {res['steal_pct']:.0f}%  "
                         f"errors {res['errors']}")  # fmt: skip
                 else:
-                    log(f"  {name} r{rnd} {server.name:<15} FAILED: "
+                    log(f"  {name} r{rnd} {server.name:<19} FAILED: "
                         f"{res['error'].splitlines()[0]}")  # fmt: skip
             stolen = max(r.get("steal_pct", 0.0) for r in results.values())
             if stolen <= STEAL_LIMIT or attempt == args.redos:
@@ -268,17 +231,6 @@ def run_scenario(name: str, todo: list[Server], args: argparse.Namespace,
         for server_name, res in results.items():
             runs[server_name].append(res)
     return runs, redone
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return {"cpu": model, "cpus": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version(),
-            "date": datetime.date.today().isoformat()}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -331,8 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         args.client_cpu = args.server_cpu = None
     ours = our_python()
     apps = FILE_APPS if "file" in kinds else []  # what apps/files.py imports
-    published = venv("published", PUBLISHED + (PUBLISHED_H2 if "h2" in kinds else []) + apps,
-                     ours)  # fmt: skip
+    published = venv("published", PUBLISHED + apps, ours)
     peers = {p: venv(p, PEERS[p] + apps, ours) for p in args.peers}
     args.ws_python = str(published / "bin" / "python")
     todo = servers(ours, published, peers)
@@ -347,15 +298,17 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, report.Summary]] = {}
     all_runs: dict[str, Any] = {}
     redone: dict[str, int] = {}
+    bases: dict[str, str | None] = {}
     with tempfile.TemporaryDirectory(prefix="uvicorn-bench-") as scratch:
         for name in args.scenarios:
             scen = loads.SCENARIOS[name]
             log(f"== {name}: {scen.what}")
-            runs, redone[name] = run_scenario(name, todo, args, Path(scratch))
-            base = runs.get(report.BASELINE, [])
-            refs = {r: runs[r] for r in report.H2_REFS
-                    if scen.kind in ("h2", "file") and r in runs}  # fmt: skip
-            results[name] = {s: report.summarize(r, base, refs) for s, r in runs.items()}
+            runs, redone[name] = run_scenario(name, [s for s in todo if scen.kind in s.kinds],
+                                              args, Path(scratch))  # fmt: skip
+            bases[name] = base = report.baseline(scen.kind, runs)
+            refs = {r: runs[r] for r in runs if r not in report.OURS.values()}
+            results[name] = {s: report.summarize(r, runs.get(base or "", []), refs)
+                             for s, r in runs.items()}  # fmt: skip
             all_runs[name] = runs
     pinning = "server and load generator on separate cores" if meta["pinned"] else "unpinned"
     print(f"## uvicorn benchmarks: {meta['date']}, {meta['cpu']} ({meta['cpus']} CPUs), "
@@ -365,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, sums in results.items():
         scen = loads.SCENARIOS[name]
         unit = "round trips/s" if scen.kind == "ws" else "req/s"
-        print(report.scenario_table(f"{name}: {scen.what}", unit, sums))
+        print(report.scenario_table(f"{name}: {scen.what}", unit, sums, bases[name]))
         if redone[name]:
             print(f"({redone[name]} round(s) measured again: the host stole more than "
                   f"{STEAL_LIMIT:g}% of a core during them)\n")  # fmt: skip

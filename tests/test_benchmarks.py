@@ -29,25 +29,45 @@ def _load_runner() -> ModuleType:
 
 run = _load_runner()
 report, loads = run.report, run.loads
+env = sys.modules["harness.env"]
 
 
-def _run(rnd: int, rps: float, p99: float = 2.0, idle: float = 20.0) -> dict[str, Any]:
+def _run(rnd: int, rps: float, p99: float = 2.0, idle: float = 20.0,
+         master: float = 12.0) -> dict[str, Any]:  # fmt: skip
     return {"round": rnd, "rps": rps, "requests": int(rps * 10), "p50_ms": 1.0, "p99_ms": p99,
             "server_cpu_s": rps * 10 * 20e-6, "client_cpu_pct": 40.0, "other_cpu_pct": 1.0,
-            "peak_rss_mib": 50.0, "idle_worker_mib": idle, "errors": 0}  # fmt: skip
+            "peak_rss_mib": 50.0, "idle_worker_mib": idle, "idle_master_mib": master,
+            "errors": 0}  # fmt: skip
 
 
-def _results(ours_rps: float, asgi_rps: float) -> dict[str, dict[str, Any]]:
-    """Every target scenario: published at 10,000 and 12,000 req/s, ours at a multiple."""
+HTTPTOOLS, ZTTP = report.PUBLISHED_HTTPTOOLS, report.PUBLISHED_ZTTP
+
+
+def _summaries(runs: dict[str, list[dict[str, Any]]], kind: str = "http") -> dict[str, Any]:
+    """As run.py summarizes a scenario: paired with its baseline, and with every peer."""
+    base = report.baseline(kind, runs)
+    refs = {n: r for n, r in runs.items() if n not in report.OURS.values()}
+    return {n: report.summarize(r, runs.get(base or "", []), refs) for n, r in runs.items()}
+
+
+def _results(ours_rps: float, asgi_rps: float, zttp: float = 0.9,
+             granian: float | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Every target scenario: the published uvicorn with httptools at 10,000 and 12,000 req/s,
+    with zttp at `zttp` times that, ours (and granian) at a multiple of the faster of the two."""
     out = {}
     for scen in report.TARGETS:
-        base = [_run(0, 10_000, idle=30.0), _run(1, 12_000, idle=30.0)]
+        fast = max(1.0, zttp)
         runs = {
-            report.BASELINE: base,
-            "ours-messaging": [_run(0, 10_000 * ours_rps), _run(1, 12_000 * ours_rps)],
-            "ours-asgi": [_run(0, 10_000 * asgi_rps), _run(1, 12_000 * asgi_rps)],
-        }
-        out[scen] = {name: report.summarize(r, base) for name, r in runs.items()}
+            HTTPTOOLS: [_run(0, 10_000, p99=3.0, idle=30.0), _run(1, 12_000, p99=3.0, idle=30.0)],
+            ZTTP: [_run(0, 10_000 * zttp, p99=2.5), _run(1, 12_000 * zttp, p99=2.5)],
+            "ours-messaging": [_run(0, 10_000 * fast * ours_rps),
+                               _run(1, 12_000 * fast * ours_rps)],
+            "ours-asgi": [_run(0, 10_000 * fast * asgi_rps), _run(1, 12_000 * fast * asgi_rps)],
+        }  # fmt: skip
+        if granian is not None:
+            runs["granian"] = [_run(0, 10_000 * fast * granian, p99=4.0),
+                               _run(1, 12_000 * fast * granian, p99=4.0)]  # fmt: skip
+        out[scen] = _summaries(runs)
     return out
 
 
@@ -85,24 +105,81 @@ def test_summary_medians_and_ratios() -> None:
 
 
 def test_targets_all_met() -> None:
-    text = report.targets_table(_results(2.5, 2.5))
-    assert "| hello-ka paired req/s ratio | 2.50x | 2.50x | >= 1.50x | pass |" in text
-    assert "| idle RSS of one worker | 20.0 MiB | 20.0 MiB | <= 30.0 MiB | pass |" in text
-    assert "**Verdict: every target met (11/11 checks pass)**" in text
-    assert "WARNING" not in text
+    text = report.targets_table(_results(3.5, 3.5, granian=2.0))
+    assert ("| hello-ka paired req/s vs published-httptools | 3.50x | 3.50x | >= 2.00x | pass |"
+            in text)  # fmt: skip
+    assert "| stream paired req/s vs granian | 1.75x | 1.75x | >= 1.00x | pass |" in text
+    assert "| ws p99 ms vs published-zttp | 2.00 ms | 2.00 ms | <= 2.50 ms | pass |" in text
+    assert "| idle RSS of the master process | 12.0 MiB | 12.0 MiB | <= 15.0 MiB | pass |" in text
+    assert "| idle RSS of one worker | 20.0 MiB | 20.0 MiB | <= 22.0 MiB | pass |" in text
+    assert "**Verdict: every target met (17/17 checks pass)**" in text
+    assert "WARNING" not in text and "granian did not run" not in text
+
+
+def test_ratios_are_paired_with_the_faster_published_configuration() -> None:
+    # zttp 20% faster than httptools: every ratio is over zttp's run of the same round.
+    results = _results(2.0, 2.0, zttp=1.2)
+    sums = results["hello-ka"]
+    assert sums["ours-asgi"]["paired"] == sums["ours-asgi"]["paired_to"][ZTTP] == 2.0
+    assert sums["ours-asgi"]["paired_to"][HTTPTOOLS] == 2.4
+    rows = {row[0]: row for row in report.target_rows(results)}
+    assert rows["hello-ka paired req/s vs published-zttp"][1:] == ("2.00x", "2.00x", ">= 2.00x",
+                                                                   "pass")  # fmt: skip
+    assert "hello-ka paired req/s vs published-httptools" not in rows
+    # Per round: zttp's median is higher, so it is the reference in every round, even one in
+    # which httptools happened to be faster.
+    runs = {HTTPTOOLS: [_run(0, 100), _run(1, 100), _run(2, 130)],
+            ZTTP: [_run(0, 120), _run(1, 120), _run(2, 120)],
+            "ours-asgi": [_run(0, 240), _run(1, 240), _run(2, 240)]}  # fmt: skip
+    assert report.baseline("http", runs) == ZTTP
+    assert _summaries(runs)["ours-asgi"]["paired"] == 2.0
+    # A tie goes to httptools, a failed or absent configuration leaves the other; HTTP/2 pairs
+    # with zttp (the only one serving it), files with httptools.
+    assert report.faster_published({HTTPTOOLS: 5.0, ZTTP: 5.0}) == HTTPTOOLS
+    assert report.faster_published({HTTPTOOLS: None, ZTTP: 1.0}) == ZTTP
+    assert report.baseline("ws", {ZTTP: [{"round": 0, "error": "x"}], HTTPTOOLS: runs[ZTTP]}) \
+        == HTTPTOOLS
+    assert report.baseline("ws", {"ours-asgi": runs["ours-asgi"]}) is None
+    assert report.baseline("h2", runs) == ZTTP and report.baseline("file", runs) == HTTPTOOLS
+    table = report.scenario_table("hello-ka", "req/s", _summaries(runs), ZTTP)
+    assert ("(vs published, paired: over published-zttp, the faster of the two published "
+            "configurations here (median req/s))") in table  # fmt: skip
 
 
 def test_targets_missed_are_named() -> None:
-    results = _results(1.6, 1.2)
+    results = _results(2.2, 1.2, granian=2.1)
     results["stream"]["ours-messaging"] = report.summarize([{"round": 0, "error": "x"}], [])
+    for scen in ("echo", "ws", "hello-close"):  # the median over the five scenarios: 16
+        results[scen]["ours-asgi"]["idle_master_mib"] = 16.0
+    results["echo"]["granian"]["p99_ms"] = 1.5
     rows = {row[0]: row for row in report.target_rows(results)}
-    assert rows["hello-ka paired req/s ratio"][1:] == ("1.60x", "1.20x", ">= 1.50x",
-                                                         "FAIL (ASGI)")  # fmt: skip
-    assert rows["stream paired req/s ratio"][1] == "n/a"
-    assert rows["stream paired req/s ratio"][4] == "FAIL"
+    assert rows["hello-ka paired req/s vs published-httptools"][1:] == (
+        "2.20x", "1.20x", ">= 2.00x", "FAIL (ASGI)")  # fmt: skip
+    assert rows["hello-ka paired req/s vs granian"][1:] == ("1.05x", "0.57x", ">= 1.00x",
+                                                            "FAIL (ASGI)")  # fmt: skip
+    assert rows["stream paired req/s vs published-httptools"][1] == "n/a"
+    assert rows["stream paired req/s vs published-httptools"][4] == "FAIL"
+    assert rows["echo p99 ms vs granian"][3:] == ("<= 1.50 ms", "FAIL")
+    assert rows["idle RSS of the master process"][1:] == ("12.0 MiB", "16.0 MiB", "<= 15.0 MiB",
+                                                          "FAIL (ASGI)")  # fmt: skip
     line = report.verdict(list(rows.values()), other_cpu=35.0)
-    assert line.startswith("**Verdict: 5 of 11 checks missed: hello-ka paired req/s ratio (ASGI);")
-    assert "stream p99 ms (messaging)" in line and "WARNING: other processes used 35%" in line
+    assert line.startswith("**Verdict: 13 of 17 checks missed: ws paired req/s vs "
+                           "published-httptools (ASGI); ws paired req/s vs granian (ASGI);")
+    assert "echo p99 ms vs granian;" in line
+    assert "stream p99 ms vs published-zttp (messaging)" in line
+    assert "idle RSS of the master process (ASGI)**" in line
+    assert "WARNING: other processes used 35%" in line
+
+
+def test_granian_is_judged_only_where_it_ran() -> None:
+    text = report.targets_table(_results(3.5, 3.5))
+    assert "(granian did not run: 'ahead of granian' is not judged; add --peers granian)" in text
+    assert "vs granian" not in text and "(12/12 checks pass)" in text
+    results = _results(3.5, 3.5, granian=1.5)
+    results["ws"]["granian"] = report.summarize([{"round": 0, "error": "boom"}], [])
+    text = report.targets_table(results)
+    assert "(granian failed in ws: 'ahead of granian' there is not judged)" in text
+    assert "ws paired req/s vs granian" not in text and "(16/16 checks pass)" in text
 
 
 def test_a_round_the_host_stole_from_is_measured_again_whole(monkeypatch: Any) -> None:
@@ -123,6 +200,31 @@ def test_a_round_the_host_stole_from_is_measured_again_whole(monkeypatch: Any) -
     assert len(calls) == 2 * (1 + 2 + 2)
     assert [r["round"] for r in runs["ours"]] == [0, 1, 2]
     assert [r["steal_pct"] for r in runs["published"]] == [0.0, 0.0, 9.0]
+
+
+def test_the_runner_runs_both_published_configurations_over_http1(
+        monkeypatch: Any, capsys: Any) -> None:  # fmt: skip
+    ran: list[tuple[str, str]] = []
+    rps = {HTTPTOOLS: 10_000.0, ZTTP: 12_500.0, "granian": 20_000.0}
+
+    def measure(server: Any, name: str, args: Any, scratch: Any) -> dict[str, Any]:
+        ran.append((server.name, name))
+        return dict(_run(0, rps.get(server.name, 25_000.0)), steal_pct=0.0)
+
+    monkeypatch.setattr(run, "measure", measure)
+    monkeypatch.setattr(run, "install_tools", lambda commands: None)
+    monkeypatch.setattr(run, "our_python", lambda: "/py")
+    monkeypatch.setattr(run, "venv", lambda name, packages, base: Path("/v") / name)
+    monkeypatch.setattr(run.procs, "can_pin", lambda: False)
+    assert run.main(["--scenarios", "hello-ka,ws", "--rounds", "1", "--peers", "granian"]) == 0
+    out = capsys.readouterr().out
+    names = ["granian", "ours-asgi", "ours-messaging", HTTPTOOLS, ZTTP]
+    assert sorted(ran) == sorted((n, scen) for n in names for scen in ("hello-ka", "ws"))
+    assert "(vs published, paired: over published-zttp, the faster of the two" in out
+    assert "| hello-ka paired req/s vs published-zttp | 2.00x | 2.00x | >= 2.00x | pass |" in out
+    assert "| ws paired req/s vs published-zttp | 2.00x | 2.00x | >= 1.50x | pass |" in out
+    assert "| ws paired req/s vs granian | 1.25x | 1.25x | >= 1.00x | pass |" in out
+    assert "**Verdict: every target met (8/8 checks pass)**" in out
 
 
 # benchmarks/soak.py: its own logic, without a server or wrk.
@@ -312,9 +414,14 @@ def test_the_download_app_answers_the_body_the_check_expects() -> None:
 def test_server_command_lines_over_h2() -> None:
     peers = {"granian": Path("/v/granian"), "hypercorn": Path("/v/hypercorn")}
     todo = {s.name: s for s in run.servers("/py", Path("/v/pub"), peers)}
-    pub = todo["published"].command("hello", 8000, h2=True)
+    pub = todo[ZTTP].command("hello", 8000, h2=True)
     assert pub[-5:] == ["--loop", "uvloop", "--http", "zttp", "--http2"]
-    assert "httptools" in todo["published"].command("hello", 8000)
+    assert todo[ZTTP].command("hello", 8000)[-4:] == ["--http", "zttp", "--ws", "websockets"]
+    assert todo[HTTPTOOLS].command("hello", 8000)[-4:] == ["--http", "httptools", "--ws",
+                                                           "websockets"]  # fmt: skip
+    # Both over HTTP/1.1 and WebSockets; zttp alone over HTTP/2, httptools alone for files.
+    assert (todo[HTTPTOOLS].kinds, todo[ZTTP].kinds) == (("http", "ws", "file"),
+                                                         ("http", "ws", "h2"))  # fmt: skip
     ours = todo["ours-asgi"].command("download", 8001, h2=True)
     assert ours[:4] == ["/py", "-m", "uvicorn", "apps.download:app"]
     assert ours[-2:] == ["--http", "2"]
@@ -331,14 +438,14 @@ def test_server_command_lines_over_h2() -> None:
 
 def test_venvs_are_completed_not_rebuilt(monkeypatch: Any, tmp_path: Path) -> None:
     calls: list[list[str]] = []
-    monkeypatch.setattr(run, "VENVS", tmp_path)
+    monkeypatch.setattr(env, "VENVS", tmp_path)
 
     def fake_run(cmd: list[str], **kw: Any) -> None:
         calls.append(cmd)
         if cmd[1:3] == ["-m", "venv"]:
             Path(cmd[-1]).mkdir(parents=True)
 
-    monkeypatch.setattr(run.subprocess, "run", fake_run)
+    monkeypatch.setattr(env.subprocess, "run", fake_run)
     path = run.venv("published", ["uvicorn[standard]"], "python3")
     assert [c[1:3] for c in calls] == [["-m", "venv"], ["-m", "pip"]]
     calls.clear()
@@ -358,7 +465,7 @@ def _h2_results(ours: float, hyper: float | None = 0.1,
     out = {}
     for scen in report.H2_SCENARIOS:
         base = [_run(0, 30_000), _run(1, 36_000)]
-        runs = {report.BASELINE: base, "ours-messaging": [_run(0, 30_000 * ours),
+        runs = {ZTTP: base, "ours-messaging": [_run(0, 30_000 * ours),
                                                           _run(1, 36_000 * ours)]}  # fmt: skip
         runs["ours-asgi"] = [dict(r, mib_s=1000.0, conn_kib=4.0) for r in runs["ours-messaging"]]
         if hyper is not None:
@@ -407,13 +514,13 @@ def test_h2_tables_show_throughput_and_idle_memory_columns() -> None:
     assert "| 20.0 | - | - | 0.10x |" in table  # published: neither measured
     assert "granian, idle connections:\n    the server closed 3" in table
     assert "MiB/s" not in report.scenario_table("hello-ka", "req/s", _results(2, 2)["hello-ka"])
-    assert sums["ours-asgi"]["paired_to"] == {"published": 1.6, "hypercorn": 16.0}
+    assert sums["ours-asgi"]["paired_to"] == {ZTTP: 1.6, "hypercorn": 16.0}
 
 
 def test_the_runner_pairs_h2_runs_with_each_peer_and_prints_the_h2_verdict(
         monkeypatch: Any, capsys: Any) -> None:  # fmt: skip
     ran: list[tuple[str, str]] = []
-    rps = {"published": 30_000.0, "hypercorn": 3_000.0, "granian": 60_000.0}
+    rps = {ZTTP: 30_000.0, "hypercorn": 3_000.0, "granian": 60_000.0}
 
     def measure(server: Any, name: str, args: Any, scratch: Any) -> dict[str, Any]:
         ran.append((server.name, name))
@@ -427,9 +534,9 @@ def test_the_runner_pairs_h2_runs_with_each_peer_and_prints_the_h2_verdict(
     assert run.main(["--scenarios", "h2-hello", "--rounds", "1",
                      "--peers", "granian,hypercorn"]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    servers = ["granian", "hypercorn", "ours-asgi", "ours-messaging", "published"]
+    servers = ["granian", "hypercorn", "ours-asgi", "ours-messaging", ZTTP]  # not httptools
     assert sorted(ran) == [(n, "h2-hello") for n in servers]
-    assert "Targets (issue 7)" not in out and "Targets (issue 12)" in out
+    assert "Targets (issue 16)" not in out and "Targets (issue 12)" in out
     assert "| h2-hello paired req/s vs hypercorn | 16.67x | 16.67x | >= 5.00x | pass |" in out
     assert ("| h2-hello paired req/s vs granian | 0.83x | 0.83x | >= 1.00x | not reached |"
             in out)  # fmt: skip
@@ -457,7 +564,7 @@ def _file_results(ours: float, granian: float | None = 1.0) -> dict[str, dict[st
     out = {}
     for scen in report.FILE_SCENARIOS:
         base = [_run(0, 100), _run(1, 120)]
-        runs = {"published": base, "ours-messaging": [_run(0, 100 * ours), _run(1, 120 * ours)],
+        runs = {HTTPTOOLS: base, "ours-messaging": [_run(0, 100 * ours), _run(1, 120 * ours)],
                 "ours-asgi": [_run(0, 100 * ours), _run(1, 120 * ours)]}  # fmt: skip
         if granian is not None:
             runs["granian"] = [_run(0, 100 * granian), _run(1, 120 * granian)]
@@ -506,7 +613,7 @@ def test_the_files_app_makes_its_files_and_answers_with_them(
 def test_the_runner_installs_starlette_and_prints_the_file_verdict(
         monkeypatch: Any, capsys: Any) -> None:  # fmt: skip
     installed: dict[str, list[str]] = {}
-    rps = {"published": 10.0, "granian": 25.0}
+    rps = {HTTPTOOLS: 10.0, "granian": 25.0}
 
     def measure(server: Any, name: str, args: Any, scratch: Any) -> dict[str, Any]:
         return dict(_run(0, rps.get(server.name, 40.0)), steal_pct=0.0)
@@ -522,9 +629,10 @@ def test_the_runner_installs_starlette_and_prints_the_file_verdict(
     monkeypatch.setattr(run.procs, "can_pin", lambda: False)
     assert run.main(["--scenarios", "files", "--rounds", "1", "--peers", "granian"]) == 0
     out = capsys.readouterr().out
-    assert installed == {"published": ["uvicorn[standard]", "starlette"],
+    assert installed == {"published": ["uvicorn[standard]", "zttp", "starlette"],
                          "granian": ["granian[uvloop]", "starlette"]}  # fmt: skip
-    assert "Targets (issue 7)" not in out and "Targets (issue 13)" in out
+    assert "Targets (issue 16)" not in out and "Targets (issue 13)" in out
     assert "| file-64m paired bytes/s vs the published uvicorn | 4.00x | 4.00x |" in out
     assert "| file-1m paired bytes/s vs granian | 1.60x | 1.60x | >= 1.00x | pass |" in out
     assert "CPU us/MiB" not in out  # (the canned runs have no file meters)
+

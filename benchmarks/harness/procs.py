@@ -75,6 +75,12 @@ class TreeWatch(threading.Thread):
         leaves = [info[3] for pid, info in procs.items() if pid not in parents] or [0]
         return max(leaves) * PAGE / MIB, sum(info[3] for info in procs.values()) * PAGE / MIB
 
+    def master_rss(self) -> float:
+        """RSS of the process started (taskset execs it), in MiB: the master of a server that
+        forks its workers, the only process of one that does not."""
+        info = stat(self.root)
+        return 0.0 if info is None else info[3] * PAGE / MIB
+
     def run(self) -> None:
         while not self._done.wait(self.interval):
             self.sample()
