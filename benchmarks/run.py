@@ -51,6 +51,10 @@ generator on the other; a warm-up, then the measured window. Rounds interleave t
     python3 benchmarks/run.py --rounds 5 --duration 10 --scenarios hello-ka,stream
     python3 benchmarks/run.py --peers granian,hypercorn --json /tmp/bench.json
     python3 benchmarks/run.py --scenarios h2 --peers granian,hypercorn --rounds 3
+    python3 benchmarks/run.py --callgrind --peers granian
+
+`--callgrind` counts instructions per request instead of timing (harness/callgrind.py says how):
+they do not move with the machine's load, so ratios can be checked on a busy host.
 
 The exit status is 0 even when targets are missed: it measures, the verdict line judges.
 """
@@ -73,7 +77,7 @@ CHECKOUT = HERE.parent
 if str(HERE) not in sys.path:  # imported from the tests rather than run as a script
     sys.path.insert(0, str(HERE))
 
-from harness import h2load, loads, procs, report  # noqa: E402
+from harness import callgrind, h2load, loads, procs, report  # noqa: E402
 from harness.env import (  # noqa: E402
     install_tools,
     log,
@@ -233,16 +237,37 @@ def run_scenario(name: str, todo: list[Server], args: argparse.Namespace,
     return runs, redone
 
 
+def count_instructions(args: argparse.Namespace, todo: list[Server], meta: dict[str, Any]) -> int:
+    """--callgrind: instructions per request of every server, and the ratios."""
+    meta.update(valgrind=callgrind.version(),
+                counts={s: callgrind.COUNTS[s] for s in args.scenarios})  # fmt: skip
+    log(f"{meta['cpu']} x{meta['cpus']}, Python {meta['python']}, {meta['valgrind']}; "
+        f"{len(todo)} servers under callgrind, {args.rounds} rounds each")  # fmt: skip
+    started = time.monotonic()
+    results = callgrind.run_all(todo, args.scenarios, args.rounds, args.connections,
+                                args.server_cpu)  # fmt: skip
+    log(f"counted in {(time.monotonic() - started) / 60:.1f} min")
+    print(f"## uvicorn instruction counts: {meta['date']}, {meta['cpu']} ({meta['cpus']} CPUs), "
+          f"Python {meta['python']}, {meta['valgrind']}\n\n{args.rounds} rounds per server, "
+          f"{args.connections} connections, PYTHONHASHSEED=0; {meta['versions']}\n")  # fmt: skip
+    print(callgrind.tables(results, [s.name for s in todo]), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"meta": meta, "callgrind": results}, indent=1))
+    return 0
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # Five short rounds rather than three long ones: on a shared machine a burst of noise
     # spoils one run, and the median of five paired ratios sets two such rounds aside.
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, help="default: 5 (--callgrind: 2)")
     parser.add_argument("--duration", type=int, default=6, help="measured seconds per run")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds per run (0: none)")
     names = ", ".join([*loads.SCENARIOS, *(f"{g} (the {g} group)" for g in loads.GROUPS)])
-    parser.add_argument("--scenarios", default="h1", help=f"of: {names}")
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--scenarios", help=f"of: {names}; default: h1 (--callgrind: "
+                        f"{','.join(callgrind.DEFAULT_SCENARIOS)})")  # fmt: skip
+    parser.add_argument("--connections", type=int,
+                        help=f"default: 64 (--callgrind: {callgrind.CONNECTIONS})")  # fmt: skip
     parser.add_argument("--redos", type=int, default=2,
                         help=f"times a round is measured again when the host stole more than "
                              f"{STEAL_LIMIT:g}%% of a core during it (0: never)")  # fmt: skip
@@ -250,7 +275,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="FILE", help="write every run and summary here")
     parser.add_argument("--h2-idle-conns", type=int, default=1000, metavar="N",
                         help="h2-hello: idle h2c connections measured (0: none)")  # fmt: skip
+    parser.add_argument("--callgrind", action="store_true",
+                        help="count each server's instructions per request under valgrind over a "
+                             "fixed number of requests, instead of timing (harness/callgrind.py)")
     args = parser.parse_args(argv)
+    cg = args.callgrind
+    args.rounds = (2 if cg else 5) if args.rounds is None else args.rounds
+    if args.connections is None:
+        args.connections = callgrind.CONNECTIONS if cg else 64
+    if args.scenarios is None:
+        args.scenarios = ",".join(callgrind.DEFAULT_SCENARIOS) if cg else "h1"
     picked = [s for s in args.scenarios.split(",") if s]
     args.scenarios = list(dict.fromkeys(x for s in picked for x in loads.GROUPS.get(s, [s])))
     args.peers = [p for p in args.peers.split(",") if p]
@@ -261,6 +295,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for scen in args.scenarios:
         if scen not in loads.SCENARIOS:
             parser.error(f"unknown scenario {scen!r}")
+        if cg and scen not in callgrind.COUNTS:
+            parser.error(f"--callgrind counts {', '.join(callgrind.COUNTS)}, not {scen!r}")
     for peer in args.peers:
         if peer not in PEERS:
             parser.error(f"unknown peer {peer!r}")
@@ -270,7 +306,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     kinds = {loads.SCENARIOS[s].kind for s in args.scenarios}
-    install_tools([tool for kind in kinds for tool in KIND_TOOLS.get(kind, [])])
+    install_tools(["valgrind"] if args.callgrind else
+                  [tool for kind in kinds for tool in KIND_TOOLS.get(kind, [])])  # fmt: skip
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if "h2" in kinds and soft < args.h2_idle_conns + 256:  # the idle connections, both ends
         want = args.h2_idle_conns + 256
@@ -293,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                 servers_h2={s.name: " ".join(s.h2_argv or []) for s in todo},
                 h2_idle_conns=args.h2_idle_conns,
                 versions=versions([published, *peers.values()]))  # fmt: skip
+    if args.callgrind:
+        return count_instructions(args, [s for s in todo if "http" in s.kinds], meta)
     log(f"{meta['cpu']} x{meta['cpus']}, Python {meta['python']}; {len(todo)} servers, "
         f"{args.rounds} rounds of {args.warmup:g}+{args.duration:g} s")  # fmt: skip
     results: dict[str, dict[str, report.Summary]] = {}

@@ -29,7 +29,7 @@ def _load_runner() -> ModuleType:
 
 run = _load_runner()
 report, loads = run.report, run.loads
-env = sys.modules["harness.env"]
+env, callgrind, counted = (sys.modules[f"harness.{m}"] for m in ("env", "callgrind", "counted"))
 
 
 def _run(rnd: int, rps: float, p99: float = 2.0, idle: float = 20.0,
@@ -636,3 +636,175 @@ def test_the_runner_installs_starlette_and_prints_the_file_verdict(
     assert "| file-1m paired bytes/s vs granian | 1.60x | 1.60x | >= 1.00x | pass |" in out
     assert "CPU us/MiB" not in out  # (the canned runs have no file meters)
 
+
+# run.py --callgrind: harness/callgrind.py and its fixed-size load, harness/counted.py.
+
+
+def test_callgrind_options() -> None:
+    args = run.parse_args(["--callgrind"])
+    assert args.scenarios == ["hello-ka", "hello-close", "ws"]
+    assert (args.rounds, args.connections) == (2, 16)
+    timed = run.parse_args([])  # the timed runs keep their own defaults
+    assert (timed.rounds, timed.connections, timed.callgrind) == (5, 64, False)
+    args = run.parse_args(["--callgrind", "--scenarios", "stream,echo", "--rounds", "3"])
+    assert args.scenarios == ["stream", "echo"] and args.rounds == 3
+    with pytest.raises(SystemExit):
+        run.parse_args(["--callgrind", "--scenarios", "h2-hello"])
+
+
+def test_callgrind_counts_are_read_from_every_thread_and_never_without_pids() -> None:
+    answer = """PID 15078: /v/bin/python -m uvicorn
+
+  Totals:        Ir
+   Th 1  74,886,224
+
+PID 15080: /v/bin/python -m uvicorn
+
+  Totals:        Ir
+   Th 1   1,000
+   Th 3     250
+"""
+    assert callgrind.totals(answer) == 74_887_474
+    with pytest.raises(run.procs.ServerFailed, match="no counts"):
+        callgrind.totals("PID 1: x\n  OK.\n")
+    # Without pids callgrind_control acts on every callgrind run of the machine.
+    with pytest.raises(run.procs.ServerFailed, match="no process of the server"):
+        callgrind.control("--zero", [])
+    import os
+
+    assert callgrind.callgrind_pids(os.getpid()) == []  # (this process is not under valgrind)
+    argv = callgrind.valgrind(["/py", "-m", "uvicorn"], Path("/tmp/x"))
+    assert argv[:4] == ["valgrind", "--tool=callgrind", "--trace-children=yes",
+                        "--trace-syscalls=yes"]  # fmt: skip
+    assert "--log-file=/tmp/x/valgrind.%p.log" in argv and argv[-3:] == ["/py", "-m", "uvicorn"]
+
+
+def test_callgrind_system_calls_are_counted_from_valgrinds_logs(tmp_path: Path) -> None:
+    (tmp_path / "valgrind.10.log").write_text(
+        "==10== Callgrind\n"
+        "SYSCALL[10,1](232) sys_epoll_wait ( 3, 0x1, 1024, 0 ) --> Success(0x2)\n"
+        "SYSCALL[10,1](  0) sys_read ( 7, 0x2, 262144 ) --> Success(0x4c)\n"
+        "SYSCALL[10,1](228) sys_clock_gettime( 1, 0x1fff0003c0 )[sync] --> Success(0x0)\n")
+    (tmp_path / "valgrind.11.log").write_text(
+        "SYSCALL[11,3](  1) sys_write ( 7, 0x3, 97 ) --> Success(0x61)\n")
+    (tmp_path / "output.log").write_text("SYSCALL[12,1](  1) sys_write ( 1, 0x3, 9 )\n")
+    assert callgrind.syscalls(tmp_path) == 3  # not clock_gettime, not the server's own output
+
+
+def test_callgrind_subtracts_the_short_run_from_the_long_one(monkeypatch: Any) -> None:
+    # Each run costs 5,000,000 instructions and 40 system calls once (connections, the zeroing),
+    # plus 80,000 and 3 a request.
+    done: list[int] = []
+    zeroed: list[list[int]] = []
+
+    def control(option: str, pids: list[int]) -> str:
+        if option == "--zero":
+            zeroed.append(list(pids))
+            return "  OK.\n"
+        return f"  Totals: Ir\n   Th 1  {5_000_000 + 80_000 * done[-1]:,}\n"
+
+    monkeypatch.setattr(callgrind, "control", control)
+    monkeypatch.setattr(callgrind, "callgrind_pids", lambda root: [root, root + 1])
+    monkeypatch.setattr(callgrind, "settle", lambda root: None)
+    monkeypatch.setattr(callgrind, "syscalls",
+                        lambda out_dir: 1000 + sum(40 + 3 * n for n in done))  # fmt: skip
+    assert callgrind.per_request(done.append, 100, 240, 1200, Path("/x")) == (80_000, 3.0)
+    assert done == [240, 1200] and zeroed == [[100, 101], [100, 101]]
+    assert callgrind.summarize([80_000, 80_400, 79_800], [3.0, 3.5, 2.0]) == {
+        "per_request": 80_000, "spread_pct": 0.75, "syscalls_per_request": 3.0}  # fmt: skip
+
+
+def test_callgrind_ratios_over_the_published_configuration_with_fewer_instructions() -> None:
+    def got(n: float) -> dict[str, Any]:
+        return {"per_request": n, "spread_pct": 0.1, "rounds": [n, n],
+                "syscalls_per_request": n / 20_000, "syscalls": [n / 20_000] * 2}  # fmt: skip
+
+    results = {
+        "hello-ka": {HTTPTOOLS: got(104_000), ZTTP: got(90_000), "granian": got(60_000),
+                     "ours-messaging": got(45_000), "ours-asgi": got(40_000)},
+        "ws": {HTTPTOOLS: got(80_000), ZTTP: {"error": "exited with status 1\nTraceback"},
+               "ours-messaging": got(50_000), "ours-asgi": got(64_000)},
+    }  # fmt: skip
+    rows = callgrind.ratio_rows(results)
+    assert rows[0] == ["hello-ka", ZTTP, "2.00x", "2.25x", ">= 2x", "1.33x", "1.50x"]
+    assert rows[1] == ["ws", HTTPTOOLS, "1.60x", "1.25x", ">= 1.5x", "-", "-"]
+    names = [HTTPTOOLS, ZTTP, "ours-messaging", "ours-asgi", "granian"]
+    text = callgrind.tables(results, names)
+    assert "| hello-ka | 1200 - 240 | 104,000 (0.1%) | 90,000 (0.1%) | 45,000 (0.1%) |" in text
+    assert ("| ws | 1200 - 240 | 80,000 (0.1%) | FAILED | 50,000 (0.1%) | 64,000 (0.1%) | - |"
+            in text)  # fmt: skip
+    assert "published-zttp, ws FAILED:\n    exited with status 1\n    Traceback" in text
+    assert "| hello-ka | 1200 - 240 | 5.20 | 4.50 | 2.25 | 2.00 | 3.00 |" in text
+    assert "| ws | 1200 - 240 | 4.00 | FAILED | 2.50 | 3.20 | - |" in text
+
+
+def test_counted_load_splits_evenly_and_reads_whole_responses() -> None:
+    import socket
+    import threading
+
+    assert counted.shares(1200, 16) == [75] * 16
+    assert counted.shares(10, 4) == [3, 3, 2, 2] and counted.shares(2, 4) == [1, 1]
+    assert counted.request("hello-close", 80).endswith(b"Connection: close\r\n\r\n")
+    assert b"Content-Length: 65536\r\n\r\n" in counted.request("echo", 80)
+    frame = counted.ws_frame(b"m" * 64)
+    assert frame[:2] == b"\x81\xc0" and len(frame) == 2 + 4 + 64
+    assert bytes(b ^ frame[2 + i % 4] for i, b in enumerate(frame[6:])) == b"m" * 64
+    client, server = socket.socketpair()
+    with client, server:
+        client.settimeout(5)
+        chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   + b"400\r\n" + b"x" * 1024 + b"\r\n" + b"0\r\n\r\n")  # fmt: skip
+        sized = b"HTTP/1.1 404 Not Found\r\nContent-Length: 12\r\n\r\nHello, world"
+
+        def send() -> None:  # in small pieces, as a slow server may
+            data = chunked + sized + b"HTTP/1.1 101 Switching"
+            for i in range(0, len(data), 7):
+                server.sendall(data[i : i + 7])
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        buf = bytearray()
+        assert counted.read_response(client, buf) == 200
+        assert counted.read_response(client, buf) == 404
+        sender.join()
+        server.close()
+        with pytest.raises(counted.LoadFailed, match="closed the connection"):
+            counted.read_response(client, buf)
+
+
+def test_counted_load_sends_exactly_the_requests_asked_for() -> None:
+    import http.server
+    import threading
+
+    seen: list[tuple[int, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            seen.append((self.client_address[1], self.headers.get("Connection", "")))
+            close = self.headers.get("Connection") == "close"
+            self.send_response(200)
+            self.send_header("Content-Length", "12")
+            if close:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"Hello, world")
+            self.close_connection = close
+
+        def log_message(self, *args: Any) -> None: ...
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        counted.run("hello-ka", port, 10, 3)
+        assert len(seen) == 10 and len({p for p, _ in seen}) == 3  # 4 + 3 + 3, kept alive
+        seen.clear()
+        counted.run("hello-close", port, 5, 2)
+        assert len(seen) == 5 and len({p for p, _ in seen}) == 5
+        assert {c for _, c in seen} == {"close"}
+    finally:
+        server.shutdown()
+        server.server_close()

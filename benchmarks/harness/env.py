@@ -15,7 +15,8 @@ from typing import Any
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 VENVS = Path("/tmp/uvicorn-bench")
-TOOLS = {"wrk": "wrk", "h2load": "nghttp2-client", "curl": "curl"}  # command: Debian package
+TOOLS = {"wrk": "wrk", "h2load": "nghttp2-client", "curl": "curl",
+         "valgrind": "valgrind"}  # command: Debian package
 
 
 def log(text: str) -> None:

@@ -152,10 +152,11 @@ def tail(path: Path, lines: int = 12) -> str:
 class Server:
     """One server process (and its forks) on a free loopback port, its output in `log`."""
 
-    def __init__(self, argv: list[str], cwd: Path, log: Path, cpu: int | None) -> None:
+    def __init__(self, argv: list[str], cwd: Path, log: Path, cpu: int | None,
+                 env: dict[str, str] | None = None) -> None:  # fmt: skip
         self.log = log
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-        env["PYTHONUNBUFFERED"] = "1"
+        inherited = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        env = inherited | (env or {}) | {"PYTHONUNBUFFERED": "1"}
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
                 pinned(argv, cpu), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
