@@ -29,7 +29,13 @@ from websockets.protocol import State
 
 from uvicorn.logging import TRACE
 from uvicorn.protocols.http_parser import RequestHead
-from uvicorn.protocols.websocket_frames import Message, StrictServerProtocol
+from uvicorn.protocols.websocket_frames import (
+    BINARY_FIN,
+    TEXT_FIN,
+    Message,
+    StrictServerProtocol,
+    unmasked_frame,
+)
 from uvicorn.protocols.websocket_handshake import (
     header_texts,
     offered_subprotocols,
@@ -151,6 +157,9 @@ class WebSocketCore:
         self.status = 0  # of the handshake's answer, once sent
         self._closed = False  # a Closed event was reported
         self._failure: tuple[int, str] | None = None  # reported as Failing
+        # Accepted with no extension and frames not traced: data frames may be made here
+        # (``frame_data()``, ``shares_frames``) rather than by websockets' send_text().
+        self._plain = False
         self._response = self._check_handshake()
 
     def _check_handshake(self) -> HandshakeResponse:
@@ -202,6 +211,7 @@ class WebSocketCore:
             response.headers[name] = value
         self._server_defaults(response)
         self.state = HandshakeState.ACCEPTED
+        self._plain = not self.protocol.extensions and not self.protocol.debug
         self.status = 200 if self.h2 else 101
         self._send_response(response)
 
@@ -368,12 +378,21 @@ class WebSocketCore:
         and frames not traced (websockets logs each frame it sends at TRACE)."""
         protocol = self.protocol
         return (
-            protocol.state is State.OPEN
-            and not protocol.extensions
+            self._plain
+            and protocol.state is State.OPEN
             and not protocol.writes
             and not protocol.expect_continuation_frame
-            and not protocol.debug
         )
+
+    def frame_data(self, text: str | None, data: bytes | None) -> bytes | None:
+        """The frame of a data message (``text``, else ``data``) for the caller to write
+        now, made here as ``send_text()`` / ``send_binary()`` would make it, when the
+        connection ``shares_frames``; else None (use ``send_text()`` / ``send_bytes()``)."""
+        if not self.shares_frames:
+            return None
+        if text is not None:
+            return unmasked_frame(TEXT_FIN, text.encode("utf-8"))
+        return unmasked_frame(BINARY_FIN, data or b"")
 
     @property
     def close_expected(self) -> bool:

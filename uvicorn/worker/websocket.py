@@ -277,15 +277,23 @@ class WebSocketSession(TransportProtocol):
 
     async def send_message(self, text: str | None, data: bytes | None, close: int | None) -> None:
         """Send a message and/or start the closing handshake; wait while the peer is slow."""
-        if self.core.state is _PENDING:
+        core = self.core
+        if core.state is _PENDING:
             self.accept()
         self.check_open()
+        if close is None and (text is not None or data is not None):
+            frame = core.frame_data(text, data)  # made here: no websockets Frame, no join
+            if frame is not None:
+                self.write(frame, True)
+                if self.write_paused:
+                    await self.drain()
+                return
         if text is not None:
-            self.core.send_text(text)
+            core.send_text(text)
         elif data is not None:
-            self.core.send_bytes(data)
+            core.send_bytes(data)
         if close is not None:
-            self.core.close(close, "")
+            core.close(close, "")
         self.flush_core()
         if self.write_paused:
             await self.drain()
