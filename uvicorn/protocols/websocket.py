@@ -15,6 +15,7 @@ decides (accept with a subprotocol and headers, reject with 403, or any HTTP res
 from __future__ import annotations
 
 import enum
+import functools
 import http
 import logging
 from collections.abc import Iterable
@@ -25,7 +26,7 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.http11 import Response as HandshakeResponse
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 
 from uvicorn.logging import TRACE
 from uvicorn.protocols.http_parser import RequestHead
@@ -119,6 +120,10 @@ _LOGGER = _QuietLogger(logging.getLogger("uvicorn.error"), {})
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 
 
+class _DeferringProtocol(StrictServerProtocol):
+    defer_failures = True
+
+
 class WebSocketCore:
     def __init__(
         self,
@@ -138,20 +143,29 @@ class WebSocketCore:
         self._date_header = date_header
         self._method = head.method
         extensions = [_deflate(window_bits)] if per_message_deflate else None
-        self.protocol = StrictServerProtocol(
-            extensions=extensions, max_size=max_size, logger=_LOGGER
-        )
-        self.protocol.defer_failures = defer_failures
+        # (A class attribute: set on the instance, it cost ~1.3 KB a connection, websockets'
+        # protocol's attributes no longer sharing their keys with its class's other instances.)
+        protocol_class = _DeferringProtocol if defer_failures else StrictServerProtocol
+        self.protocol = protocol_class(extensions=extensions, max_size=max_size, logger=_LOGGER)
         self.protocol.receive_data(request_bytes(head, h2))
         request = next((e for e in self.protocol.events_received() if isinstance(e, Request)), None)
-        if request is None:
+        if request is not None:
+            # websockets' parser would hold the request (~2.5 KB with its Headers) in its
+            # frame for the connection's life. ServerProtocol.parse() goes on with
+            # Protocol.parse(), the frames' parser: started afresh, as nothing followed the
+            # request, it parses them the same.
+            self.protocol.parser = Protocol.parse(self.protocol)
+            next(self.protocol.parser)
+        else:
             # websockets could not read it even so (a Sec-WebSocket-* field over its limits):
             # it queued an answer or a bare close. Answer 400 from a fresh protocol instead.
             exc = self.protocol.handshake_exc
             self.protocol = StrictServerProtocol(logger=_LOGGER)
             self.protocol.handshake_exc = exc
             request = Request(head.raw_path.decode("latin-1"), Headers())
-        self.request: Request = request
+        # The handshake's request and answer are let go once it is answered (~3 KB a
+        # connection, their fields in websockets' Headers).
+        self.request: Request | None = request
         self.subprotocols = offered_subprotocols(request.headers)
         self.state = HandshakeState.PENDING
         self.status = 0  # of the handshake's answer, once sent
@@ -160,12 +174,12 @@ class WebSocketCore:
         # Accepted with no extension and frames not traced: data frames may be made here
         # (``frame_data()``, ``shares_frames``) rather than by websockets' send_text().
         self._plain = False
-        self._response = self._check_handshake()
+        self._response: HandshakeResponse | None = self._check_handshake(request)
 
-    def _check_handshake(self) -> HandshakeResponse:
-        """The 101 response to send on acceptance, or answer an invalid handshake now."""
+    def _check_handshake(self, request: Request) -> HandshakeResponse | None:
+        """The 101 response to send on acceptance, or answer an invalid handshake now (None)."""
         protocol = self.protocol
-        version = self.request.headers.get_all("Sec-WebSocket-Version")
+        version = request.headers.get_all("Sec-WebSocket-Version")
         if protocol.handshake_exc is not None:  # unreadable (see __init__)
             text = f"Invalid WebSocket handshake: {protocol.handshake_exc}\n"
             response = protocol.reject(400, text)
@@ -181,9 +195,10 @@ class WebSocketCore:
             response = protocol.reject(426, "Unsupported WebSocket version: use 13.\n")
             response.headers["Sec-WebSocket-Version"] = "13"
         else:
-            response = protocol.accept(self.request)
+            response = protocol.accept(request)
         if response.status_code != 101:
             self._refuse(response)
+            return None
         return response
 
     @property
@@ -199,6 +214,7 @@ class WebSocketCore:
             raise RuntimeError(f"the handshake was already answered ({self.state.value})")
         extra = header_texts(headers)
         response = self._response
+        assert response is not None  # (PENDING)
         if subprotocol is not None:
             if subprotocol not in self.subprotocols:
                 raise ValueError(
@@ -254,6 +270,7 @@ class WebSocketCore:
         writes = self.protocol.writes
         at = len(writes)
         self.protocol.send_response(response)
+        self.request = self._response = None
         if self.h2:  # the head goes in a HEADERS frame: see ``h2_head``
             del writes[at]
             self.h2_head = response_head(response)
@@ -407,6 +424,7 @@ class WebSocketCore:
         return b"".join(writes), eof
 
 
+@functools.cache  # one for all connections: it holds settings, each connection its own state
 def _deflate(window_bits: int) -> ServerPerMessageDeflateFactory:
     return ServerPerMessageDeflateFactory(
         server_max_window_bits=window_bits,
