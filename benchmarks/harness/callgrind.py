@@ -150,10 +150,12 @@ def measure(argv: list[str], port: int, cwd: Path, scenarios: list[str], rounds:
     logfile = out_dir / "output.log"
     proc = procs.Server(valgrind(argv, out_dir), cwd, logfile, cpu, {"PYTHONHASHSEED": "0"})
     out: dict[str, dict[str, Any]] = {}
+    started = time.monotonic()
     try:
         proc.wait_ready(port, loads.SCENARIOS[scenarios[0]].path, timeout=READY_S)
         root = proc.proc.pid
         settle(root)
+        log(f"    answering after {time.monotonic() - started:.0f} s")
         for scen in scenarios:
             short, long = COUNTS[scen]
 
@@ -170,7 +172,10 @@ def measure(argv: list[str], port: int, cwd: Path, scenarios: list[str], rounds:
     except procs.ServerFailed as exc:
         out.update((s, {"error": str(exc)}) for s in scenarios if s not in out)
     finally:
+        stopping = time.monotonic()
         proc.stop(grace=60.0)
+        log(f"    counted for {stopping - started:.0f} s, stopped in "
+            f"{time.monotonic() - stopping:.0f} s")  # fmt: skip
     return out
 
 
