@@ -39,7 +39,7 @@ from uvicorn.supervisor.process import Worker, WorkerEntry
 logger = logging.getLogger("uvicorn.supervisor")
 
 REPLY_TIMEOUT = 10.0  # a fork takes milliseconds: a template silent this long is stuck
-MAX_FDS = 64  # a worker's pipe and its listening sockets
+MAX_FDS = 253  # a worker's pipe and its listening sockets (SCM_MAX_FD: what one message carries)
 
 
 class Zygote:
