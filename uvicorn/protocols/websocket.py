@@ -279,6 +279,13 @@ class WebSocketCore:
 
     def receive_data(self, data: bytes) -> list[Event]:
         protocol = self.protocol
+        if self._plain:
+            # Whole one-frame messages first, without websockets' parser (websocket_frames).
+            taken = protocol.take_whole_frames(data)
+            if taken == len(data):
+                return protocol.events_received()  # type: ignore[return-value]  # Messages
+            if taken:
+                data = data[taken:]
         protocol.receive_data(data)
         if protocol.reader.buffer:  # a frame is still arriving: fail fast on its UTF-8
             protocol.check_partial_frame()

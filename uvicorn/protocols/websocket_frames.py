@@ -26,7 +26,7 @@ from collections.abc import Generator
 from typing import Any
 
 from websockets.frames import CloseCode, Frame, Opcode
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 
@@ -44,6 +44,9 @@ INVALID_UTF8 = "invalid UTF-8"
 # is still arriving (see check_partial_frame()).
 _FRAME_PARSE = Frame.parse.__code__
 _READ_EXACT = StreamReader.read_exact.__code__
+# ... and the one it waits in between frames (see take_whole_frames()).
+_PROTOCOL_PARSE = Protocol.parse.__code__
+_AT_EOF = StreamReader.at_eof.__code__
 
 
 # The first byte of a final, uncompressed text or binary frame (RFC 6455 section 5.2: FIN, no
@@ -142,6 +145,62 @@ class StrictServerProtocol(ServerProtocol):
             self.fragments = []
             self.parser_exc = exc  # as websockets' parser records its own failures
             self.fail(CloseCode.INVALID_DATA, INVALID_UTF8)
+
+    # Whole data frames ahead of websockets' parser.
+
+    def take_whole_frames(self, data: bytes) -> int:
+        """Take the whole data frames at the start of ``data`` that are one message each
+        (FIN, no RSV bit, text or binary, masked, at most 65,535 bytes: nearly every frame a
+        client sends) as ``Message`` events, without websockets' parser, which costs a
+        generator step per header and a ``Frame`` per frame; return how many bytes they took
+        (0: none), for that parser to be given the rest. Only on a connection without an
+        extension whose parser waits between two frames with nothing buffered (checked in its
+        suspended generators; if another version of websockets lays them out differently, it
+        takes nothing), and not inside a fragmented message. Stops at anything else (a
+        control frame, a fragment, a frame not whole yet, one over the size limit, invalid
+        UTF-8, a length not in its shortest form): the parser answers those as it would."""
+        if self.extensions or self.current_size is not None or self.reader.buffer:
+            return 0
+        if self.state is not _OPEN or self.debug:
+            return 0
+        parse: Any = self.parser
+        while parse is not None and parse.gi_code is not _PROTOCOL_PARSE:
+            parse = parse.gi_yieldfrom
+        waiting = parse.gi_yieldfrom if parse is not None else None
+        if waiting is None or waiting.gi_code is not _AT_EOF:
+            return 0  # inside a frame, failing (_discard_until_failed), or unknown
+        limit = getattr(self, "max_message_size", None) or getattr(self, "max_size", None)
+        fragment_limit = getattr(self, "max_fragment_size", None)
+        if fragment_limit is not None and (limit is None or fragment_limit < limit):
+            limit = fragment_limit
+        events: list[Any] = self.events
+        at, end = 0, len(data)
+        while end - at >= 6:
+            first, second = data[at], data[at + 1]
+            if (first != TEXT_FIN and first != BINARY_FIN) or second < 0x80:
+                break  # a control frame, a fragment, RSV bits, or not masked (section 5.1)
+            length = second & 0x7F
+            start = at + 6
+            if length == 126:
+                length = (data[at + 2] << 8) | data[at + 3] if end - at >= 8 else 0
+                start = at + 8
+                if length < 126:
+                    break  # not whole yet, or not in its shortest form (section 5.2)
+            elif length == 127:
+                break
+            stop = start + length
+            if stop > end or (limit is not None and length > limit):
+                break
+            payload = apply_mask(data[start:stop], data[start - 4 : start])
+            if first == TEXT_FIN:
+                try:
+                    events.append(Message(str(payload, "utf-8"), None))
+                except UnicodeDecodeError:
+                    break  # the parser fails it (1007), after what came before
+            else:
+                events.append(Message(None, payload))
+            at = stop
+        return at
 
     # Failing the connection (section 7.1.7), once the app has answered what came before.
 
