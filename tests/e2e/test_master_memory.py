@@ -79,3 +79,25 @@ def test_master_imports_no_worker_code(options: tuple[str, ...]) -> None:
     loaded = [m for m in modules if m.startswith(WORKERS_ONLY)]
     assert not loaded, f"the master imported {loaded}"
     assert "uvicorn.supervisor.arbiter" in modules  # (the master's modules, then)
+
+
+def test_a_worker_template_killed_leaves_the_forking_to_the_master() -> None:
+    with CLIProcess(WHOAMI, "--port", "0", "--workers", "2") as server:
+        port = server.wait_ready()
+        first, _ = serving_pids(server, 2)
+        template = _parent(first)
+        assert template != server.proc.pid and _parent(template) == server.proc.pid
+        os.kill(template, signal.SIGKILL)
+        server.wait_for_line(r"The worker template exited: workers will be forked by the master")
+        # Its workers got SIGTERM (their parent-death signal); their replacements are the
+        # master's own children, and serve.
+        replacements = serving_pids(server, 4)[2:]
+        assert all(_parent(pid) == server.proc.pid for pid in replacements)
+        assert int(http_get(port).split(b"\r\n\r\n")[1]) in replacements
+        assert server.stop() == 0
+        output = server.output()
+    assert "Traceback" not in output
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[1])

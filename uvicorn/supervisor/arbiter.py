@@ -92,6 +92,7 @@ class Arbiter(SignalHandlers):
                 assert self.zygote.sock is not None
                 self.waker.register(self.zygote.sock.fileno(), self.zygote)
                 self.zygote.on_exit = self.waker.wake_reaper
+                self.zygote.on_close = self.waker.unregister
             if config.metrics:
                 from uvicorn.supervisor.scrape import ScrapeServer
 

@@ -54,6 +54,9 @@ class Zygote:
         self.children: set[int] = set()  # its workers not yet reaped by the master
         self._exits: dict[int, int] = {}  # their exit statuses, not yet taken
         self.on_exit: Callable[[], None] = lambda: None  # the master's: a child has exited
+        # The master's: its socket is about to close (out of the master's selector first, or
+        # the next descriptor given its number could not be registered).
+        self.on_close: Callable[[int], None] = lambda fd: None
 
     def start(self, title: str, close_fds: Iterable[int]) -> None:
         """Fork the template; it closes ``close_fds`` (what the master opened for itself)."""
@@ -161,6 +164,7 @@ class Zygote:
         """End the template (once its workers are gone: it exits when its socket closes)."""
         if self.sock is None:
             return
+        self.on_close(self.sock.fileno())
         self.sock.close()
         self.sock = None
         # Closed, it exits; but one that stopped answering may be stuck: waitpid() must not be.
