@@ -14,7 +14,8 @@ venv benchmarks/run.py makes: /tmp/uvicorn-bench/published, never the project's 
 and pings are set far off, so that nothing closes the idle connections while they are counted.
 The client opens the connections one at a time, each completed before the next: keep-alive,
 one request answered (`200 ok`) then idle; WebSocket, the handshake answered (`101`), no
-extension offered (so no compression), then idle. The worker's RSS is read before (after a
+extension offered (so no compression; websocket-deflate: permessage-deflate offered as browsers
+offer it, and negotiated), then idle. The worker's RSS is read before (after a
 warm-up of the same kind, closed) and after, once it stops moving; the figure is the growth
 divided by the number of connections.
 """
@@ -42,10 +43,15 @@ FAR = "86400"  # seconds: no timeout or ping during a run
 KEEPALIVE = b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n"
 
 
-def websocket_request() -> bytes:
+# What every browser offers (RFC 7692 section 7.1.2.2: it can take a smaller server window).
+DEFLATE = b"sec-websocket-extensions: permessage-deflate; client_max_window_bits\r\n"
+
+
+def websocket_request(deflate: bool = False) -> bytes:
     key = base64.b64encode(os.urandom(16))
     return (b"GET /ws HTTP/1.1\r\nhost: bench\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
-            b"sec-websocket-key: %s\r\nsec-websocket-version: 13\r\n\r\n" % key)  # fmt: skip
+            b"sec-websocket-key: %s\r\nsec-websocket-version: 13\r\n%s\r\n"
+            % (key, DEFLATE if deflate else b""))  # fmt: skip
 
 
 def servers(ours: str, which: list[str]) -> dict[str, tuple[list[str], Path]]:
@@ -115,7 +121,8 @@ def settled_rss(pid: int) -> int:
 def connect(port: int, kind: str) -> socket.socket:
     """One connection, its request answered, left open."""
     sock = socket.create_connection((HOST, port), timeout=30)
-    sock.sendall(KEEPALIVE if kind == "keepalive" else websocket_request())
+    deflate = kind == "websocket-deflate"
+    sock.sendall(KEEPALIVE if kind == "keepalive" else websocket_request(deflate))
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(4096)
@@ -129,8 +136,8 @@ def connect(port: int, kind: str) -> socket.socket:
             raise RuntimeError(f"not 200: {head!r}")
         while len(body) < 2:  # b"ok", content-length: 2
             body += sock.recv(4096)
-    elif status != b"101" or b"sec-websocket-extensions" in head.lower():
-        raise RuntimeError(f"not a plain 101: {head!r}")
+    elif status != b"101" or (b"permessage-deflate" in head.lower()) is not deflate:
+        raise RuntimeError(f"not a 101 {'with' if deflate else 'without'} deflate: {head!r}")
     return sock
 
 
@@ -248,7 +255,9 @@ def cpu_model() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=10_000)
-    parser.add_argument("--kinds", default="keepalive,websocket")
+    parser.add_argument("--kinds", default="keepalive,websocket",
+                        help="of keepalive, websocket, websocket-deflate (permessage-deflate "
+                             "offered as browsers do)")  # fmt: skip
     parser.add_argument("--servers", default="ours-asgi,ours-messaging,published")
     parser.add_argument("--ours-python", default=str(CHECKOUT / ".venv" / "bin" / "python"))
     parser.add_argument("--tree", action="store_true", help="the idle processes instead")

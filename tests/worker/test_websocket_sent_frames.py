@@ -1,7 +1,8 @@
 """The frames the server sends for an app's messages, read by a raw client: on a connection
 without an extension they are made by ``WebSocketCore.frame_data()`` (not websockets'
 ``send_text()``), so every length boundary of RFC 6455 section 5.2 is checked byte for byte,
-on both interfaces, and with permessage-deflate (websockets' frames) for comparison."""
+on both interfaces, and with permessage-deflate (websockets' frames) for comparison; and a
+quiet deflating connection, whose compressor is let go and made again."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.frames import Opcode
 
-from tests.helpers import running_server
-from tests.worker.wshelpers import RawWebSocket
+from tests.helpers import UNIT, Watch, running_server
+from tests.worker.wshelpers import RawWebSocket, sessions
+from uvicorn.protocols.websocket import WebSocketCore
+from uvicorn.protocols.websocket_deflate import LazyDeflate
 
 LENGTHS = [0, 1, 125, 126, 127, 65535, 65536, 100_000]
 
@@ -71,3 +74,26 @@ async def test_the_same_messages_with_permessage_deflate(app: Any) -> None:
             assert (await client.recv()).encode() == expected(length)
             await client.send(f"{length} bytes")
             assert await client.recv() == expected(length)
+
+
+async def test_a_quiet_connection_lets_its_compressor_go_and_compresses_on(
+    monkeypatch: Any,
+) -> None:
+    # With each keep-alive ping (the peer quiet), the compressor is let go when nothing was
+    # compressed since the last ping (websocket_deflate.LazyDeflate).
+    watch = Watch(monkeypatch, (WebSocketCore, "release_compressor"))
+    async with (
+        running_server(echo, ws_ping_interval=0.05 * UNIT, ws_ping_timeout=10 * UNIT) as server,
+        connect(f"ws://127.0.0.1:{server.port}/") as client,
+    ):
+        (session,) = sessions(server)
+        (extension,) = session.core.protocol.extensions
+        assert isinstance(extension, LazyDeflate)
+        assert extension.holds == (False, False)  # nothing made at the handshake
+        await client.send("300 text")
+        assert (await client.recv()).encode() == expected(300)
+        assert extension.holds == (True, True)
+        await watch.until(lambda: not extension.holds[0])
+        for _ in range(2):  # a new compressor; the client's window carries on
+            await client.send("300 text")
+            assert (await client.recv()).encode() == expected(300)

@@ -30,6 +30,7 @@ from websockets.protocol import Protocol, State
 
 from uvicorn.logging import TRACE
 from uvicorn.protocols.http_parser import RequestHead
+from uvicorn.protocols.websocket_deflate import LazyDeflate, LazyDeflateFactory
 from uvicorn.protocols.websocket_frames import (
     BINARY_FIN,
     TEXT_FIN,
@@ -418,6 +419,14 @@ class WebSocketCore:
             return unmasked_frame(TEXT_FIN, text.encode("utf-8"))
         return unmasked_frame(BINARY_FIN, data or b"")
 
+    def release_compressor(self) -> bool:
+        """Let permessage-deflate's compressor go if nothing was compressed since the last
+        call (``LazyDeflate``): a quiet connection holds no zlib compressor. Whether it did."""
+        for extension in self.protocol.extensions:
+            if isinstance(extension, LazyDeflate):
+                return extension.release_compressor()
+        return False
+
     @property
     def close_expected(self) -> bool:
         return self.protocol.close_expected()
@@ -433,7 +442,8 @@ class WebSocketCore:
 
 @functools.cache  # one for all connections: it holds settings, each connection its own state
 def _deflate(window_bits: int) -> ServerPerMessageDeflateFactory:
-    return ServerPerMessageDeflateFactory(
+    # Each connection's zlib streams made when first used (websocket_deflate.py).
+    return LazyDeflateFactory(
         server_max_window_bits=window_bits,
         client_max_window_bits=window_bits,
         compress_settings={"memLevel": window_bits - 7},  # a hash table as large as the window

@@ -354,6 +354,8 @@ class WebSocketSession(TransportProtocol):
                 self._ping_sent_at = now if timeout else None
                 self.core.send_ping()
                 self.flush_core()
+                # Quiet both ways since the last ping too: no zlib compressor held meanwhile.
+                self.core.release_compressor()
             self._arm(now + (min(interval, timeout) if timeout else interval))
         else:
             self._arm(self._last_heard + interval)
