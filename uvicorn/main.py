@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from uvicorn.config import Config
 from uvicorn.env_file import load as load_env_file
 from uvicorn.exceptions import ConfigError
 from uvicorn.logging import configure_logging, error_logger
 from uvicorn.supervisor.sockets import Listeners
-
-if TYPE_CHECKING:
-    from uvicorn.supervisor.process import WorkerLink
 
 
 def run(app: Any, *, supervise: bool = True, **options: Any) -> None:
@@ -35,6 +31,10 @@ def run(app: Any, *, supervise: bool = True, **options: Any) -> None:
         # replaces one (a restart, SIGHUP, --reload), inherits the variables.
         load_env_file(config.env_file)
         error_logger.info("Loaded environment from %s", config.env_file)
+    # Imported here, in the master, so that every forked worker shares it (not the app: the
+    # master never imports it, so each new worker loads the app's current code).
+    from uvicorn.worker.server import run_worker
+
     if supervise:
         from uvicorn.supervisor.arbiter import Arbiter
 
@@ -42,33 +42,15 @@ def run(app: Any, *, supervise: bool = True, **options: Any) -> None:
             raise ConfigError("a master process handles signals: call uvicorn.run() from the "
                               "main thread, or pass supervise=False")  # fmt: skip
 
-        Arbiter(config, _run_worker, _import_worker).run()
+        Arbiter(config, run_worker).run()
         return
     if config.workers > 1 or config.reload or config.metrics:
         raise ConfigError(
             "--workers, --reload and --metrics need a master process (supervise=True)"
         )
-    from uvicorn.worker.server import run_worker
-
     listeners = Listeners(config.binds(), config.backlog)
     try:
         error_logger.info("Started server process [%d]", os.getpid())
         run_worker(config, listeners.shared)
     finally:
         listeners.close()  # the event loop may have closed the sockets already: that is fine
-
-
-def _import_worker() -> object:
-    """What every worker runs, imported once by the worker template that forks them
-    (``supervisor/zygote.py``): they share it copy-on-write, and the master never loads it."""
-    import uvicorn.worker.server
-
-    return uvicorn.worker.server
-
-
-def _run_worker(config: Config, sockets: list[socket.socket], link: WorkerLink) -> None:
-    """A forked worker's entry: the worker's code is imported by the worker template
-    (``_import_worker``), or here when the master forked it; never in the master."""
-    from uvicorn.worker.server import run_worker
-
-    run_worker(config, sockets, link)

@@ -22,22 +22,16 @@ def test_spawn_and_titles() -> None:
         port = server.wait_ready()
         workers = serving_pids(server, 2)
         assert title(server.proc.pid) == f"uvicorn: master [{WHOAMI}]"
-        # The workers are forked by the worker template, the master's child (zygote.py).
-        template = _parent(workers[0])
-        assert title(template) == f"uvicorn: worker template [{WHOAMI}]"
-        assert _parent(template) == server.proc.pid
         for pid in workers:
             assert title(pid) == f"uvicorn: worker [{WHOAMI}]"
-            assert _parent(pid) == template
+            assert int(Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[1]) == (
+                server.proc.pid
+            )
         assert int(http_get(port).split(b"\r\n\r\n")[1]) in workers
         assert server.stop() == 0
         output = server.output()
     assert "Traceback" not in output
-    assert all(gone(pid) for pid in [*workers, template])
-
-
-def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[1])
+    assert all(gone(pid) for pid in workers)
 
 
 def test_killed_worker_is_replaced_under_load() -> None:

@@ -15,36 +15,27 @@ import random
 import signal
 import socket
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from uvicorn.config import Config
 from uvicorn.config_values import BindSpec
 from uvicorn.exceptions import StartupError
 from uvicorn.supervisor import policy, process, recycle, systemd, watchdog
+from uvicorn.supervisor.dev_reload import DevReload
 from uvicorn.supervisor.metrics import Totals
 from uvicorn.supervisor.pidfile import PidFile
 from uvicorn.supervisor.process import State, Worker, WorkerEntry
+from uvicorn.supervisor.scrape import ScrapeServer
 from uvicorn.supervisor.signals import KILL_MARGIN, SIGNALS, SignalHandlers
 from uvicorn.supervisor.sockets import Listeners
 from uvicorn.supervisor.waker import Waker
-from uvicorn.supervisor.zygote import Zygote
-
-if TYPE_CHECKING:  # imported when --reload, --metrics ask for them: the master stays small
-    from uvicorn.supervisor.dev_reload import DevReload
-    from uvicorn.supervisor.scrape import ScrapeServer
 
 logger = logging.getLogger("uvicorn.supervisor")
 
 
 class Arbiter(SignalHandlers):
-    def __init__(self, config: Config, entry: WorkerEntry,
-                 preload: Callable[[], object] | None = None) -> None:  # fmt: skip
-        """``preload``: imports what ``entry`` needs, in a worker template that forks the
-        workers (``zygote.py``), not in the master; None: the master forks them itself."""
+    def __init__(self, config: Config, entry: WorkerEntry) -> None:
         self.config = config
         self.entry = entry
-        self.zygote = Zygote(entry, preload, config) if preload is not None else None
         self.name = process.app_name(config)
         self.target = config.workers
         self.generation = 1
@@ -86,21 +77,10 @@ class Arbiter(SignalHandlers):
             specs += [BindSpec("fd", fd=fd) for fd in inherited]
             self.listeners = Listeners(specs, config.backlog, config.reuse_port)
             process.set_title(f"uvicorn: master [{self.name}]")
-            if self.zygote is not None:
-                self.zygote.start(f"uvicorn: worker template [{self.name}]",
-                                  process.open_fds() - self.inherited)  # fmt: skip
-                assert self.zygote.sock is not None
-                self.waker.register(self.zygote.sock.fileno(), self.zygote)
-                self.zygote.on_exit = self.waker.wake_reaper
-                self.zygote.on_close = self.waker.unregister
             if config.metrics:
-                from uvicorn.supervisor.scrape import ScrapeServer
-
                 self.scrape = ScrapeServer(config.metrics, self.waker, self._render_metrics)
             self.waker.install(SIGNALS)
             if config.reload:
-                from uvicorn.supervisor.dev_reload import DevReload
-
                 self.reloader = DevReload(config, self.waker.wake)
                 self.reloader.start()
             logger.info(
@@ -210,10 +190,7 @@ class Arbiter(SignalHandlers):
         # Only our workers: uvicorn.run() may run in a program that has other children.
         for pid in list(self.workers):
             try:
-                if self.zygote is not None and pid in self.zygote.children:
-                    reaped, status = self.zygote.waitpid(pid)
-                else:
-                    reaped, status = os.waitpid(pid, os.WNOHANG)
+                reaped, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 reaped, status = pid, -1  # reaped elsewhere in this program: no status
             if reaped == 0:
@@ -328,20 +305,19 @@ class Arbiter(SignalHandlers):
         config = self.config
         jitter = random.randint(0, config.max_requests_jitter)
         serves = config if self.reloader is None else self.reloader.worker_config()
-        title = f"uvicorn: worker [{self.name}]"
-        max_requests = config.max_requests + jitter if config.max_requests else 0
         own: list[socket.socket] = []
         try:
             sockets, own = self.listeners.for_worker()
-            worker = None
-            if self.zygote is not None and serves is config:  # (not --reload's error page)
-                worker = self.zygote.spawn(sockets, generation=self.generation, title=title,
-                                           max_requests=max_requests)  # fmt: skip
-            if worker is None:
-                close_fds = process.open_fds() - self.inherited - {s.fileno() for s in sockets}
-                worker = process.spawn(self.entry, serves, sockets, generation=self.generation,
-                                       title=title, close_fds=close_fds,
-                                       max_requests=max_requests)  # fmt: skip
+            close_fds = process.open_fds() - self.inherited - {s.fileno() for s in sockets}
+            worker = process.spawn(
+                self.entry,
+                serves,
+                sockets,
+                generation=self.generation,
+                title=f"uvicorn: worker [{self.name}]",
+                close_fds=close_fds,
+                max_requests=config.max_requests + jitter if config.max_requests else 0,
+            )
         except (OSError, StartupError) as exc:  # out of processes, memory, ports: retry later
             logger.error("Cannot start a worker: %s", exc)
             now = time.monotonic()
@@ -384,8 +360,6 @@ class Arbiter(SignalHandlers):
             self.reloader.stop()
         if self.scrape is not None:
             self.scrape.close()
-        if self.zygote is not None:
-            self.zygote.close()
         self.waker.close()
         if self.listeners is not None:
             self.listeners.close()

@@ -9,6 +9,7 @@ pipe to the master that carries one-line messages: ``R`` (serving), ``B`` (heart
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import enum
 import faulthandler
 import logging
@@ -173,47 +174,21 @@ def spawn(
     """Fork a worker that serves ``sockets`` by calling ``entry``; it never returns into the
     caller's stack (``os._exit``), so the master's cleanup never runs twice."""
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        pid = fork_worker(entry, config, sockets, write_fd, title=title,
-                          close_fds=[read_fd, *close_fds], max_requests=max_requests)  # fmt: skip
-    except BaseException:
-        os.close(read_fd)
-        raise
-    finally:
-        os.close(write_fd)
-    return Worker(pid, read_fd, generation, time.monotonic())
-
-
-def fork_worker(
-    entry: WorkerEntry,
-    config: Config,
-    sockets: list[socket.socket],
-    link_fd: int,
-    *,
-    title: str,
-    close_fds: Iterable[int],
-    max_requests: int,
-) -> int:
-    """Fork a worker that talks to its parent (the master, or the worker template:
-    ``zygote.py``) through ``link_fd``, the write end of its pipe; the worker's pid."""
-    parent_pid = os.getpid()
+    master_pid = os.getpid()
     # Signals stay blocked across the fork: one the master's handler caught in the child,
     # before the child resets its handlers, would be lost.
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     sys.stdout.flush()
     sys.stderr.flush()
-    try:
-        pid = os.fork()
-    except BaseException:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        raise
+    pid = os.fork()
     if pid == 0:  # the worker
         code = 1
         try:
+            os.close(read_fd)
             for fd in close_fds:
                 os.close(fd)
-            _become_worker(parent_pid, title, blocked)
-            link = WorkerLink(link_fd, parent_pid, config, max_requests)
+            _become_worker(master_pid, title, blocked)
+            link = WorkerLink(write_fd, master_pid, config, max_requests)
             code = _run(entry, config, sockets, link)
         finally:
             for handler in logging.getLogger("uvicorn").handlers:
@@ -222,7 +197,8 @@ def fork_worker(
             sys.stderr.flush()
             os._exit(code)
     signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    return pid
+    os.close(write_fd)
+    return Worker(pid, read_fd, generation, time.monotonic())
 
 
 # The signals the master handles: a worker starts with the default action for each.
@@ -232,7 +208,7 @@ MASTER_SIGNALS = (
 )  # fmt: skip
 
 
-def _become_worker(parent_pid: int, title: str, blocked: set[Any]) -> None:
+def _become_worker(master_pid: int, title: str, blocked: set[Any]) -> None:
     signal.set_wakeup_fd(-1)
     for signum in MASTER_SIGNALS:
         signal.signal(signum, signal.SIG_DFL)
@@ -240,24 +216,17 @@ def _become_worker(parent_pid: int, title: str, blocked: set[Any]) -> None:
     # must not kill a worker still booting, before it handles it.
     for signum in (signal.SIGINT, signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU):
         signal.signal(signum, signal.SIG_IGN)
-    # Die with the master (or the worker template), even when it is SIGKILLed: no orphans.
-    # SIGTERM, so that the requests in flight still finish.
-    die_with_parent(signal.SIGTERM)
+    if sys.platform.startswith("linux"):
+        # Die with the master, even when it is SIGKILLed: no orphans. SIGTERM, so that the
+        # requests in flight still finish.
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    if os.getppid() != parent_pid:
-        os._exit(0)  # the parent died before the death signal was armed
+    if os.getppid() != master_pid:
+        os._exit(0)  # the master died before the death signal was armed
     set_title(title)
     # SIGABRT from the master (a blocked event loop) dumps every thread's traceback.
     faulthandler.enable(file=log_stream(), all_threads=True)
-
-
-def die_with_parent(signum: int) -> None:
-    """Have the kernel send ``signum`` to this process when its parent dies (Linux)."""
-    if sys.platform.startswith("linux"):
-        import ctypes  # here: only the children call it (the master stays small)
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
 
 def app_name(config: Config) -> str:

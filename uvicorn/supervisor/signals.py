@@ -10,15 +10,12 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from typing import TYPE_CHECKING
 
 from uvicorn.config import Config
 from uvicorn.logging import reopen_log_files
 from uvicorn.supervisor import systemd
+from uvicorn.supervisor.dev_reload import DevReload
 from uvicorn.supervisor.process import State, Worker
-
-if TYPE_CHECKING:
-    from uvicorn.supervisor.dev_reload import DevReload
 
 logger = logging.getLogger("uvicorn.supervisor")
 

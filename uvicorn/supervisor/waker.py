@@ -55,10 +55,6 @@ class Waker:
     def _child_exited(self, signum: int, frame: Any) -> None:
         self.children_exited = True
 
-    def wake_reaper(self) -> None:
-        """A child's exit known otherwise than by SIGCHLD (the worker template said so)."""
-        self.children_exited = True
-
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError):  # full: it is awake already
             os.write(self._write_fd, b"!")
