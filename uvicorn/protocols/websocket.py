@@ -431,6 +431,11 @@ class WebSocketCore:
     def close_expected(self) -> bool:
         return self.protocol.close_expected()
 
+    @property
+    def has_output(self) -> bool:
+        """Something for ``data_to_send()`` (or ``h2_head``) to give the caller."""
+        return bool(self.protocol.writes) or self.h2_head is not None
+
     def data_to_send(self) -> tuple[bytes, bool]:
         """(bytes to write, whether the transport should then be closed)."""
         writes = self.protocol.data_to_send()

@@ -167,6 +167,10 @@ class WebSocketSession(TransportProtocol):
 
     def flush_core(self) -> None:
         core = self.core
+        if not core.has_output:
+            # Nothing to write: nothing changed either (a close sent or answered, a failure,
+            # a refusal all queue bytes), as after a read that held only data frames.
+            return
         if core.h2_head is not None:  # (RFC 8441) the handshake's answer, in a HEADERS frame
             self.transport.send_head(*core.h2_head)  # type: ignore[attr-defined]
             core.h2_head = None
