@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "uvicorn"
 BASE = {"uvicorn", "uvicorn.types", "uvicorn.exceptions", "uvicorn.config",
         "uvicorn.config_options", "uvicorn.config_values", "uvicorn.importer", "uvicorn.logging",
-        "uvicorn.channels"}  # fmt: skip
+        "uvicorn.channels", "uvicorn.compiled"}  # fmt: skip
 ALLOWED = {
     "protocols": BASE | {"uvicorn.protocols"},
     "adapters": BASE | {"uvicorn.adapters"},

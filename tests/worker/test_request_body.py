@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from examples.echo_body import read_body  # the README's pattern (tests/test_readme.py)
-from tests.helpers import UNIT, Watch, get, only_connection, running_server
+from tests.helpers import UNIT, Watch, get, only_connection, running_server, skip_if_compiled
 from uvicorn.worker.connection import HTTPConnection
 from uvicorn.worker.cycle import BODY_HIGH_WATER, DISCARD_LIMIT
 
@@ -190,6 +190,7 @@ async def test_unread_body_past_the_discard_limit_closes(monkeypatch: pytest.Mon
 async def test_100_continue_only_when_the_app_first_receives(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    skip_if_compiled(HTTPConnection)
     writes: list[bytes] = []
     original = HTTPConnection.write
 

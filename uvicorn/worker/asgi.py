@@ -11,6 +11,7 @@ from collections.abc import Awaitable, MutableMapping
 from typing import Any
 
 from uvicorn.channels import SendsNowait
+from uvicorn.compiled import mypyc_attr
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import ResponseState, check_status
@@ -73,6 +74,9 @@ def websocket_scope(
     return scope
 
 
+# Subclassed at run time by interpreted classes (metrics.py, access_log.py; tests), which
+# mypyc allows only where it is told.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ASGICycle(RequestCycle):
     __slots__ = ()  # (its own fields, _start and _request_done, are RequestCycle's slots)
 
@@ -202,6 +206,9 @@ class ASGICycle(RequestCycle):
         await self.write_file(start, b"", file, offset, count, more or hasattr(self, "trailers"))
 
 
+# Subclassed at run time by interpreted classes (metrics.py, access_log.py; tests), which
+# mypyc allows only where it is told.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class TLSASGICycle(ASGICycle):
     """``ASGICycle`` on a TLS server: the scope's extensions have ``tls``, the connection's
     (``tls_info.py``). A class of its own, so that plain HTTP pays nothing for it."""

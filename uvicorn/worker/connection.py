@@ -17,6 +17,7 @@ import sys
 import weakref
 from typing import Any, cast
 
+from uvicorn.compiled import mypyc_attr
 from uvicorn.protocols.http_connection import H1Connection, Next, PendingUpgrade, Timer
 from uvicorn.protocols.http_parser import (
     END_OF_REQUEST,
@@ -51,19 +52,28 @@ _START, _IDLE_NEXT, _CLOSE = Next.START, Next.IDLE, Next.CLOSE
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
+@mypyc_attr(native_class=False)
+class _Lifetime:
+    """Freed with the one connection that holds it: what a weak reference that follows the
+    connection's life refers to. Not the connection itself: mypyc (2.4, CPython 3.11) frees a
+    compiled object without clearing the weak references to it, which then crash."""
+
+
 class HTTPConnection(Handover):
     h1: H1Connection[RequestCycle]  # made by connection_made()
 
     def __init__(self, state: ServerState) -> None:
         super().__init__(state.loop)
         self.state = state
-        self._handshake: weakref.ref[HTTPConnection] | None = None
+        self._handshake: weakref.ref[_Lifetime] | None = None
         if state.scheme == "https":
             # Made at accept, told of its connection only once the TLS handshake ends (never
             # if it fails): counted meanwhile, for a retiring worker (ServerState.handshakes).
             # Nothing refers back to it till then (the parser would: made in connection_made),
-            # so a failed handshake's protocol is freed at once, its weak reference with it.
-            self._handshake = weakref.ref(self, state.handshake_ended)
+            # so a failed handshake's protocol is freed at once, its weak reference with it
+            # (to its _Lifetime, which it alone holds).
+            self._lifetime = _Lifetime()
+            self._handshake = weakref.ref(self._lifetime, state.handshake_ended)
             state.handshakes.add(self._handshake)
         self.response = Response(state.defaults, False, "1.1", True)  # of h1.current
         self.client: list[Any] | None = None
@@ -406,3 +416,18 @@ class HTTPConnection(Handover):
 def _is_a_stream(conn: HTTPConnection) -> Stream:
     """(For mypy: an HTTPConnection is the Stream of the request it answers.)"""
     return conn
+
+
+# (Here, not in server.py: server.py is not compiled, and with mypyc an interpreted class
+# cannot inherit from a compiled one.)
+class HTTP2OnlyConnection(HTTPConnection):
+    """--http 2: a connection that does not switch to HTTP/2 is refused its requests."""
+
+    def _start_cycle(self, cycle: RequestCycle, eager: bool = True) -> None:
+        self.write(
+            simple_response(self.state.defaults, 505, "HTTP/1.1 is not served here (--http 2)"),
+            True,
+        )
+        if self.state.access_log:
+            self.state.log_access(cycle, 505)
+        self.close()

@@ -16,6 +16,7 @@ from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from uvicorn.compiled import mypyc_attr
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import ResponseState
@@ -41,6 +42,9 @@ def _interim(status: Any) -> bool:
     return type(status) is int and status < 200
 
 
+# Subclassed at run time by interpreted classes (metrics.py, access_log.py; tests), which
+# mypyc allows only where it is told.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class RequestCycle:
     """Base of ``MessagingCycle`` and ``ASGICycle``; subclasses implement ``call_app()``."""
 
@@ -64,6 +68,9 @@ class RequestCycle:
         "_request_done",  # (ASGI) the whole body was received
     )
 
+    # ``del self.trailers`` (write_trailers): mypyc's native classes allow deleting only the
+    # attributes named here (for the pure-Python build, a class attribute no one reads).
+    __deletable__ = ("trailers",)
     trailers: list[tuple[bytes, bytes]]
     _start: tuple[Any, Any] | None
 

@@ -380,7 +380,10 @@ class H2Connection(TransportProtocol):
         self._awaiting_pong = True
         self.state.active += 1
 
-    linger = shutdown  # a retiring worker: the same, other workers serve what comes next
+    def linger(self) -> None:
+        # A retiring worker: the same, other workers serve what comes next. (A method: mypyc
+        # does not compile a class attribute ``linger = shutdown``.)
+        self.shutdown()
 
     def _pong(self) -> None:
         if self.closing and not self._final_goaway:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from uvicorn.channels import Declined, SendsNowait, Shared, channel_names
+from uvicorn.compiled import mypyc_attr
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import ResponseState
 from uvicorn.protocols.websocket import HandshakeState
@@ -160,6 +161,9 @@ class BodyChannel(_Channel):
         return {"content": data, "more_content": more}
 
 
+# Subclassed at run time by interpreted classes (metrics.py, access_log.py; tests), which
+# mypyc allows only where it is told.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MessagingCycle(RequestCycle):
     __slots__ = ()
 
@@ -190,6 +194,9 @@ class MessagingCycle(RequestCycle):
         return state.app(message, channels)  # type: ignore[no-any-return]
 
 
+# Subclassed at run time by interpreted classes (metrics.py, access_log.py; tests), which
+# mypyc allows only where it is told.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class TLSMessagingCycle(MessagingCycle):
     """``MessagingCycle`` on a TLS server: the message has ``tls``, the connection's
     (``tls_info.py``; SPEC). A class of its own, so that plain HTTP pays nothing for it."""

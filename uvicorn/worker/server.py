@@ -16,10 +16,9 @@ from typing import Any
 from uvicorn.config import BOOT_MARGIN, Config
 from uvicorn.exceptions import ClientDisconnected, StartupError
 from uvicorn.logging import log_stream
-from uvicorn.protocols.http_response import simple_response
 from uvicorn.protocols.websocket import GOING_AWAY, SERVICE_RESTART
 from uvicorn.worker.asgi import ASGICycle, ASGIWebSocket, TLSASGICycle, asgi2_to_asgi3
-from uvicorn.worker.connection import HTTPConnection
+from uvicorn.worker.connection import HTTP2OnlyConnection, HTTPConnection
 from uvicorn.worker.cycle import RequestCycle
 from uvicorn.worker.lifespan import Lifespan
 from uvicorn.worker.loading import load_app
@@ -36,18 +35,6 @@ logger = logging.getLogger("uvicorn.error")
 # shutdown what is left of it: a shutdown takes at most --graceful-timeout plus this.
 FINAL_GRACE = 1.0
 
-
-class HTTP2OnlyConnection(HTTPConnection):
-    """--http 2: a connection that does not switch to HTTP/2 is refused its requests."""
-
-    def _start_cycle(self, cycle: RequestCycle, eager: bool = True) -> None:
-        self.write(
-            simple_response(self.state.defaults, 505, "HTTP/1.1 is not served here (--http 2)"),
-            True,
-        )
-        if self.state.access_log:
-            self.state.log_access(cycle, 505)
-        self.close()
 
 class Server:
     """``start()``, then ``wait()`` until ``stop()`` (or a signal), then ``shutdown()``."""

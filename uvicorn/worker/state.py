@@ -9,6 +9,7 @@ from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any, Protocol
 
+from uvicorn.compiled import mypyc_attr
 from uvicorn.config import Config
 from uvicorn.protocols.http2 import H2Settings
 from uvicorn.protocols.http_defaults import HeaderDefaults
@@ -42,6 +43,9 @@ class Session(Protocol):
     def close_with(self, code: int) -> None: ...
 
 
+# Subclassed at run time by an interpreted class (--metrics: metrics.py), which mypyc allows
+# only where it is told.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ServerState:
     def __init__(
         self,

@@ -157,7 +157,10 @@ class TransportProtocol(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
 
-    wake_drain = _wake_drain
+    def wake_drain(self) -> None:
+        # (A method, not a class attribute ``wake_drain = _wake_drain``: mypyc does not
+        # compile such an alias. Called once per socket writability, never per request.)
+        self._wake_drain()
 
     def close(self) -> None:
         if not self.closed:
