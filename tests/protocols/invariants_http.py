@@ -104,7 +104,8 @@ def _options(headers: Sequence[Sequence[bytes]], name: bytes) -> set[bytes]:
 
 def check_head(head: RequestHead, limits: Limits, upgrades: frozenset[bytes]) -> None:
     """What every RequestHead promises (RFC 9112, RFC 9110 and our Limits)."""
-    for name in RequestHead.__slots__:
+    # (A class mypyc compiled has no __slots__: its fields are its __mypyc_attrs__.)
+    for name in getattr(RequestHead, "__slots__", None) or RequestHead.__mypyc_attrs__:
         if not hasattr(head, name):
             fail(f"RequestHead without {name}")
     method = head.method

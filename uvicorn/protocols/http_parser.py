@@ -34,6 +34,7 @@ from uvicorn.protocols.http_events import (
 )
 from uvicorn.protocols.http_restart import ChunkedFollows, HoldTheRest, Restarts, parsed_to
 from uvicorn.protocols.http_rules import (
+    EXPECT_CONTINUE,
     HOST,
     METHOD_PEEK,
     Reject,
@@ -126,7 +127,7 @@ class RequestParser(Restarts):
         self._start: bytes | None = b""
         self._start_limit = limits.request_line + METHOD_PEEK
         self._hosts = 0
-        self._expect_continue: bool | int = False
+        self._expect_continue = 0  # (NO_EXPECTATION: see http_rules.expectation)
         self._upgrade: bytes | None = None
         self._proxied = False
         self._transfer_encoding: bytes | None = None
@@ -367,8 +368,8 @@ class RequestParser(Restarts):
         head.proxied = False
         # The rarely set ones are reset only when set.
         if self._expect_continue:
-            head.expect_continue = self._expect_continue is True and version == "1.1"
-            self._expect_continue = False
+            head.expect_continue = self._expect_continue == EXPECT_CONTINUE and version == "1.1"
+            self._expect_continue = 0
         if self._upgrade is not None:
             if parser.should_upgrade():
                 head.upgrade = self._upgrade

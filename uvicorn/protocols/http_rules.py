@@ -6,6 +6,7 @@ The parser's helpers (``http_parser.py``), kept apart so that it holds only the 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httptools
 
@@ -109,7 +110,9 @@ def split_target(target: bytes, method: str) -> tuple[bytes, bytes]:
         raise Reject(400, "invalid request target")
     # absolute-form (RFC 9112 section 3.2.2): the server MUST accept it; use its path.
     try:
-        url = httptools.parse_url(target)
+        # (Any: httptools' stub says bytes for fields that are None when absent, and mypyc
+        # would check that claim, refusing the None.)
+        url: Any = httptools.parse_url(target)
     except httptools.HttpParserInvalidURLError:
         raise Reject(400, "invalid request target") from None
     if url.userinfo is not None:
@@ -118,19 +121,22 @@ def split_target(target: bytes, method: str) -> tuple[bytes, bytes]:
     return url.path or b"/", url.query or b""
 
 
-OTHER_EXPECTATION = 2  # (truthy, as True is, so that one check per head sees either)
+# What the Expect fields of a head make: none, 100-continue alone, or another expectation. Ints
+# (the two last truthy, so that one check per head sees either), not False/True/2: mypyc holds
+# a ``bool | int`` as an int, and True comes back 1 (``is True`` then fails).
+NO_EXPECTATION, EXPECT_CONTINUE, OTHER_EXPECTATION = 0, 1, 2
 _OWS = b" \t"
 
 
-def expectation(value: bytes, seen: bool | int) -> bool | int:
+def expectation(value: bytes, seen: int) -> int:
     """What an Expect field's ``value`` makes of the expectations ``seen`` so far in the head:
-    True if only 100-continue, OTHER_EXPECTATION once another one came. RFC 9110 section
+    EXPECT_CONTINUE if only 100-continue, OTHER_EXPECTATION once another one came. RFC 9110 section
     10.1.1: Expect = #expectation; 100-continue is the one we know, and with any other, in any
     Expect field, no 100 Continue is sent."""
     members = {member.strip(_OWS) for member in value.lower().split(b",")}
     if members != {b"100-continue"}:
         return OTHER_EXPECTATION
-    return OTHER_EXPECTATION if seen == OTHER_EXPECTATION else True
+    return OTHER_EXPECTATION if seen == OTHER_EXPECTATION else EXPECT_CONTINUE
 
 
 def check_transfer_coding(te: bytes, version: str) -> None:

@@ -108,12 +108,15 @@ class H2Connection(TransportProtocol):
         self.state.connections.add(self)
         settings = b""
         if upgrade is not None:
-            settings = _http2_settings(upgrade)  # type: ignore[assignment]
-            if settings is None:
+            # (Not a None in the bytes variable with a "type: ignore": mypyc checks a value
+            # against its variable's type, and the compiled build raised TypeError there.)
+            found = _http2_settings(upgrade)
+            if found is None:
                 self.write(simple_response(self.state.defaults, 400,
                                            "Upgrade: h2c needs one valid HTTP2-Settings"), True)
                 self.close()
                 return
+            settings = found
             self.write(_SWITCHING, False)
         self.core.initiate(preface_seen)
         if upgrade is not None:

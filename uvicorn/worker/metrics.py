@@ -81,8 +81,7 @@ class WorkerMetrics:
             def refused(self, status: int) -> None:
                 counts[status] += 1  # (answered at once: the first duration bucket)
 
-            @staticmethod
-            def log_request(*args: Any) -> None:
+            def log_request(self, *args: Any) -> None:
                 # ``access_log`` is true with --metrics, so that the connections call
                 # log_access: the one other line it would enable (a WebSocket handshake's, by
                 # default) stays unwritten while the access log is off.
@@ -101,7 +100,7 @@ class WorkerMetrics:
                 _count(self, cycle, status)
                 _log(self, cycle, status)
 
-            log_request = staticmethod(ServerState.log_request)
+            log_request = ServerState.log_request
 
         _count = MeteredState.log_access
         _log = ServerState.log_access

@@ -138,10 +138,11 @@ class ServerState:
             target += "?" + head.query_string.decode("latin-1")
         self.log_request(cycle.client, head.method, target, head.http_version, status)
 
-    @staticmethod
     def log_request(
-        client: list[Any] | None, method: str, target: str, version: str, status: int
+        self, client: list[Any] | None, method: str, target: str, version: str, status: int
     ) -> None:
+        # (A method, not a staticmethod: --metrics's state overrides it, and a compiled caller
+        # calls a staticmethod of the class it knows, never a subclass's.)
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d',
             f"{client[0]}:{client[1]}" if client else "unix",
