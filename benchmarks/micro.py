@@ -12,6 +12,9 @@ and per WebSocket message (``micro_ws.py``): ``ws`` / ``ws-asgi`` (a 64-byte tex
 12,000 requests minus the count for 2,000, over 10,000, with a fixed hash seed. It does not move
 with the machine's load, so a change to the hot path can be measured to the hundred
 instructions on a shared machine (the figures in the commit messages were made so).
+
+It measures the uvicorn it imports: this tree's .py files (an editable install), or the build
+compiled by mypyc with ``PYTHONPATH=.build/mypyc`` after ``./scripts/compiled-tree``.
 """
 
 from __future__ import annotations
