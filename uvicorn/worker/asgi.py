@@ -240,13 +240,14 @@ def asgi2_to_asgi3(app: Any) -> ASGIApp:
     return asgi3
 
 
-class ASGIWebSocket(SendsNowait, WebSocketSession):
+class ASGIWebSocket(WebSocketSession, SendsNowait):
     """The ``websocket`` scope, its events and messages (ASGI spec 2.4), including the
     ``websocket.http.response`` extension to deny a handshake with any HTTP response."""
 
-    # The session's, not SendsNowait's (which declines): a group's message, framed once, for
-    # the broadcast middleware's reply channel on this send (broadcast._ServerASGIReply).
-    send_shared = WebSocketSession.send_shared
+    # (send_shared is the session's, not SendsNowait's (which declines): a group's message,
+    # framed once, for the broadcast middleware's reply channel on this send
+    # (broadcast._ServerASGIReply). Hence the session first among the bases, not an alias
+    # ``send_shared = WebSocketSession.send_shared``, which mypyc does not compile.)
 
     async def call_app(self) -> None:
         state = self.state
