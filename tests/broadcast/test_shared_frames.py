@@ -18,6 +18,7 @@ from tests.helpers import UNIT, running_server
 from tests.worker.wshelpers import RawWebSocket
 from uvicorn import broadcast
 from uvicorn.broadcast import BroadcastMiddleware, Groups
+from uvicorn.compiled import COMPILED
 from uvicorn.worker import websocket
 
 WAIT = 5 * UNIT
@@ -34,8 +35,12 @@ async def _chat_asgi(scope: Any, receive: Any, send: Any) -> None:
         pass
 
 
-def framings(monkeypatch: Any) -> list[dict[str, Any]]:
-    """The group messages framed for sharing, one entry per framing."""
+def framings(monkeypatch: Any) -> list[dict[str, Any]] | None:
+    """The group messages framed for sharing, one entry per framing. None in the build compiled
+    by mypyc: its callers of shared_frame() call it directly, past any patch (the deliveries
+    are checked all the same; the pure-Python build counts the framings)."""
+    if COMPILED:
+        return None
     made: list[dict[str, Any]] = []
     original = websocket.shared_frame
 
@@ -85,7 +90,7 @@ async def test_one_framing_per_message_and_every_member_gets_all_in_order(
                 assert [await recv(client) for _ in sent] == sent
             # One framing per message for the three plain members; the deflating member
             # compressed its own (it never asked for the shared frame).
-            assert len(made) == len(sent)
+            assert made is None or len(made) == len(sent)
 
 
 async def test_a_closing_member_gets_no_data_frame_and_leaves_its_groups(monkeypatch: Any) -> None:
@@ -137,7 +142,8 @@ async def test_a_member_that_does_not_read_is_closed_with_1013_after_what_it_was
                 sent += 1
                 assert await recv(reader) == payload  # the reader keeps up: never held back
             assert slow_name not in groups.members, "the slow member was never dropped"
-            assert len(made) == sent  # the slow member's backlog aside, shared frames
+            # The slow member's backlog aside, shared frames.
+            assert made is None or len(made) == sent
             frames = await slow.until_closed(answer=True)
             *data, close = frames
             assert close.opcode is Opcode.CLOSE and slow.protocol.close_rcvd is not None
