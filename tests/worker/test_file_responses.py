@@ -439,13 +439,15 @@ class LoopTurns:
 
 
 async def fetch_with_turns(turns: LoopTurns, port: int, *curl_args: str) -> bytes:
-    """curl's ``-w`` output for GET / (to /dev/null), the loop's turns recorded meanwhile."""
-    out = await asyncio.create_subprocess_exec(
-        "curl", "-sS", *curl_args, "-o", "/dev/null", f"http://127.0.0.1:{port}/",
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    """curl's ``-w`` output for GET / (to /dev/null), the loop's turns recorded meanwhile
+    (from before curl starts: the loop runs while the subprocess is being made, and curl may
+    connect and the server start writing then, as it did in a loaded full run of the suite)."""
     turns.start()
     try:
+        out = await asyncio.create_subprocess_exec(
+            "curl", "-sS", *curl_args, "-o", "/dev/null", f"http://127.0.0.1:{port}/",
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
         stdout, _ = await asyncio.wait_for(out.communicate(), 10 * UNIT)
     finally:
         turns.stop()
