@@ -154,6 +154,16 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("the server did not start")
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """End the server's process group: TERM, then KILL after 30 s."""
+    os.killpg(proc.pid, 15)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
 def measure(name: str, argv: list[str], cwd: Path, kind: str, count: int) -> dict[str, float]:
     port = free_port()
     command = [a.replace("{port}", str(port)) for a in argv]
@@ -178,12 +188,7 @@ def measure(name: str, argv: list[str], cwd: Path, kind: str, count: int) -> dic
     finally:
         for sock in held:
             sock.close()
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+        stop(proc)
 
 
 def rollup(pid: int) -> tuple[int, int]:
@@ -225,12 +230,7 @@ def tree_figures(name: str, argv: list[str], cwd: Path) -> None:
         print(f"{name:24} {'tree':9} RSS {sum(r[1] for r in rows) / 1024:.1f} MiB; "
               f"PSS {sum(r[2] for r in rows) / 1024:.1f} MiB", flush=True)  # fmt: skip
     finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+        stop(proc)
 
 
 def trees(ours: str, workers: list[str]) -> None:
