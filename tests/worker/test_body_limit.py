@@ -107,6 +107,17 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+def limited(app: Any, interface: str) -> Any:
+    """``running_server`` with the body limit (``LIMIT``), no lifespan."""
+    return running_server(app, interface=interface, lifespan="off", limit_request_body=LIMIT)
+
+
+async def send_first_60(client: Any, rec: Recorder, path: str = "/") -> None:
+    """A chunked POST's head and its first 60 bytes (under the limit), once the app got them."""
+    await client.send(post(path, "transfer-encoding: chunked") + chunk(b"a" * 60))
+    await wait(rec.got)
+
+
 async def wait(event: asyncio.Event) -> None:
     await asyncio.wait_for(event.wait(), 5 * UNIT)
 
@@ -119,8 +130,7 @@ async def test_a_content_length_above_the_limit_is_413_and_the_app_is_never_call
     interface: str,
 ) -> None:
     app, rec = recording_app(interface)
-    async with running_server(app, interface=interface, lifespan="off",
-                              limit_request_body=LIMIT) as server:  # fmt: skip
+    async with limited(app, interface) as server:
         within = await server.request(post("/", f"content-length: {LIMIT}") + b"x" * LIMIT)
         assert (within.status, within.body) == (200, b"100")
         client = await server.connect()
@@ -141,11 +151,9 @@ async def test_a_chunked_body_crossing_the_limit_gets_413_and_the_app_a_disconne
     interface: str,
 ) -> None:
     app, rec = recording_app(interface)
-    async with running_server(app, interface=interface, lifespan="off",
-                              limit_request_body=LIMIT) as server:  # fmt: skip
+    async with limited(app, interface) as server:
         client = await server.connect()
-        await client.send(post("/", "transfer-encoding: chunked") + chunk(b"a" * 60))
-        await wait(rec.got)
+        await send_first_60(client, rec)
         await client.send(chunk(b"b" * 60) + chunk(b"c" * 60) + b"0\r\n\r\n")
         response = await client.read_response()
         assert response.status == 413 and response.header(b"connection") == b"close"
@@ -168,11 +176,9 @@ async def test_the_last_body_message_after_crossing_says_the_client_is_gone(
     interface: str,
 ) -> None:
     app, rec = recording_app(interface)
-    async with running_server(app, interface=interface, lifespan="off",
-                              limit_request_body=LIMIT) as server:  # fmt: skip
+    async with limited(app, interface) as server:
         client = await server.connect()
-        await client.send(post("/", "transfer-encoding: chunked") + chunk(b"a" * 60))
-        await wait(rec.got)
+        await send_first_60(client, rec)
         await client.send(chunk(b"b" * 41))
         await wait(rec.done)
         assert (await client.read_response()).status == 413
@@ -186,11 +192,9 @@ async def test_a_body_crossing_the_limit_after_the_response_started_closes_the_c
     interface: str,
 ) -> None:
     app, rec = recording_app(interface)
-    async with running_server(app, interface=interface, lifespan="off",
-                              limit_request_body=LIMIT) as server:  # fmt: skip
+    async with limited(app, interface) as server:
         client = await server.connect()
-        await client.send(post("/stream", "transfer-encoding: chunked") + chunk(b"a" * 60))
-        await wait(rec.got)
+        await send_first_60(client, rec, "/stream")
         await client.send(chunk(b"b" * 60))
         raw = await client.read_until_closed()
         await wait(rec.done)
@@ -229,8 +233,7 @@ async def test_a_pipelined_request_crossing_the_limit_is_answered_413_in_its_tur
 async def test_httpx_gets_413_for_a_declared_length_above_the_limit(http2: bool) -> None:
     app, rec = recording_app("asgi3")
     async with (
-        running_server(app, interface="asgi3", lifespan="off",
-                       limit_request_body=LIMIT) as server,  # fmt: skip
+        limited(app, "asgi3") as server,
         httpx.AsyncClient(http1=not http2, http2=http2, base_url=f"http://127.0.0.1:{server.port}")
         as client,
     ):
@@ -250,8 +253,7 @@ async def test_http2_a_content_length_above_the_limit_is_413_and_the_connection_
     interface: str,
 ) -> None:
     app, rec = recording_app(interface)
-    async with running_server(app, interface=interface, lifespan="off",
-                              limit_request_body=LIMIT) as server:  # fmt: skip
+    async with limited(app, interface) as server:
         client = await H2Client.open(server.port)
         refused = client.request("/", "POST", [("content-length", "101")], end_stream=False)
         result = await client.response(refused)
@@ -272,8 +274,7 @@ async def test_http2_a_body_crossing_the_limit_gets_413_and_the_stream_reset(
     interface: str, end: bool
 ) -> None:
     app, rec = recording_app(interface)
-    async with running_server(app, interface=interface, lifespan="off",
-                              limit_request_body=LIMIT) as server:  # fmt: skip
+    async with limited(app, interface) as server:
         client = await H2Client.open(server.port)
         stream = client.request("/", "POST", end_stream=False)  # no content-length
         client.send_body(stream, b"a" * 60)
@@ -301,8 +302,7 @@ async def test_http2_a_body_crossing_the_limit_after_the_response_started_resets
     interface: str,
 ) -> None:
     app, rec = recording_app(interface)
-    async with running_server(app, interface=interface, lifespan="off",
-                              limit_request_body=LIMIT) as server:  # fmt: skip
+    async with limited(app, interface) as server:
         client = await H2Client.open(server.port)
         stream = client.request("/stream", "POST", end_stream=False)
         client.send_body(stream, b"a" * 60)
