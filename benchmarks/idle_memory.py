@@ -5,7 +5,7 @@ and per idle WebSocket, ours (both interfaces) against the published uvicorn.
     python3 benchmarks/idle_memory.py --tree [--workers 1,4]
 
 ``--tree``: the idle processes instead, serving benchmarks/apps/hello.py after one request
-each: RSS and PSS (/proc/PID/smaps_rollup) of ours' master, worker template and workers, and
+each: RSS and PSS (/proc/PID/smaps_rollup) of ours' master and workers, and
 of the published uvicorn's one process.
 
 Each server serves benchmarks/apps/ws_echo.py with one worker (ours: the worker process under
@@ -204,7 +204,7 @@ def role(pid: int, root: int) -> str:
     title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     if pid == root:
         return "master" if "master" in title else "process"
-    return "template" if "template" in title else "worker"
+    return "worker"
 
 
 def tree_figures(name: str, argv: list[str], cwd: Path) -> None:
@@ -221,7 +221,7 @@ def tree_figures(name: str, argv: list[str], cwd: Path) -> None:
         pids = tree(proc.pid)
         settled_rss(pids[-1])
         rows = [(role(pid, proc.pid), *rollup(pid)) for pid in pids]
-        for kind in ("process", "master", "template", "worker"):
+        for kind in ("process", "master", "worker"):
             found = [r for r in rows if r[0] == kind]
             if found:
                 rss = ", ".join(f"{r[1] / 1024:.1f}" for r in found)
