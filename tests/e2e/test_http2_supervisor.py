@@ -166,30 +166,41 @@ async def test_sigterm_serves_the_request_sent_as_an_idle_connection_got_goaway(
     assert '"GET /late HTTP/2" 200' in output and "/above" not in output, output
 
 
-async def test_a_connection_that_turns_http2_while_its_worker_retires_gets_goaway() -> None:
-    # Accepted before the retirement, its preface read after it began: the HTTP/1.1 side was
-    # told to close after one more answer, the HTTP/2 side must be told to go away too. The
-    # keep-alive timeout is long, so that only a GOAWAY for the retirement can end it soon.
+async def test_a_retiring_worker_answers_each_http2_connection_once_more() -> None:
+    # Three connections when the retirement begins: one HTTP/2 that was served, told to go
+    # away at once; one HTTP/2 that has sent no request yet, and one accepted that turns
+    # HTTP/2 (its preface read) after it began: each is answered once, as an HTTP/1.1
+    # connection is, and only then told to go away. A client sends its first requests as
+    # the connection opens; a GOAWAY read before they left would drop them all (h2load
+    # counts them failed). The keep-alive timeout is long, so that only a GOAWAY ends them.
     args = ("--port", "0", "--workers", "1", "--timeout-keep-alive", "60")
     with CLIProcess(HELD, *args) as server:
         port = await asyncio.to_thread(server.wait_ready)
         (old,) = await asyncio.to_thread(serving_pids, server, 1)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        # Another connection, idle, that keeps the retirement's linger going.
-        _, other = await asyncio.open_connection("127.0.0.1", port)
+        fresh = await H2Client.open(port)
+        await fresh.round_trip()
+        served = await H2Client.open(port)
+        assert (await served.response(served.request("/"))).status == 200
         server.signal(signal.SIGHUP)
-        await asyncio.to_thread(server.wait_for_line, r"Retiring: answering 2 open connection")
-        client = H2Client(reader, writer, auto_ack=True)
-        client.conn.initiate_connection()  # prior knowledge, on the connection it had
-        client.flush()
-        client.start_reading()
-        answer = await client.response(client.request("/"))
-        assert answer.status == 200 and int(answer.data) == old
-        await client.until(lambda: len(client.goaways) == 2)
-        assert client.goaways == [(NO_ERROR, LARGEST_STREAM), (NO_ERROR, 1)]
-        await client.closed()
-        client.close()
-        other.close()
+        await asyncio.to_thread(server.wait_for_line, r"Retiring: answering 3 open connection")
+        await served.until(lambda: len(served.goaways) == 2)
+        assert served.goaways == [(NO_ERROR, LARGEST_STREAM), (NO_ERROR, 1)]
+        await served.closed()
+        late = H2Client(reader, writer, auto_ack=True)
+        late.conn.initiate_connection()  # prior knowledge, on the connection it had
+        late.flush()
+        late.start_reading()
+        for client in (fresh, late):
+            await client.round_trip()  # (after the linger began)
+            assert client.goaways == []
+            answer = await client.response(client.request("/"))
+            assert answer.status == 200 and int(answer.data) == old
+            await client.until(lambda c=client: len(c.goaways) == 2)  # type: ignore[misc]
+            assert client.goaways == [(NO_ERROR, LARGEST_STREAM), (NO_ERROR, 1)]
+            await client.closed()
+        for client in (served, fresh, late):
+            client.close()
         await asyncio.to_thread(server.wait_for_line, rf"Worker \[{old}\] stopped \(it exited")
         assert server.stop() == 0
 

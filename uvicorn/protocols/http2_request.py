@@ -10,6 +10,7 @@ the HPACK dynamic table is unchanged, so the connection keeps validated requests
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from uvicorn.protocols.http_events import Limits, RequestHead
@@ -258,3 +259,30 @@ def trailers_valid(fields: list[tuple[bytes, bytes]]) -> bool:
         if kind in (PSEUDO, BAD):
             return False
     return True
+
+
+# The fields of an h2c upgrade request that were HTTP/1.1's alone (RFC 9113 section 8.2.2).
+_UPGRADE_FIELDS = frozenset([b"connection", b"upgrade", b"http2-settings", b"keep-alive"])
+
+
+def h2c_settings(head: RequestHead) -> bytes | None:
+    """The SETTINGS payload an h2c upgrade request carries: exactly one HTTP2-Settings field,
+    base64url (RFC 7540 section 3.2.1); None if it has not that."""
+    values = [value for name, value in head.headers if name == b"http2-settings"]
+    if len(values) != 1:
+        return None
+    value = values[0].strip()
+    try:
+        payload = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
+    except ValueError:
+        return None
+    return payload if len(payload) % 6 == 0 else None
+
+
+def as_stream_one(head: RequestHead) -> RequestHead:
+    """The h2c upgrade request ``head`` made HTTP/2 stream 1's (RFC 7540 section 3.2): its
+    HTTP/1.1-only fields gone."""
+    head.http_version = "2"
+    head.upgrade = None
+    head.headers = [field for field in head.headers if field[0] not in _UPGRADE_FIELDS]
+    return head

@@ -12,7 +12,6 @@ streams in flight.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from typing import Any
 
@@ -29,6 +28,7 @@ from uvicorn.protocols.http2 import (
     H2Core,
 )
 from uvicorn.protocols.http2_frames import H2ConnectionError
+from uvicorn.protocols.http2_request import as_stream_one, h2c_settings
 from uvicorn.protocols.http_events import RequestHead
 from uvicorn.protocols.http_response import simple_response
 from uvicorn.worker.cycle import RequestCycle
@@ -40,28 +40,12 @@ from uvicorn.worker.transport import TransportProtocol
 logger = logging.getLogger("uvicorn.error")
 
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n"
-# The fields of an h2c upgrade request that were HTTP/1.1's alone (RFC 9113 section 8.2.2).
-_UPGRADE_FIELDS = frozenset([b"connection", b"upgrade", b"http2-settings", b"keep-alive"])
 
 
 def alpn(transport: asyncio.BaseTransport) -> str | None:
     """The protocol negotiated by TLS ALPN (RFC 7301), if any."""
     ssl_object = transport.get_extra_info("ssl_object")
     return ssl_object.selected_alpn_protocol() if ssl_object is not None else None  # type: ignore[no-any-return]
-
-
-def _http2_settings(head: RequestHead) -> bytes | None:
-    """The SETTINGS payload an h2c upgrade request carries: exactly one HTTP2-Settings field,
-    base64url (RFC 7540 section 3.2.1)."""
-    values = [value for name, value in head.headers if name == b"http2-settings"]
-    if len(values) != 1:
-        return None
-    value = values[0].strip()
-    try:
-        payload = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
-    except ValueError:
-        return None
-    return payload if len(payload) % 6 == 0 else None
 
 
 class H2Connection(TransportProtocol):
@@ -83,6 +67,7 @@ class H2Connection(TransportProtocol):
         self.closing = False  # GOAWAY sent: close once every stream is done
         self._final_goaway = False
         self._awaiting_pong = False  # shut down: counted in state.active until the PONG
+        self._goaway_after_request = False  # (retiring: see linger())
         self._idle_until = 0.0
 
     @property
@@ -110,7 +95,7 @@ class H2Connection(TransportProtocol):
         if upgrade is not None:
             # (Not a None in the bytes variable with a "type: ignore": mypyc checks a value
             # against its variable's type, and the compiled build raised TypeError there.)
-            found = _http2_settings(upgrade)
+            found = h2c_settings(upgrade)
             if found is None:
                 self.write(simple_response(self.state.defaults, 400,
                                            "Upgrade: h2c needs one valid HTTP2-Settings"), True)
@@ -127,19 +112,18 @@ class H2Connection(TransportProtocol):
                 self.write(self.core.data_to_send(), True)
                 self.close()
                 return
-            upgrade.http_version = "2"
-            upgrade.upgrade = None
-            upgrade.headers = [
-                field for field in upgrade.headers if field[0] not in _UPGRADE_FIELDS
-            ]
-            self._request(1, upgrade, True)
+            self._request(1, as_stream_one(upgrade), True)
         self.output()
         self._idle()
-        if self.state.shutting_down:
+        state = self.state
+        if state.shutting_down:
             # Turned HTTP/2 after the server's shutdown (or retirement) told its connections
             # to go: this one must be told too (RFC 9113 section 6.8), or it is served as if
             # nothing were happening until its keep-alive timeout, holding the worker.
-            self.shutdown()
+            if state.lingering:
+                self.linger()
+            else:
+                self.shutdown()
         if data:
             self.data_received(data)
 
@@ -193,6 +177,9 @@ class H2Connection(TransportProtocol):
                 self._client_goaway(event[1], event[2])
             elif kind == PONG:
                 self._pong()
+        if self._goaway_after_request and core.last_stream:
+            self._goaway_after_request = False
+            self.shutdown()  # (its first requests are in: see linger())
         self.output()
 
     def eof_received(self) -> bool | None:
@@ -384,9 +371,16 @@ class H2Connection(TransportProtocol):
         self.state.active += 1
 
     def linger(self) -> None:
-        # A retiring worker: the same, other workers serve what comes next. (A method: mypyc
-        # does not compile a class attribute ``linger = shutdown``.)
-        self.shutdown()
+        """A retiring worker: as ``shutdown``, other workers serve what comes next; but a
+        connection that has sent no request yet is first answered once, as an HTTP/1.1 one
+        is. A client sends its first requests as soon as the connection is up, without waiting
+        for anything; a GOAWAY that it reads before they left makes it drop them all, and a
+        client that does not retry them on another connection (h2load) counts them failed.
+        If none comes, the keep-alive timer closes it (with a GOAWAY), within the linger."""
+        if self.core.last_stream or self.closing:
+            self.shutdown()
+        else:
+            self._goaway_after_request = True
 
     def _pong(self) -> None:
         if self.closing and not self._final_goaway:

@@ -156,7 +156,9 @@ class Server:
         if self.listeners_closed is not None:
             self.listeners_closed()
         if self.linger:
+            state.lingering = True  # (connections that turn HTTP/2 meanwhile linger too)
             await self._linger(deadline)
+            state.lingering = False
         for conn in list(state.connections):
             conn.shutdown()
         # WebSockets have no request to finish: their closing handshakes start now, so that

@@ -108,6 +108,7 @@ class ServerState:
         self.handshakes: set[weakref.ref[Any]] = set()
         # Set when the last HTTP connection has gone, once a retiring worker waits for that.
         self.all_closed: asyncio.Event | None = None
+        self.lingering = False  # a retiring worker's linger (Server._linger) is under way
         self.active = 0  # app calls in flight
         self.shutting_down = False
         self._drained: asyncio.Event = asyncio.Event()
