@@ -36,6 +36,7 @@ HOT = [
     "uvicorn/protocols/http_rules.py",
     "uvicorn/protocols/http_trailers.py",
     "uvicorn/protocols/websocket.py",
+    "uvicorn/protocols/websocket_events.py",
     "uvicorn/worker/asgi.py",
     "uvicorn/worker/connection.py",
     "uvicorn/worker/cycle.py",

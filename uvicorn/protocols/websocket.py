@@ -14,15 +14,12 @@ decides (accept with a subprotocol and headers, reject with 403, or any HTTP res
 
 from __future__ import annotations
 
-import enum
-import functools
 import http
 import logging
 from collections.abc import Iterable
 from typing import Any
 
 from websockets.datastructures import Headers
-from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.http11 import Response as HandshakeResponse
@@ -30,7 +27,19 @@ from websockets.protocol import Protocol, State
 
 from uvicorn.logging import TRACE
 from uvicorn.protocols.http_parser import RequestHead
-from uvicorn.protocols.websocket_deflate import LazyDeflate, LazyDeflateFactory
+from uvicorn.protocols.websocket_deflate import DEFLATE_WINDOW_BITS, LazyDeflate, deflate_factory
+from uvicorn.protocols.websocket_events import (
+    ABNORMAL_CLOSURE,
+    GOING_AWAY,
+    INTERNAL_ERROR,
+    NORMAL_CLOSURE,
+    SERVICE_RESTART,
+    Closed,
+    Event,
+    Failing,
+    HandshakeState,
+    Pong,
+)
 from uvicorn.protocols.websocket_frames import (
     BINARY_FIN,
     TEXT_FIN,
@@ -44,62 +53,6 @@ from uvicorn.protocols.websocket_handshake import (
     request_bytes,
     response_head,
 )
-
-# RFC 6455 section 7.4.1 codes, for the callers' convenience.
-NORMAL_CLOSURE = 1000
-GOING_AWAY = 1001
-NO_STATUS_RECEIVED = 1005
-ABNORMAL_CLOSURE = 1006
-INVALID_DATA = 1007
-MESSAGE_TOO_BIG = 1009
-INTERNAL_ERROR = 1011
-SERVICE_RESTART = 1012
-
-# permessage-deflate (RFC 7692): the LZ77 window both sides use, in bits (sections 7.1.2.1 and
-# 7.1.2.2: the server's, and the client's when it offers client_max_window_bits; the default of
-# --ws-deflate-window-bits), and zlib's memLevel, its hash table as large as the window
-# (2^(memLevel+7) entries). 4 KiB windows keep a busy connection's compression at ~50 KiB
-# instead of ~250 KiB with zlib's defaults (15, 8), and compress faster, for ~15% more bytes:
-# conformance/README.md has the measurements.
-DEFLATE_WINDOW_BITS = 12
-
-
-class Closed:
-    """The connection is closed: ``code`` 1005 if the peer's close frame had none, 1006 if the
-    connection was lost without a close handshake."""
-
-    __slots__ = ("code", "reason")
-
-    def __init__(self, code: int, reason: str) -> None:
-        self.code = code
-        self.reason = reason
-
-
-class Pong:
-    """The peer answered a ping (keep-alive bookkeeping)."""
-
-    __slots__ = ()
-
-
-class Failing:
-    """The peer broke the protocol: the connection is to be failed with ``code`` (RFC 6455
-    section 7.1.7). Only with ``defer_failures``: until the caller calls ``fail_now()``, the
-    messages received before can still be answered, and nothing more is read."""
-
-    __slots__ = ("code", "reason")
-
-    def __init__(self, code: int, reason: str) -> None:
-        self.code = code
-        self.reason = reason
-
-
-Event = Message | Closed | Pong | Failing
-
-
-class HandshakeState(enum.Enum):
-    PENDING = "pending"  # the request is valid; the app has not decided yet
-    ACCEPTED = "accepted"
-    REFUSED = "refused"  # answered with an HTTP response instead (invalid, rejected, denied)
 
 
 class _QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -143,7 +96,7 @@ class WebSocketCore:
         self._server_header = server_header
         self._date_header = date_header
         self._method = head.method
-        extensions = [_deflate(window_bits)] if per_message_deflate else None
+        extensions = [deflate_factory(window_bits)] if per_message_deflate else None
         # (A class attribute: set on the instance, it cost ~1.3 KB a connection, websockets'
         # protocol's attributes no longer sharing their keys with its class's other instances.)
         protocol_class = _DeferringProtocol if defer_failures else StrictServerProtocol
@@ -445,14 +398,7 @@ class WebSocketCore:
         return b"".join(writes), eof
 
 
-@functools.cache  # one for all connections: it holds settings, each connection its own state
-def _deflate(window_bits: int) -> ServerPerMessageDeflateFactory:
-    # Each connection's zlib streams made when first used (websocket_deflate.py).
-    return LazyDeflateFactory(
-        server_max_window_bits=window_bits,
-        client_max_window_bits=window_bits,
-        compress_settings={"memLevel": window_bits - 7},  # a hash table as large as the window
-    )
-
-
-__all__ = ["Closed", "Failing", "Message", "Pong", "WebSocketCore"]
+__all__ = [  # (the events and codes are re-exported: callers may import them from here)
+    "ABNORMAL_CLOSURE", "GOING_AWAY", "INTERNAL_ERROR", "NORMAL_CLOSURE", "SERVICE_RESTART",
+    "Closed", "Event", "Failing", "HandshakeState", "Message", "Pong", "WebSocketCore",
+]  # fmt: skip

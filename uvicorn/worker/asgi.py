@@ -15,8 +15,8 @@ from uvicorn.compiled import mypyc_attr
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import ResponseState, check_status
-from uvicorn.protocols.websocket import HandshakeState
 from uvicorn.protocols.websocket import Message as WSMessage
+from uvicorn.protocols.websocket_events import HandshakeState
 from uvicorn.types import ASGIApp, ASGIReceive, ASGISend, Scope
 from uvicorn.worker.cycle import PERCENT, RequestCycle, decode_path
 from uvicorn.worker.messaging import check_bytes, close_code

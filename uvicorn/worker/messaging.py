@@ -13,8 +13,8 @@ from uvicorn.channels import Declined, SendsNowait, Shared, channel_names
 from uvicorn.compiled import mypyc_attr
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import ResponseState
-from uvicorn.protocols.websocket import HandshakeState
 from uvicorn.protocols.websocket import Message as WSMessage
+from uvicorn.protocols.websocket_events import HandshakeState
 from uvicorn.types import Message
 from uvicorn.worker.cycle import PERCENT, RequestCycle, decode_path
 from uvicorn.worker.websocket import WebSocketSession

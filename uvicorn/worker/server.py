@@ -16,7 +16,7 @@ from typing import Any
 from uvicorn.config import BOOT_MARGIN, Config
 from uvicorn.exceptions import ClientDisconnected, StartupError
 from uvicorn.logging import log_stream
-from uvicorn.protocols.websocket import GOING_AWAY, SERVICE_RESTART
+from uvicorn.protocols.websocket_events import GOING_AWAY, SERVICE_RESTART
 from uvicorn.worker.asgi import ASGICycle, ASGIWebSocket, TLSASGICycle, asgi2_to_asgi3
 from uvicorn.worker.connection import HTTP2OnlyConnection, HTTPConnection
 from uvicorn.worker.cycle import RequestCycle

@@ -20,14 +20,13 @@ from uvicorn.channels import DECLINED, Declined, Shared
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.protocols.http_parser import RequestHead
 from uvicorn.protocols.http_response import simple_response
-from uvicorn.protocols.websocket import (
+from uvicorn.protocols.websocket import Message, WebSocketCore
+from uvicorn.protocols.websocket_events import (
     INTERNAL_ERROR,
     Closed,
     Event,
     Failing,
     HandshakeState,
-    Message,
-    WebSocketCore,
 )
 from uvicorn.protocols.websocket_frames import BINARY_FIN, TEXT_FIN, unmasked_frame
 from uvicorn.worker.state import ServerState
