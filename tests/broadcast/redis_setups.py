@@ -287,7 +287,10 @@ class Sentinels:
                 return False
             return info(replica.port, "replication")["role"] == "master"
 
-        until(promoted, "the replica promoted")
+        # A failover whose leader election fails (the Sentinels' votes split, likelier on a
+        # busy host, where they see the master down at nearly the same time) is tried again
+        # only after twice failover-timeout (Redis's sentinel.c): within 20 s, or that.
+        until(promoted, "the replica promoted", timeout=max(20, 2 * self.timeout / 1000 + 10))
 
 
 def master_of(cluster: Cluster, key: str) -> int:
