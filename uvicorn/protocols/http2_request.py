@@ -13,11 +13,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from uvicorn.protocols.http_events import Limits, RequestHead
-
-# RequestHead's own __new__, not object.__new__ (the same function in pure Python): where
-# mypyc compiled RequestHead, object.__new__ refuses to make one ("not safe").
-_new_head = RequestHead.__new__
+from uvicorn.protocols.http_events import Limits, RequestHead, new_head
 
 # RFC 9113 section 8.2.2: fields a connection-specific header would carry in HTTP/1.1.
 CONNECTION_SPECIFIC = frozenset(
@@ -92,7 +88,7 @@ class Request:
 
     def head(self) -> RequestHead:
         # Every field set here, without a call to __init__ (as the HTTP/1.1 parser does).
-        head = _new_head(RequestHead)
+        head = new_head(RequestHead)
         head.method = self.method
         head.raw_path = self.raw_path
         head.query_string = self.query_string

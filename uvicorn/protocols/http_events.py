@@ -68,6 +68,12 @@ class RequestHead:
         return f"<RequestHead {self.method} {self.raw_path!r} HTTP/{self.http_version}>"
 
 
+# A RequestHead made without __init__ (the parsers set every field themselves): RequestHead's
+# own __new__, not object.__new__ (the same function in pure Python), which refuses a class
+# that mypyc compiled ("not safe").
+new_head = RequestHead.__new__
+
+
 class Body:
     __slots__ = ("data",)
 

@@ -31,6 +31,7 @@ from uvicorn.protocols.http_events import (
     Preface,
     RequestHead,
     Upgrade,
+    new_head,
 )
 from uvicorn.protocols.http_restart import ChunkedFollows, HoldTheRest, Restarts, parsed_to
 from uvicorn.protocols.http_rules import (
@@ -54,9 +55,6 @@ __all__ = [  # the events are re-exported: callers import them from the parser
 _METHODS: dict[bytes, str] = {}  # bytes -> str, so a request's method is not decoded each time
 # The end of a request line, for the versions served (see on_headers_complete).
 _VERSIONS = {b" HTTP/1.1": "1.1", b" HTTP/1.0": "1.0"}
-# RequestHead's own __new__, not object.__new__ (the same function in pure Python): where
-# mypyc compiled RequestHead, object.__new__ refuses to make one ("not safe").
-_new_head = RequestHead.__new__
 
 _OWS = b" \t"
 _HASH = ord("#")
@@ -356,7 +354,7 @@ class RequestParser(Restarts):
         keep_alive = self._keep_alive = parser.should_keep_alive()
         # Every field set here, without a call to __init__ (a class call costs more than the
         # whole of the rest of this function's bookkeeping).
-        head = _new_head(RequestHead)
+        head = new_head(RequestHead)
         head.method = method
         head.raw_path = raw_path
         head.query_string = query_string

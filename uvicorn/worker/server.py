@@ -156,9 +156,8 @@ class Server:
         if self.listeners_closed is not None:
             self.listeners_closed()
         if self.linger:
-            state.lingering = True  # (connections that turn HTTP/2 meanwhile linger too)
             await self._linger(deadline)
-            state.lingering = False
+            state.all_closed = None  # the linger is over (ServerState.lingering)
         for conn in list(state.connections):
             conn.shutdown()
         # WebSockets have no request to finish: their closing handshakes start now, so that

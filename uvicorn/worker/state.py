@@ -106,13 +106,18 @@ class ServerState:
         # fails. A retiring worker waits for them too. Weak references, dropped when the
         # handshake ends (see HTTPConnection) or the protocol of a failed one is freed.
         self.handshakes: set[weakref.ref[Any]] = set()
-        # Set when the last HTTP connection has gone, once a retiring worker waits for that.
+        # Set when the last HTTP connection has gone; it exists only while a retiring worker
+        # lingers (Server._linger) and waits for that.
         self.all_closed: asyncio.Event | None = None
-        self.lingering = False  # a retiring worker's linger (Server._linger) is under way
         self.active = 0  # app calls in flight
         self.shutting_down = False
         self._drained: asyncio.Event = asyncio.Event()
         self.refresh_date()
+
+    @property
+    def lingering(self) -> bool:
+        """A retiring worker's linger is under way (see ``all_closed``)."""
+        return self.all_closed is not None
 
     def refresh_date(self) -> None:
         self.defaults.set_date(formatdate(usegmt=True).encode("ascii"))
