@@ -19,8 +19,12 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     names = pyfuncitem._fixtureinfo.argnames
     kwargs: dict[str, Any] = {name: pyfuncitem.funcargs[name] for name in names}
 
+    # 30 s, or more for a test that pytest-timeout's marker gives more (@pytest.mark.timeout).
+    marker = pyfuncitem.get_closest_marker("timeout")
+    seconds = max(30, marker.args[0] if marker is not None and marker.args else 0)
+
     async def bounded() -> None:
-        await asyncio.wait_for(pyfuncitem.obj(**kwargs), 30 * UNIT)
+        await asyncio.wait_for(pyfuncitem.obj(**kwargs), seconds * UNIT)
 
     uvloop.run(bounded())
     return True

@@ -11,6 +11,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from tests.broadcast.fakes import Recorder
@@ -31,6 +32,9 @@ async def send(sender: Groups, members: list[Recorder], text: str) -> None:
         await asyncio.wait_for(member.until(count), 10 * UNIT)
 
 
+# Its Sentinels' failover-timeout is 30 s, so a failover that failed is tried again a minute
+# later (see Sentinels.wait_promoted): the test may take that long.
+@pytest.mark.timeout(120)
 async def test_after_a_failover_that_lost_the_last_entries_the_first_message_reaches_everyone(
     tmp_path: Path, logs: LogWatch
 ) -> None:
