@@ -8,7 +8,7 @@ in the request cycle, so that a path that cannot be opened raises ``OSError`` fr
 * plain-TCP HTTP/1.1, ``send_direct``: straight to a duplicate of the socket's descriptor,
   past the transport. To a client on another host, ``os.sendfile``: from the page cache to the
   socket with no copy into Python (uvloop does not implement ``loop.sendfile``). To a client on
-  this host (a local proxy, over the loopback device), the file is copied instead, in 128 KiB
+  this host (a local proxy, over the loopback device), the file is copied instead, in 512 KiB
   pieces (``os.preadv`` into one buffer, ``os.write``): there ``sendfile``'s packets carry
   references to 4 KiB page-cache pages, which cost the receiver more than the copy costs us
   (64 MiB files to wrk over loopback: 1.9 GB/s with sendfile, 2.8 with the copy, the same client
@@ -39,12 +39,16 @@ from uvicorn.protocols.http_response import Response
 from uvicorn.worker.transport import TransportProtocol
 
 CHUNK = 64 * 1024  # what one read takes of a file sent in pieces
-# One read of a file copied to a local client: a buffer that stays in the core's L2 cache
-# (512 KiB on the EPYC measured) between the read that fills it and the write that empties it.
-# 1 MiB files to 16 local clients (wrk), worker CPU per file: 64 KiB and 128 KiB ~950 us,
-# 256 KiB ~1,640, 512 KiB ~1,370, 1 MiB ~1,330; 64 MiB files alike within the noise.
-COPY_CHUNK = 128 * 1024
-POOLED_BUFFERS = 4  # copy buffers a worker keeps for its next files (512 KiB at most)
+# One read (and one write) of a file copied to a local client. Fewer, larger writes: each write
+# to a loopback socket runs the receiver's TCP input and wakes it, and under BBR (the measured
+# host's default) TCP paces each burst itself, lo having no fq qdisc. 1 MiB files to 16 local clients
+# (wrk), quiet host, Zen 4 EPYC, Linux 6.18, BBR: 128 KiB pieces 1,740-1,840 files/s (worker
+# CPU ~540 us a file), 256 KiB ~2,290 (~430), 512 KiB 2,690-3,070 (~340), 1 MiB 2,900-3,380
+# (~310); with Reno 2,740 / 2,890 / 3,320; 64 MiB files: 512 KiB as 1 MiB or better. (On a Zen 3
+# EPYC, on a noisy host, 128 KiB had measured best: docs/architecture.md.) 512 KiB: most of the
+# gain, half the memory held per send.
+COPY_CHUNK = 512 * 1024
+POOLED_BUFFERS = 4  # copy buffers a worker keeps for its next files (2 MiB at most)
 _BUFFERS: list[bytearray] = []
 # Bytes a file send writes before it lets the loop run others: a client that reads as fast as
 # we write (a local one, most of all) would otherwise hold the loop for the whole file, and
