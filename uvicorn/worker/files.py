@@ -41,12 +41,12 @@ from uvicorn.worker.transport import TransportProtocol
 CHUNK = 64 * 1024  # what one read takes of a file sent in pieces
 # One read (and one write) of a file copied to a local client. Fewer, larger writes: each write
 # to a loopback socket runs the receiver's TCP input and wakes it, and under BBR (the measured
-# host's default) TCP paces each burst itself, lo having no fq qdisc. 1 MiB files to 16 local clients
-# (wrk), quiet host, Zen 4 EPYC, Linux 6.18, BBR: 128 KiB pieces 1,740-1,840 files/s (worker
-# CPU ~540 us a file), 256 KiB ~2,290 (~430), 512 KiB 2,690-3,070 (~340), 1 MiB 2,900-3,380
-# (~310); with Reno 2,740 / 2,890 / 3,320; 64 MiB files: 512 KiB as 1 MiB or better. (On a Zen 3
-# EPYC, on a noisy host, 128 KiB had measured best: docs/architecture.md.) 512 KiB: most of the
-# gain, half the memory held per send.
+# host's default) TCP paces each burst itself, lo having no fq qdisc. 1 MiB files to 16 local
+# clients (wrk), quiet host, Zen 4 EPYC, Linux 6.18, BBR: 128 KiB pieces 1,740-1,840 files/s
+# (worker CPU ~540 us a file), 256 KiB ~2,290 (~430), 512 KiB 2,690-3,070 (~340), 1 MiB
+# 2,900-3,380 (~310); with Reno 2,740 / 2,890 / 3,320; 64 MiB files: 512 KiB as 1 MiB or
+# better. (On a Zen 3 EPYC, on a noisy host, 128 KiB had measured best: docs/architecture.md.)
+# 512 KiB: most of the gain, half the memory held per send.
 COPY_CHUNK = 512 * 1024
 POOLED_BUFFERS = 4  # copy buffers a worker keeps for its next files (2 MiB at most)
 _BUFFERS: list[bytearray] = []
