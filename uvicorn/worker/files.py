@@ -13,8 +13,9 @@ in the request cycle, so that a path that cannot be opened raises ``OSError`` fr
   references to 4 KiB page-cache pages, which cost the receiver more than the copy costs us
   (64 MiB files to wrk over loopback: 1.9 GB/s with sendfile, 2.8 with the copy, the same client
   CPU; docs/architecture.md). What the transport still holds is written first; while the
-  socket's buffer is full (``EAGAIN``) it waits for the socket to be writable, so a slow client
-  holds at most the one buffer.
+  socket's buffer is full (``EAGAIN``) it waits for the socket to be writable, and gives its
+  buffer back meanwhile (what it held unwritten is read again after): a slow client holds the
+  send, but no buffer.
 * TLS, and HTTP/2, ``send_chunks``: the file read in 64 KiB pieces (``os.pread``, page cache:
   cheaper than a thread's hand-over, see docs/architecture.md), each an ordinary body piece of
   the stream (chunked framing, or DATA frames within the flow-control windows), the next read
@@ -234,8 +235,7 @@ async def _send_direct(conn: TransportProtocol, response: Response, fd: int, off
     # One of the worker's buffers: a new bytearray per file was zero-filled each time and (at
     # 1 MiB), as soon as other allocations came between two files, taken from the top of the
     # heap that glibc trims (brk and page faults: 1 MiB files at a third of the speed).
-    pooled = (_BUFFERS.pop() if _BUFFERS else bytearray(COPY_CHUNK)) if copy else None
-    buffer = memoryview(pooled)[: min(COPY_CHUNK, count)] if pooled is not None else None
+    buffer: memoryview | None = None  # (copying) one of them, held while not waiting
     start = stop = 0  # (copying) buffer[start:stop]: read from the file, not yet written
     share = FAIR_SHARE  # what may still be written before others get a turn
     try:
@@ -248,6 +248,9 @@ async def _send_direct(conn: TransportProtocol, response: Response, fd: int, off
                 await _writable(conn, sock)
                 continue
             try:
+                if copy and buffer is None:
+                    pooled = _BUFFERS.pop() if _BUFFERS else bytearray(COPY_CHUNK)
+                    buffer = memoryview(pooled)[: min(COPY_CHUNK, end - position)]
                 if buffer is None:
                     # At most a fair share a call: to a fast client one call could send it all
                     # and hold the loop as long.
@@ -264,6 +267,13 @@ async def _send_direct(conn: TransportProtocol, response: Response, fd: int, off
                     sent = os.write(sock, buffer[start:stop]) if stop else 0
                     start += sent
             except (BlockingIOError, InterruptedError):
+                if buffer is not None:
+                    # The buffer goes back while the client is slow (read again after): a
+                    # worker's memory then follows its sends in progress, not its slow clients.
+                    position -= stop - start
+                    start = stop = 0
+                    _give_back(buffer)
+                    buffer = None
                 await _writable(conn, sock)
                 share = FAIR_SHARE
                 continue
@@ -286,9 +296,15 @@ async def _send_direct(conn: TransportProtocol, response: Response, fd: int, off
     finally:
         os.close(sock)
         if buffer is not None:
-            buffer.release()
-            if len(_BUFFERS) < POOLED_BUFFERS:
-                _BUFFERS.append(pooled)  # type: ignore[arg-type]
+            _give_back(buffer)
+
+
+def _give_back(view: memoryview) -> None:
+    """A copy buffer back to the worker's pool (while it has room)."""
+    pooled = view.obj  # (the bytearray that the view, a slice of it, shows)
+    view.release()
+    if isinstance(pooled, bytearray) and len(_BUFFERS) < POOLED_BUFFERS:
+        _BUFFERS.append(pooled)
 
 
 async def _writable(conn: TransportProtocol, sock: int) -> None:
