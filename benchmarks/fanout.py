@@ -215,9 +215,11 @@ def progress(text: str) -> None:
 
 
 async def publish_and_measure(
-    port: int, pipes: list[Link], clients: int, pids: tuple[list[int], list[int]], args: Any
+    port: int, pipes: list[Link], clients: int, pids: tuple[list[int], list[int], list[int]],
+    args: Any,
 ) -> dict[str, Any]:
-    """The phases, through a publisher on ``port``; ``pids``: the servers', Redis'."""
+    """The phases, through a publisher on ``port``; ``pids``: the servers', Redis', the client
+    processes'."""
     loop = asyncio.get_running_loop()
     publisher = await connect("127.0.0.1", port, lambda payload: None)  # a member too: it drains
 
@@ -284,6 +286,7 @@ async def publish_and_measure(
             "p99": percentile(ordered, 0.99),
             "max": percentile(ordered, 1.0),
             "server_us": 1e6 * used["servers"] / delivered if delivered else float("nan"),
+            "client_us": 1e6 * used["clients"] / delivered if delivered else float("nan"),
             "redis_s": used["redis"],
             "others": used["others"],
         }
@@ -332,7 +335,8 @@ def run_one(name: str, redis: peers.Redis, clients: int, args: Any) -> dict[str,
         connect_seconds = time.monotonic() - connect_start
         time.sleep(2)  # idle: the joins done, no message yet
         rss_after = peers.workers_rss([instance.pid for instance in instances])
-        pids = [instance.pid for instance in instances], [p.pid for p in redis.processes]
+        pids = ([instance.pid for instance in instances], [p.pid for p in redis.processes],
+                [process.pid for process in processes if process.pid is not None])
         result = asyncio.run(publish_and_measure(ports[0], pipes, clients, pids, args))
         per_member = (rss_after - rss_before) / clients
         result["memory"] = {"per_member": per_member, "connect_seconds": connect_seconds}

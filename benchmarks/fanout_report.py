@@ -23,11 +23,13 @@ def percentile(ordered: list[int], fraction: float) -> float:
 
 
 class CPU:
-    """CPU over a window: the seconds that the servers (their process trees) and Redis used, and
-    the % of a core that processes other than this one and its descendants used."""
+    """CPU over a window: the seconds that the servers (their process trees), Redis and the
+    client processes used, and the % of a core that processes other than this one and its
+    descendants (the clients among them) used."""
 
-    def __init__(self, servers: list[int], redis: list[int]) -> None:
-        self.roots = {"servers": servers, "redis": redis, "ours": [os.getpid()]}
+    def __init__(self, servers: list[int], redis: list[int], clients: list[int] | None = None):
+        self.roots = {"servers": servers, "redis": redis, "clients": clients or [],
+                      "ours": [os.getpid()]}  # fmt: skip
         self.wall, self.busy, self.start = time.monotonic(), busy_seconds(), self._sample()
 
     def _sample(self) -> dict[str, float]:
@@ -38,7 +40,7 @@ class CPU:
         wall, end = time.monotonic() - self.wall, self._sample()
         used = {name: end[name] - self.start[name] for name in end}
         others = (busy_seconds() - self.busy) - used["ours"]
-        return {"servers": used["servers"], "redis": used["redis"],
+        return {"servers": used["servers"], "redis": used["redis"], "clients": used["clients"],
                 "others": max(0.0, 100 * others / wall)}  # fmt: skip
 
 
@@ -55,7 +57,8 @@ async def settle(servers: list[int], limit: float = 60) -> None:
 def show(title: str, result: dict[str, Any]) -> None:
     parts = [
         f"{phase} {r['delivered']}/{r['expected']} {r['per_second']:.0f}/s p99 {r['p99']:.1f} ms "
-        f"(servers' CPU {r['server_us']:.1f} us per delivery, Redis' {r['redis_s']:.2f} s, "
+        f"(servers' CPU {r['server_us']:.1f} us per delivery, clients' {r['client_us']:.1f}, "
+        f"Redis' {r['redis_s']:.2f} s, "
         f"others' {r['others']:.0f}% of a core)"
         for phase, r in result.items()
         if phase != "memory"
