@@ -33,17 +33,22 @@ from harness import env, procs  # noqa: E402
 
 
 def threads_cpu(pids: list[int]) -> tuple[int, int, int, int]:
-    """(user ticks, system ticks, voluntary, involuntary context switches) of every thread."""
+    """(user ticks, system ticks, voluntary, involuntary context switches) of the processes:
+    the times from /proc/<pid>/stat, which count the threads that ended too (a pool's), the
+    switches from each live thread (/proc/<pid>/status has only the main thread's)."""
     user = system = voluntary = involuntary = 0
     for pid in pids:
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_bytes()
+        except OSError:
+            continue  # (the process ended)
+        fields = raw[raw.rindex(b")") + 2 :].split()  # after "pid (comm) "
+        user, system = user + int(fields[11]), system + int(fields[12])
         for task in Path(f"/proc/{pid}/task").glob("*"):
             try:
-                raw = (task / "stat").read_bytes()
                 status = (task / "status").read_text()
             except OSError:
                 continue  # (the thread ended)
-            fields = raw[raw.rindex(b")") + 2 :].split()
-            user, system = user + int(fields[11]), system + int(fields[12])
             for line in status.splitlines():
                 if line.startswith("voluntary_ctxt_switches"):
                     voluntary += int(line.split()[1])
