@@ -105,6 +105,7 @@ class HTTPConnection(Handover):
             state.timeout_request_head,
         )
         self.client, self.server = state.addresses(transport)
+        self.corks = self.scheme == "http" and self.client is not None  # TCP, not TLS
         self.trusted = state.proxy is not None and state.proxy.trusts(self.client)
         if self.scheme == "https":  # (once per connection: shared by its requests)
             self.tls = tls_extension(transport, state.config.ssl_certfile)
@@ -262,9 +263,10 @@ class HTTPConnection(Handover):
     # The Stream of the request being answered (stream.py).
 
     def send_start(self, status: Any, headers: Any, content: bytes, more: bool) -> None:
-        data = self.response.start(status, headers, content, more)
-        if data:
-            self.write(data, not more)
+        response = self.response
+        data = response.start(status, headers, content, more)
+        if data:  # (the last bytes before a close are queued for it: see finished())
+            self.write(data, not more and response.keep_alive)
 
     def send_body(self, content: bytes, more: bool) -> None:
         response = self.response
@@ -275,7 +277,7 @@ class HTTPConnection(Handover):
                 self.close()  # the body broke its declared length: never half written
             raise
         if data or not more:
-            self.write(data, not more)
+            self.write(data, not more and response.keep_alive)
 
     def send_trailers(self, fields: list[tuple[bytes, bytes]]) -> None:
         response = self.response
@@ -287,7 +289,7 @@ class HTTPConnection(Handover):
             if response.state is _DONE and not response.keep_alive:
                 self.close()  # the body broke its declared length: never half written
             raise
-        self.write(data, True)
+        self.write(data, response.keep_alive)
 
     async def send_file(self, fd: int, offset: int, count: int, more: bool) -> None:
         if self.scheme == "https":  # TLS: the bytes go through the SSL object, in pieces
@@ -332,8 +334,8 @@ class HTTPConnection(Handover):
             cycle.expect_continue,
             self.loop.time(),
         )
-        if then is _CLOSE:
-            self.close()
+        if then is _CLOSE:  # (corked: the response's last bytes leave with the FIN)
+            self.close_corked() if body_complete else self.close()
             return
         if not body_complete:
             cycle.take_body()  # discard; what still arrives is counted by feed_body
