@@ -67,6 +67,15 @@ async def asgi_hello(scope: Any, receive: Any, send: Any) -> None:
     await send(BODY)
 
 
+class NoSocket:
+    """The transport's socket, where a connection sets options (TCP_CORK before a close)."""
+
+    def setsockopt(self, *args: Any) -> None: ...
+
+
+_EXTRA = {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000), "socket": NoSocket()}
+
+
 class CountingTransport:
     def __init__(self) -> None:
         self.written = 0
@@ -77,7 +86,7 @@ class CountingTransport:
         self.writes += 1
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name)
+        return _EXTRA.get(name, default)
 
     def is_closing(self) -> bool:
         return False
