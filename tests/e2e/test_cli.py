@@ -59,6 +59,17 @@ def test_a_worker_sets_what_it_loaded_apart_from_the_garbage_collector() -> None
         assert server.stop() == 0
 
 
+def test_a_worker_keeps_the_memory_it_freed_for_the_next_requests() -> None:
+    # worker/allocator.py: glibc's thresholds raised in the worker, so that bodies of tens of
+    # KiB do not cost a page fault per page, request after request.
+    with CLIProcess("tests.e2e.apps:malloc_keeps", "--port", "0", "--log-level", "debug") as server:
+        port = server.wait_ready()
+        server.wait_for_line(r"malloc: freed memory kept up to 16 MiB")
+        kept = int(http_get(port, "/").partition(b"\r\n\r\n")[2])
+        assert kept > 6 * 1024, f"{kept} KiB of 8 MiB freed kept"
+        assert server.stop() == 0
+
+
 def test_access_log_line() -> None:
     with CLIProcess("examples.hello_world:hello_world", "--port", "0") as server:
         port = server.wait_ready()

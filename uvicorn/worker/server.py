@@ -17,6 +17,7 @@ from uvicorn.config import BOOT_MARGIN, Config
 from uvicorn.exceptions import ClientDisconnected, StartupError
 from uvicorn.logging import log_stream
 from uvicorn.protocols.websocket_events import GOING_AWAY, SERVICE_RESTART
+from uvicorn.worker.allocator import keep_freed_memory
 from uvicorn.worker.asgi import ASGICycle, ASGIWebSocket, TLSASGICycle, asgi2_to_asgi3
 from uvicorn.worker.connection import HTTP2OnlyConnection, HTTPConnection
 from uvicorn.worker.cycle import RequestCycle
@@ -356,4 +357,5 @@ def run_worker(config: Config, sockets: list[socket.socket], link: Link | None =
     supervises this worker."""
     import uvloop
 
+    logger.debug("%s", keep_freed_memory())
     uvloop.run(serve(config, sockets, link))
