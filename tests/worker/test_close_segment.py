@@ -7,8 +7,10 @@ would otherwise hold the bytes up to 200 ms)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -64,26 +66,35 @@ async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": BODY})
 
 
-async def exchange(app: Any, *headers: str, tls: ssl.SSLContext | None = None,
-                   body: bytes = b"", **options: Any) -> tuple[list[str], bytes]:  # fmt: skip
-    """One keep-alive request (so that the connection is there to watch), then one with
-    ``headers``, read until the server closes or 1 response: (the calls logged for the second,
-    what the client read)."""
+@contextlib.asynccontextmanager
+async def watched(app: Any, tls: ssl.SSLContext | None = None,
+                  **options: Any) -> AsyncIterator[tuple[RawClient, list[str]]]:  # fmt: skip
+    """A client whose connection served one keep-alive request (so that it is there to watch),
+    and the calls logged on that connection's transport from then on."""
     log: list[str] = []
     async with running_server(app, lifespan="off", **options) as server:
         client = RawClient(*await asyncio.open_connection("127.0.0.1", server.port, ssl=tls))
-        await client.send(get())
-        assert (await client.read_response()).body == BODY
-        conn = only_connection(server)
-        conn.transport = Recorded(conn.transport, log)
+        try:
+            await client.send(get())
+            assert (await client.read_response()).body == BODY
+            conn = only_connection(server)
+            conn.transport = Recorded(conn.transport, log)
+            yield client, log
+        finally:
+            client.close()
+
+
+async def exchange(app: Any, *headers: str, tls: ssl.SSLContext | None = None,
+                   body: bytes = b"", **options: Any) -> tuple[list[str], bytes]:  # fmt: skip
+    """A second request with ``headers``, read until the server closes or for 1 response: (the
+    calls logged for it, what the client read)."""
+    async with watched(app, tls, **options) as (client, log):
         await client.send(get("/", *headers, method="POST" if body else "GET") + body)
         if any(h.lower() == "connection: close" for h in headers):
             raw = await client.read_until_closed()
         else:
             raw = (await client.read_response()).body
-        seen = list(log)  # (not the server's shutdown after)
-        client.close()
-    return seen, raw
+        return list(log), raw  # (not the server's shutdown after)
 
 
 @pytest.mark.parametrize("app", [messaging, asgi], ids=["messaging", "asgi"])
@@ -111,37 +122,23 @@ async def test_an_app_that_goes_on_after_its_response_does_not_hold_it() -> None
         if message["headers"] and any(v == b"close" for _, v in message["headers"]):
             await read.wait()
 
-    log: list[str] = []
-    async with running_server(app, lifespan="off") as server:
-        client = await server.connect()
-        await client.send(get())
-        await client.read_response()
-        conn = only_connection(server)
-        conn.transport = Recorded(conn.transport, log)
+    async with watched(app) as (client, log):
         await client.send(get("/", "connection: close"))
         response = await client.read_response()
         assert response.body == BODY and log == ["write last"]
         read.set()
         assert (await client.read_until_closed()).endswith(BODY)  # and nothing after it
-        client.close()
-    assert log == ["write last", "close"]
+        assert log == ["write last", "close"]
 
 
 async def test_a_bad_request_is_never_corked() -> None:
     # The rest of what the client sent stays unread: close(2) then resets the connection, and
     # would drop what a cork still held. Written at once, the answer is on its way first.
-    log: list[str] = []
-    async with running_server(messaging, lifespan="off") as server:
-        client = await server.connect()
-        await client.send(get())
-        await client.read_response()
-        conn = only_connection(server)
-        conn.transport = Recorded(conn.transport, log)
+    async with watched(messaging) as (client, log):
         await client.send(b"GET / HTTP/1.1\r\nno colon here\r\n\r\n")
         raw = await client.read_until_closed()
-        client.close()
-    assert raw.split(BODY, 1)[1].startswith(b"HTTP/1.1 400 ")  # (after the first response)
-    assert log == ["write", "close"]
+        assert raw.split(BODY, 1)[1].startswith(b"HTTP/1.1 400 ")  # (after the first response)
+        assert log == ["write", "close"]
 
 
 @pytest.mark.parametrize("app", [messaging, asgi], ids=["messaging", "asgi"])
