@@ -105,7 +105,6 @@ class HTTPConnection(Handover):
             state.timeout_request_head,
         )
         self.client, self.server = state.addresses(transport)
-        self.corks = self.scheme == "http" and self.client is not None  # TCP, not TLS
         self.trusted = state.proxy is not None and state.proxy.trusts(self.client)
         if self.scheme == "https":  # (once per connection: shared by its requests)
             self.tls = tls_extension(transport, state.config.ssl_certfile)
@@ -334,8 +333,9 @@ class HTTPConnection(Handover):
             cycle.expect_continue,
             self.loop.time(),
         )
-        if then is _CLOSE:  # (corked: the response's last bytes leave with the FIN)
-            self.close_corked() if body_complete else self.close()
+        if then is _CLOSE:  # (corked on plain TCP: the response's last bytes leave with the FIN)
+            tcp = self.scheme == "http" and self.client is not None  # (not TLS, not Unix)
+            self.close_corked() if body_complete and tcp else self.close()
             return
         if not body_complete:
             cycle.take_body()  # discard; what still arrives is counted by feed_body

@@ -21,7 +21,6 @@ class TransportProtocol(asyncio.Protocol):
         self.closed = False
         self.read_paused = False
         self.write_paused = False
-        self.corks = False  # plain TCP: bytes still queued at close() leave with the FIN
         self._drain_waiter: asyncio.Future[None] | None = None
         self._out: list[bytes] = []
         self._out_size = 0
@@ -178,11 +177,12 @@ class TransportProtocol(asyncio.Protocol):
         the peer a wake-up of its own (over the loopback device, from our write path: a
         local proxy got ~1.2x the `Connection: close` requests a second, docs/architecture.md).
 
-        Only for a peer that has nothing unread left in our kernel: close(2) with unread
-        bytes resets the connection and drops what the cork still holds (reading paused, or
-        a request body not all read, leave such bytes). And only where close() follows at
-        once: the kernel would hold the bytes up to 200 ms otherwise."""
-        if self._out and self.corks and not self.read_paused and _TCP_CORK is not None:
+        Only on plain TCP (the caller knows), and for a peer that has nothing unread left in
+        our kernel: close(2) with unread bytes resets the connection and drops what the cork
+        still holds (reading paused, or a request body not all read, leave such bytes). And
+        only where close() follows at once: the kernel would hold the bytes up to 200 ms
+        otherwise."""
+        if self._out and not self.read_paused and _TCP_CORK is not None:
             try:
                 sock = self.transport.get_extra_info("socket")
                 sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1)
