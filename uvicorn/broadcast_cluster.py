@@ -5,12 +5,17 @@ the slots, and so over the masters. A reader cannot block on all of a master's g
 XREAD takes several keys only when they hash to the same slot (CROSSSLOT otherwise, even on one
 node). So each master has a bell: a stream whose key hashes to a slot of that master
 (``prefix~bell{N}``, N the first number for which it does), which names the group of each entry
-added. A send is one round trip, a pipeline of two commands to the group's master: the XADD, then
-an XADD of the group's name to that master's bell. Each process has one reading connection per
-master it has groups on, blocked in an XREAD on the bell from the last bell entry it saw; then, in
-one pipeline, an XREAD of each group named, from the last entry read in it (the positions are the
-same as with one server: ``broadcast_streams``). A bell read that fills its COUNT may have missed
-some (trimmed): every group of the master is read then, as after a reconnect.
+added. A send is one command to the group's master (``SEND``, a script): the group's XADD, then
+a bell entry naming the group, the new entry's id and the id before it, and carrying the message
+when it is small. Each process has one reading connection per master it has groups on, blocked
+in an XREAD on the bell from the last bell entry it saw. A message on the bell that comes right
+after the last entry read in its group is delivered from there: one round trip from a send to
+its delivery, as with one server. Otherwise (a join, a large message, a reader that lost its
+place), one pipeline reads each group named from the last entry read in it (the positions are
+the same as with one server: ``broadcast_streams``). A bell read that fills its COUNT may have
+missed some (trimmed): every group of the master is read then, as after a reconnect. A master
+that cannot run the script (Redis before 7) gets a pipeline of the group's XADD and a bell entry
+naming the group, which is read in two round trips.
 
 The layout (which master serves which slots: ``CLUSTER SLOTS``, asked of any node known) is
 looked up at start, every ``LAYOUT_CHECK`` seconds, and whenever a reader or a send meets an
@@ -23,13 +28,21 @@ readers: each catches up from its groups' positions, so a replica promoted after
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 from typing import Any
 
 from uvicorn import broadcast_streams as streams
-from uvicorn.broadcast_streams import EXPIRE, READING, START, Reader, StreamBackend, stream_items
+from uvicorn.broadcast_layout import SEND, Layout, layout_of, name, redirected, unscripted
+from uvicorn.broadcast_streams import (
+    EXPIRE,
+    READING,
+    START,
+    Reader,
+    StreamBackend,
+    entry_id,
+    stream_items,
+)
 from uvicorn.broadcast_urls import RedisURL
 
 logger = logging.getLogger("uvicorn.error")
@@ -43,61 +56,9 @@ LAYOUT_DELAYS = (0.1, 0.2, 0.5, 1.0)
 BELL_COUNT = 500
 BELL_HISTORY = 1000
 PROBE_TIMEOUT = 1.0  # asking a node for the layout: one that does not answer is skipped
-# Errors a cluster answers with while its layout changes: look it up again, and try again.
-REDIRECTS = frozenset({"MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "READONLY", "MASTERDOWN"})
-
-
-class Layout:
-    """Which master serves each slot (from ``CLUSTER SLOTS``), and the replicas."""
-
-    def __init__(self, ranges: list[tuple[int, int, str]], replicas: list[str]) -> None:
-        self.ranges = sorted(ranges)
-        self.starts = [start for start, _, _ in self.ranges]
-        self.masters = sorted({node for _, _, node in self.ranges})
-        self.replicas = replicas
-        self._bells: dict[str, str] = {}
-        from redis.crc import key_slot  # (the slot of a key, as Redis computes it)
-
-        self._slot = key_slot
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Layout) and self.ranges == other.ranges
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def slots_of(self, node: str) -> list[tuple[int, int]]:
-        return [(start, end) for start, end, master in self.ranges if master == node]
-
-    def node_of(self, key: str) -> str | None:
-        slot = self._slot(key.encode("utf-8"))
-        i = bisect.bisect_right(self.starts, slot) - 1
-        if i >= 0 and self.ranges[i][1] >= slot:
-            return self.ranges[i][2]
-        return None  # no master serves it now (a cluster in failover)
-
-    def bell(self, prefix: str, node: str) -> str:
-        """The key of ``node``'s bell: the first of ``prefix~bell{0}``, ``{1}``, ... it serves.
-        Readers and senders with the same layout find the same."""
-        bell = self._bells.get(node)
-        if bell is None:
-            for n in range(1 << 20):
-                if self.node_of(f"{prefix}~bell{{{n}}}") == node:
-                    bell = self._bells[node] = f"{prefix}~bell{{{n}}}"
-                    break
-            else:  # a prefix with a hash tag of its own: every key of ours is in one slot
-                raise ValueError(f"no bell key of prefix {prefix!r} is served by {node}")
-        return bell
-
-
-def redirected(exc: Exception) -> bool:
-    """An answer that says the cluster's layout changed. redis-py 5.0's plain client leaves
-    MOVED and the others ResponseErrors named by their first word; later ones subclass them."""
-    from redis import exceptions
-
-    if isinstance(exc, (exceptions.AskError, exceptions.TryAgainError,
-                        exceptions.ClusterDownError, exceptions.ReadOnlyError)):  # fmt: skip
-        return True
-    return isinstance(exc, exceptions.ResponseError) and str(exc).split(" ", 1)[0] in REDIRECTS
+# A message up to this long (encoded) rides on the bell too: every process reading the master
+# gets it, members here or not, so a large one only rings.
+BELL_CARRIES = 4096
 
 
 class ClusterBackend(StreamBackend):
@@ -108,7 +69,7 @@ class ClusterBackend(StreamBackend):
     ) -> None:
         super().__init__(where, prefix, history, expire)
         self.layout: Layout | None = None
-        self._seeds = [_name(host, port) for host, port in where.nodes]
+        self._seeds = [name(host, port) for host, port in where.nodes]
         self._clients: dict[str, Any] = {}  # master -> the client that sends to it
         self._probes: dict[str, Any] = {}  # node -> a client that asks it for the layout
         self.readers: dict[str, _NodeReader] = {}  # master -> the reader of its groups
@@ -117,6 +78,8 @@ class ClusterBackend(StreamBackend):
         self._task: asyncio.Task[None] | None = None
         self._down: set[str] = set()  # masters whose reader is in an outage
         self._background: set[asyncio.Task[Any]] = set()  # readers and clients closing
+        self._scripted = True  # sends by SEND (until a master refuses it: Redis before 7)
+        self._script: Any = None
 
     def _start(self) -> None:
         if self._task is None and not self._closed:
@@ -149,7 +112,27 @@ class ClusterBackend(StreamBackend):
         layout = self.layout or await self.refresh()
         node = _served(layout, key)
         bell = layout.bell(self.prefix, node)
-        pipe = self._client(node).pipeline(transaction=False)
+        client = self._client(node)
+        if self._scripted:
+            message = fields[b"m"]
+            carried = "1" if len(message) <= BELL_CARRIES else ""
+            args = (bell, fields[b"o"], message, self.history, BELL_HISTORY, group,
+                    self._expire_ms or "", carried)  # fmt: skip
+            if self._script is None:
+                self._script = client.register_script(SEND)
+            try:
+                await self._script(keys=(key,), args=args, client=client)
+                return
+            except Exception as exc:
+                if not unscripted(exc):
+                    raise
+                self._scripted = False
+                logger.warning(
+                    "Redis at %s runs no script of cross-slot keys (Redis 7 does: %s): each "
+                    "group message is read in two round trips", self.address,
+                    self.where.scrub(str(exc)),
+                )  # fmt: skip
+        pipe = client.pipeline(transaction=False)
         pipe.xadd(key, fields, maxlen=self.history, approximate=True)  # type: ignore[arg-type]
         pipe.xadd(bell, {"g": group}, maxlen=BELL_HISTORY, approximate=True)
         self._expiring(pipe, key)  # the group's stream and the bell: gone once unused
@@ -222,7 +205,7 @@ class ClusterBackend(StreamBackend):
                 with contextlib.suppress(Exception):
                     await probe.connection_pool.disconnect()
                 continue
-            layout = _layout(reply, node.rpartition(":")[0])
+            layout = layout_of(reply, node.rpartition(":")[0])
             if layout.ranges:
                 return layout
         raise ConnectionError(f"no node of the cluster answered ({error!r})")
@@ -339,15 +322,34 @@ class _NodeReader(Reader):
             )
             for _, entries in stream_items(reply):
                 self.bell_id = entries[-1][0]
+                behind = self._from_bell(entries)
                 if len(entries) >= BELL_COUNT:
-                    groups = self.groups()  # some may have been trimmed unread
-                else:
-                    named = {fields[b"g"].decode("utf-8") for _, fields in entries}
-                    groups = [group for group in named if group in positions]
-                await self._read_groups(groups)
+                    behind = self.groups()  # some may have been trimmed unread
+                await self._read_groups(behind)
             if None in positions.values():  # joined while Redis was away: read from now on
                 unplaced = [group for group in self.groups() if positions[group] is None]
                 await self.find_starts(unplaced, everyone=False)
+
+    def _from_bell(self, entries: list[Any]) -> list[str]:
+        """Deliver the messages that ``entries`` (of the bell) carry, each right after the last
+        one read in its group; return the groups to read: named with no message (a join, a
+        retried send, a large message), or behind the entry that the message came after (a
+        reader that caught up meanwhile, a stream trimmed or promoted). Once a group is to be
+        read, the reading returns its later entries too: they are left to it, in order."""
+        backend = self.backend
+        positions = backend._positions
+        behind: dict[str, None] = {}
+        for _, fields in entries:
+            group = fields[b"g"].decode("utf-8")
+            if group in behind or group not in positions:
+                continue
+            position, entry = positions[group], fields.get(b"i")
+            if entry is not None and position == fields[b"p"]:
+                backend._deliver(group, [(entry, fields)])
+            elif entry is None or position is None or entry_id(entry) > entry_id(position):
+                behind[group] = None
+            # (otherwise read already: a catch-up read it before the bell told)
+        return list(behind)
 
     async def _read_groups(self, groups: list[str]) -> None:
         backend = self.backend
@@ -376,23 +378,3 @@ def _served(layout: Layout | None, key: str) -> str:
     if node is None:
         raise ConnectionError(f"no master of the cluster serves {key!r} now")
     return node
-
-
-def _name(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _layout(reply: Any, asked: str) -> Layout:
-    """``CLUSTER SLOTS``: [[start, end, [host, port, id, ...], [replica...]...], ...]. A host
-    left empty (or "?") is the one asked."""
-    ranges, replicas = [], []
-    for start, end, master, *others in reply:
-        names = [_name(_host(node[0], asked), int(node[1])) for node in (master, *others)]
-        ranges.append((int(start), int(end), names[0]))
-        replicas.extend(names[1:])
-    return Layout(ranges, sorted(set(replicas)))
-
-
-def _host(value: Any, asked: str) -> str:
-    host = value.decode("utf-8") if isinstance(value, bytes) else str(value)
-    return asked.strip("[]") if host in ("", "?") else host

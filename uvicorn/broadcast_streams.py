@@ -213,8 +213,12 @@ class StreamBackend(Backend):
                 self.history,
             )  # fmt: skip
             self.on_missed(group)
-        if self._positions.get(group) != position:
-            return
+        if self._positions.get(group) == position:
+            self._deliver(group, entries)
+
+    def _deliver(self, group: str, entries: list[Any]) -> None:
+        """``entries`` of ``group``, the next after the last one read: delivered (but those
+        sent here), and read on from them."""
         self._positions[group] = entries[-1][0]
         origin = self._origin
         for _, fields in entries:
