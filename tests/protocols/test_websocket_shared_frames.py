@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from tests.protocols.wsclient import Pair, frame
 from uvicorn.protocols.websocket_frames import BINARY_FIN, TEXT_FIN, unmasked_frame
@@ -64,3 +65,34 @@ def test_not_while_something_else_waits_to_be_written() -> None:
     assert not pair.core.shares_frames
     pair.server_out()
     assert pair.core.shares_frames
+
+
+def test_the_state_read_is_websockets_own() -> None:
+    # The core reads the protocol's state from the attribute websockets' property returns (a
+    # Python call saved per member per group message): they must agree at every step of a
+    # connection's life, on every websockets version setup.cfg allows.
+    def agree(pair: Pair) -> None:
+        protocol = pair.core.protocol
+        assert protocol._state is protocol.state
+        assert pair.core.is_open is (protocol.state is State.OPEN)
+
+    pair = Pair(accept=False)
+    agree(pair)  # CONNECTING
+    pair.accept()
+    agree(pair)  # OPEN
+    pair.send(frame(0x1, b"hi"))
+    agree(pair)
+    pair.core.close(1000, "")
+    agree(pair)  # CLOSING
+    pair.send(frame(CLOSE, b"\x03\xe8"))
+    agree(pair)
+    pair.core.receive_eof()
+    agree(pair)  # CLOSED
+    assert pair.core.protocol.state is State.CLOSED
+    pair = Pair()
+    pair.send(b"\x81\x02hi")  # unmasked (RFC 6455 section 5.1): the connection fails
+    if pair.core.failing:  # (held back until the caller asks)
+        agree(pair)
+        pair.core.fail_now()
+    agree(pair)
+    assert pair.core.protocol.state is State.CLOSING

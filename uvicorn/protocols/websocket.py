@@ -17,7 +17,7 @@ from __future__ import annotations
 import http
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
@@ -71,6 +71,11 @@ class _QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 _LOGGER = _QuietLogger(logging.getLogger("uvicorn.error"), {})
+# The protocol's state is read as websockets' own methods read it, from its attribute (set only
+# by the ``state`` property's setter, websockets 13 to 17): the property is a Python call, and
+# the broadcast fan-out asks every member's connection whether it is open for every message
+# (the call was a quarter of a delivery's instructions). A test checks that they agree.
+_OPEN: Final = State.OPEN
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 
 
@@ -339,12 +344,12 @@ class WebSocketCore:
         protocol = self.protocol
         if protocol.failure is not None:
             protocol.fail_deferred()
-        elif protocol.state is State.OPEN:
+        elif protocol._state is _OPEN:
             protocol.send_close(code, reason)
 
     @property
     def is_open(self) -> bool:
-        return self.protocol.state is State.OPEN
+        return self.protocol._state is _OPEN
 
     @property
     def shares_frames(self) -> bool:
@@ -357,7 +362,7 @@ class WebSocketCore:
         protocol = self.protocol
         return (
             self._plain
-            and protocol.state is State.OPEN
+            and protocol._state is _OPEN
             and not protocol.writes
             and not protocol.expect_continuation_frame
         )
