@@ -5,7 +5,8 @@ deliveries per second, delivery latency (p50, p99, max), the servers' CPU per de
 memory per idle member, in the same run, for
 
 - ours: the README's broadcast chat (examples/broadcast_chat, unchanged) on this uvicorn, with
-  its delivery guarantee (Redis Streams, replay after reconnects: the default);
+  its delivery guarantee (Redis Streams, replay after reconnects: the default); with --ours,
+  a commit's package compiled by mypyc as ``pip install .`` builds it (--pure: not);
 - broadcaster: the same chat with Starlette + ``broadcaster`` (benchmarks/broadcaster_chat.py);
 - channels: the same chat with Django Channels + ``channels_redis`` (benchmarks/channels_chat.py,
   ``RedisPubSubChannelLayer`` unless --channels-layer core);
@@ -373,6 +374,9 @@ def main() -> None:
     parser.add_argument("--channels-layer", choices=["pubsub", "core"], default="pubsub")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the servers; medians")
     parser.add_argument("--ours", metavar="COMMIT", help="serve ours from this commit's uvicorn/")
+    parser.add_argument(
+        "--pure", action="store_true", help="the commit's package pure (default: compiled)"
+    )
     args = parser.parse_args()
     unknown = set(args.servers) - set(SERVERS) or set(args.redis) - {"single", "cluster"}
     if unknown:
@@ -383,7 +387,7 @@ def main() -> None:
     for name in args.servers:
         if name != "ours":
             peers.peer_python(name)
-    args.ours_tree, args.ours_label = peers.ours_tree(args.ours)
+    args.ours_tree, args.ours_label = peers.ours_tree(args.ours, compiled=not args.pure)
 
     runs: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for kind in args.redis:

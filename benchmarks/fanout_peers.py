@@ -232,10 +232,11 @@ def workers_rss(roots: list[int]) -> int:
     return total
 
 
-def ours_tree(commit: str | None) -> tuple[Path, str]:
+def ours_tree(commit: str | None, compiled: bool = True) -> tuple[Path, str]:
     """Where ours runs from, and what to call it: this checkout, or the package and the chat of
     a commit (git archive) in a directory of their own, so that uncommitted work in the checkout,
-    or a commit landing mid-run, changes nothing measured."""
+    or a commit landing mid-run, changes nothing measured. A commit's package is compiled by
+    mypyc there (``compiled``), as ``pip install .`` builds it: what users run."""
     if commit is None:
         return REPO, "this checkout's working tree"
     git = ["git", "-C", str(REPO)]
@@ -243,10 +244,17 @@ def ours_tree(commit: str | None) -> tuple[Path, str]:
                          text=True).stdout.strip()  # fmt: skip
     path = Path(tempfile.mkdtemp(prefix="fanout-ours-"))
     atexit.register(shutil.rmtree, path, True)
-    archive = subprocess.run([*git, "archive", rev, "uvicorn", "examples/broadcast_chat"],
+    build = ["setup.py", "setup.cfg", "pyproject.toml", "README.md"] if compiled else []
+    archive = subprocess.run([*git, "archive", rev, "uvicorn", "examples/broadcast_chat", *build],
                              check=True, capture_output=True)  # fmt: skip
     subprocess.run(["tar", "-x", "-C", str(path)], input=archive.stdout, check=True)
-    return path, f"commit {rev} (git archive of uvicorn/ and the chat)"
+    if not compiled:
+        return path, f"commit {rev} (git archive of uvicorn/ and the chat), pure Python"
+    # UVICORN_MYPYC=1: fail rather than measure a pure-Python build by mistake.
+    env = {**os.environ, "UVICORN_MYPYC": "1"}
+    subprocess.run([sys.executable, "setup.py", "--quiet", "build_ext", "--inplace"], cwd=path,
+                   env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return path, f"commit {rev} (git archive of uvicorn/ and the chat), compiled by mypyc"
 
 
 def versions(servers: list[str], ours: str) -> list[str]:
