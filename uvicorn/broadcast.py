@@ -15,125 +15,25 @@ without Redis.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import os
-from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from uvicorn.broadcast_backends import Backend, BroadcastError, MemoryBackend
 from uvicorn.broadcast_cluster import ClusterBackend
+from uvicorn.broadcast_members import MISSED, Member, deliver_all
 from uvicorn.broadcast_redis import RedisBackend
 from uvicorn.broadcast_sentinel import SentinelBackend
 from uvicorn.broadcast_streams import EXPIRE, HISTORY
 from uvicorn.broadcast_urls import parse
 from uvicorn.channels import Declined, SendsNowait, Shared, channel_names
-from uvicorn.exceptions import ClientDisconnected
 from uvicorn.types import Channels, Message
 
 logger = logging.getLogger("uvicorn.error")
 
-# A member that falls this many messages behind is dropped from its groups: one slow client
-# must not make its process hold an unbounded backlog. It is also sent a close (a WebSocket
-# closes with 1013, "try again later"; an HTTP stream ends), so that its client learns it
-# missed messages rather than waiting for them forever.
-MAX_BACKLOG = 1000
-TOO_SLOW = {"close": 1013}
-# A member whose process was away from Redis longer than its group's history reaches has missed
-# messages: it is told the same way, and for the same reason (reconnect, and catch up).
-MISSED = TOO_SLOW
-CLOSE_SEND_TIMEOUT = 10.0  # for that close, to a channel that is not the server's
-
 __all__ = ["BroadCastMiddleware", "BroadcastError", "BroadcastMiddleware", "Groups"]
-
-
-class _Member:
-    """A local reply channel in one or more groups, and its delivery backlog."""
-
-    __slots__ = ("name", "channel", "groups", "backlog", "task", "owner", "nowait")
-
-    def __init__(self, owner: Groups, name: str, channel: Any) -> None:
-        self.owner = owner
-        self.name = name
-        self.channel = channel
-        self.nowait = getattr(channel, "send_nowait", None)  # the server's channels (SendsNowait)
-        self.groups: set[str] = set()
-        self.backlog: deque[Message] = deque()
-        self.task: asyncio.Task[None] | None = None
-
-    def deliver(self, message: Message, shared: Shared | None = None) -> None:
-        """``shared``: the same message is delivered to many members (``Shared``: a server
-        channel frames it once for all of them)."""
-        if self.task is not None:  # still sending earlier messages: queue behind them
-            if len(self.backlog) >= MAX_BACKLOG:
-                self.owner.evict(self, f"more than {MAX_BACKLOG} messages behind")
-                self._close_slow()
-            else:
-                self.backlog.append(message)
-            return
-        nowait = self.nowait
-        if nowait is None:
-            # Any channel: a task per send, so that its send() may use what needs one
-            # (current_task(), asyncio.timeout()).
-            loop = asyncio.get_running_loop()
-            self.task = loop.create_task(self._send(self.channel.send(message)))
-            return
-        # The server's channels: the send starts at once, without a task, and one that does
-        # not have to wait (the usual case) costs no task per member per message. One that
-        # waits (back-pressure) is finished in a task of its own, with whatever arrives
-        # meanwhile queued behind it.
-        try:
-            rest = nowait(message, shared)
-        except Exception as exc:
-            self._failed(exc)
-            return
-        if rest is not None:
-            self.task = asyncio.get_running_loop().create_task(self._send(rest))
-
-    def _close_slow(self) -> None:
-        """Stop sending what is queued and send a close instead. A server channel writes its
-        message before it waits for a slow peer, so starting the send is enough: the rest
-        (waiting for the peer to read) is abandoned, and the server's closing-handshake timeout
-        ends a connection whose peer never reads again. Another channel gets a task, bounded."""
-        if self.task is not None:
-            self.task.cancel()
-        nowait = getattr(self.channel, "send_nowait", None)
-        if nowait is None:
-            closing = asyncio.wait_for(self.channel.send(dict(TOO_SLOW)), CLOSE_SEND_TIMEOUT)
-            asyncio.get_running_loop().create_task(self._close_quietly(closing))
-            return
-        try:
-            rest = nowait(dict(TOO_SLOW))
-        except Exception as exc:  # it may be gone already, or not take a close: dropped anyway
-            logger.debug("Closing %s failed: %r", self.name, exc)
-            return
-        if rest is not None:
-            rest.close()  # type: ignore[attr-defined]
-
-    async def _close_quietly(self, closing: Awaitable[None]) -> None:
-        try:
-            await closing
-        except Exception as exc:  # gone already, or too slow even for that: dropped anyway
-            logger.debug("Closing %s failed: %r", self.name, exc)
-
-    async def _send(self, sending: Awaitable[None]) -> None:
-        try:
-            await sending
-            while self.backlog:
-                await self.channel.send(self.backlog.popleft())
-        except Exception as exc:
-            self._failed(exc)
-        finally:
-            self.task = None
-
-    def _failed(self, exc: Exception) -> None:
-        if isinstance(exc, (ClientDisconnected, OSError)):
-            self.owner.evict(self, None)  # the connection closed: it leaves its groups
-        else:
-            logger.error("Group delivery to %s failed", self.name, exc_info=exc)
-            self.owner.evict(self, None)
 
 
 class Groups:
@@ -141,8 +41,8 @@ class Groups:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.members: dict[str, _Member] = {}  # reply channel name -> member
-        self.groups: dict[str, set[_Member]] = {}  # group -> its local members
+        self.members: dict[str, Member] = {}  # reply channel name -> member
+        self.groups: dict[str, set[Member]] = {}  # group -> its local members
         backend.on_message = self.deliver_local
         backend.on_missed = self.missed
 
@@ -152,7 +52,7 @@ class Groups:
             if channel is None:
                 logger.debug("Cannot add %s to %r: not a channel of this process", name, group)
                 return
-            member = self.members[name] = _Member(self, name, channel)
+            member = self.members[name] = Member(self, name, channel)
         local = self.groups.get(group)
         if local is None:
             local = self.groups[group] = set()
@@ -176,7 +76,7 @@ class Groups:
             del self.groups[group]
             self.backend.unsubscribe(group)
 
-    def evict(self, member: _Member, reason: str | None) -> None:
+    def evict(self, member: Member, reason: str | None) -> None:
         """Take a member out of every group (its connection closed, or it fell behind)."""
         if reason:
             logger.warning("Dropping %s from its groups: %s", member.name, reason)
@@ -189,11 +89,8 @@ class Groups:
 
     def deliver_local(self, group: str, message: Message) -> None:
         members = self.groups.get(group)
-        if not members:
-            return
-        shared = Shared(message)  # framed once for every member that can take the same bytes
-        for member in list(members):
-            member.deliver(message, shared)
+        if members:
+            deliver_all(members, message)
 
     def missed(self, group: str) -> None:
         """Messages of the group were lost on their way here (the backend logged it): its

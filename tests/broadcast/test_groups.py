@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 
 from tests.broadcast.fakes import Backpressured, Blocked, Closed, NeedsATask, Recorder
 from tests.helpers import UNIT, Watch, running_server
-from uvicorn import broadcast
+from uvicorn import broadcast_members
 from uvicorn.broadcast import BroadCastMiddleware, BroadcastMiddleware, Groups, GroupsChannel
 from uvicorn.broadcast_backends import MemoryBackend
 
@@ -143,7 +143,7 @@ async def test_a_member_too_far_behind_is_closed_and_dropped_from_its_groups(
     await join(groups, "g", slow, a)
     await join(groups, "h", slow)
     channel = GroupsChannel(groups, a)
-    total = broadcast.MAX_BACKLOG + 2  # one being sent, MAX_BACKLOG queued, one too many
+    total = broadcast_members.MAX_BACKLOG + 2  # one being sent, MAX_BACKLOG queued, one too many
     with caplog.at_level(logging.WARNING, "uvicorn.error"):
         for i in range(total):
             await channel.send({"group": "g", "send": {"n": i}})
@@ -152,7 +152,8 @@ async def test_a_member_too_far_behind_is_closed_and_dropped_from_its_groups(
     assert member_names(groups, "g") == {a.name}
     assert "h" not in groups.groups  # out of every group, not only the one it fell behind in
     assert [r.getMessage() for r in caplog.records if slow.name in r.getMessage()] == [
-        f"Dropping {slow.name} from its groups: more than {broadcast.MAX_BACKLOG} messages behind"
+        f"Dropping {slow.name} from its groups: "
+        f"more than {broadcast_members.MAX_BACKLOG} messages behind"
     ]
     # The message being sent when it was dropped, then a close: its client learns that it
     # missed messages (a WebSocket closes with 1013, try again later). The backlog is gone.
@@ -197,7 +198,7 @@ async def test_a_channel_that_needs_a_task_and_falls_behind_is_closed_in_one(
     await channel.send({"group": "g", "send": {"n": 0}})
     await asyncio.wait_for(slow.until(1), 5 * UNIT)  # its task sent it, and waits
     with caplog.at_level(logging.WARNING, "uvicorn.error"):
-        for i in range(1, broadcast.MAX_BACKLOG + 2):
+        for i in range(1, broadcast_members.MAX_BACKLOG + 2):
             await channel.send({"group": "g", "send": {"n": i}})
     assert slow.name not in groups.members
     await asyncio.wait_for(slow.until(2), 5 * UNIT)

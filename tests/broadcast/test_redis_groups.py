@@ -20,7 +20,7 @@ from tests.broadcast.clients import ask, clients, receive, receive_until, spread
 from tests.broadcast.conftest import RedisServer
 from tests.broadcast.fakes import Recorder
 from tests.helpers import UNIT, running_server
-from uvicorn import broadcast, broadcast_redis, broadcast_streams
+from uvicorn import broadcast_members, broadcast_redis, broadcast_streams
 from uvicorn.broadcast import Groups, GroupsChannel
 
 
@@ -124,7 +124,7 @@ async def test_a_consumer_too_far_behind_is_closed_with_1013(
 ) -> None:
     # Dropped from its groups, it would otherwise stay connected and wait forever for messages
     # that no longer come: it gets a close (1013, try again later) behind what was written.
-    monkeypatch.setattr(broadcast, "MAX_BACKLOG", 5)
+    monkeypatch.setattr(broadcast_members, "MAX_BACKLOG", 5)
     async with (
         instances(redis_server.url) as ports,
         clients(spread(ports, 2, "/slow")) as (slow, other),

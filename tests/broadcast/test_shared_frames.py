@@ -16,7 +16,7 @@ from websockets.frames import Opcode
 from tests.broadcast.apps import make_relay
 from tests.helpers import UNIT, running_server
 from tests.worker.wshelpers import RawWebSocket
-from uvicorn import broadcast
+from uvicorn import broadcast_members
 from uvicorn.broadcast import BroadcastMiddleware, Groups
 from uvicorn.compiled import COMPILED
 from uvicorn.worker import websocket
@@ -124,7 +124,7 @@ async def test_a_closing_member_gets_no_data_frame_and_leaves_its_groups(monkeyp
 async def test_a_member_that_does_not_read_is_closed_with_1013_after_what_it_was_sent(
     monkeypatch: Any,
 ) -> None:
-    monkeypatch.setattr(broadcast, "MAX_BACKLOG", 3)
+    monkeypatch.setattr(broadcast_members, "MAX_BACKLOG", 3)
     made = framings(monkeypatch)
     middleware = make_relay("memory://")
     async with running_server(middleware) as server:
