@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import random
 import re
 import signal
 import socket
@@ -168,7 +169,22 @@ def http_get(port: int, path: str = "/", host: str = "127.0.0.1", extra: bytes =
             chunks.append(data)
 
 
+_PORTS = random.SystemRandom()  # (pytest-randomly reseeds random's own for every test)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free TCP port of 127.0.0.1 below the kernel's ephemeral range. A port from bind(0) is
+    in that range, where outgoing connections take their local ports: a server that a test
+    stops and starts again on its port (a Redis, a Sentinel) found it taken meanwhile by some
+    client's connection ("Address already in use"), which cannot happen below the range."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+        ephemeral = int(ranges.read().split()[0])
+    for _ in range(200):
+        port = _PORTS.randrange(10000, ephemeral) if ephemeral > 11000 else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError(f"no free port found below {ephemeral}")
