@@ -257,6 +257,9 @@ class _ServerASGIReply(SendsNowait, _ASGIReply):
     def send_shared(self, shared: Shared) -> Awaitable[None] | Declined | None:
         return self._send.__self__.send_shared(shared)  # type: ignore[attr-defined,no-any-return]
 
+    def shared_sender(self) -> Callable[[Shared], Awaitable[None] | Declined | None]:
+        return self._send.__self__.send_shared  # type: ignore[attr-defined,no-any-return]
+
 
 def _asgi_reply(send: Callable[[MutableMapping[str, Any]], Awaitable[None]]) -> _ASGIReply:
     # Only the server's own send, not one a middleware wrapped (which might need a task).

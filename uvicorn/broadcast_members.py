@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from uvicorn.channels import Shared
+from uvicorn.channels import Declined, Shared
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.types import Message
 
@@ -37,6 +37,10 @@ class Member:
         self.name = name
         self.channel = channel
         self.nowait = getattr(channel, "send_nowait", None)  # the server's channels (SendsNowait)
+        # Their send_shared(), called directly: send_nowait() would call it from interpreted
+        # code (channels.py), once per member per message.
+        sender = getattr(channel, "shared_sender", None) if self.nowait is not None else None
+        self.send_shared: Callable[[Shared], Any] | None = sender() if sender else None
         self.groups: set[str] = set()
         self.backlog: deque[Message] = deque()
         self.task: asyncio.Task[None] | None = None
@@ -63,7 +67,13 @@ class Member:
         # waits (back-pressure) is finished in a task of its own, with whatever arrives
         # meanwhile queued behind it.
         try:
-            rest = nowait(message, shared)
+            send_shared = self.send_shared
+            if shared is not None and send_shared is not None:
+                rest = send_shared(shared)
+                if isinstance(rest, Declined):  # not a plain data message, or not open
+                    rest = nowait(message)
+            else:
+                rest = nowait(message, shared)
         except Exception as exc:
             self._failed(exc)
             return

@@ -94,6 +94,12 @@ class SendsNowait:
         ``shared`` holds; or ``DECLINED`` (nothing done): send it the ordinary way."""
         return DECLINED
 
+    def shared_sender(self) -> Callable[[Shared], Awaitable[None] | Declined | None]:
+        """What ``send_shared()`` ends in, for a caller that sends many shared messages (a
+        broadcast group's member) to call directly: this module is not compiled, and
+        ``send_nowait()`` on the way would be an interpreted call per member per message."""
+        return self.send_shared
+
 
 @types.coroutine
 def _resume(coroutine: Any, waiting_on: Any) -> Generator[Any, Any, None]:

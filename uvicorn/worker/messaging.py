@@ -6,7 +6,7 @@ channel. Every framing, flow-control and error rule lives in the cycle.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from uvicorn.channels import Declined, SendsNowait, Shared, channel_names
@@ -231,6 +231,9 @@ class WebSocketReplyChannel(SendsNowait, _Channel):
 
     def send_shared(self, shared: Shared) -> Awaitable[None] | Declined | None:
         return self._session.send_shared(shared)  # a group's message, framed once
+
+    def shared_sender(self) -> Callable[[Shared], Awaitable[None] | Declined | None]:
+        return self._session.send_shared
 
     async def send(self, message: Message) -> None:
         session = self._session
