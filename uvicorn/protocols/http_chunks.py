@@ -18,18 +18,25 @@ longer than the limit is refused here, however it arrives (``too_long``).
 from __future__ import annotations
 
 import re
+from typing import Final
 
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
-_SIZE_LINE = re.compile(
+_SIZE_LINE: Final = re.compile(
     rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|"
     + _QUOTED + rb"))?)*)\r\n"
 )  # fmt: skip
-_SIZE_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
-_MAX_SIZE = 2**64 - 1  # llhttp's: a larger chunk size is an overflow, which it refuses
+_SIZE_DIGITS: Final = re.compile(rb"[0-9A-Fa-f]+")
+_MAX_SIZE: Final = 2**64 - 1  # llhttp's: a larger chunk size is an overflow, which it refuses
 
 # Where in the body the next byte falls.
-_SIZE, _DATA, _DATA_CR, _DATA_LF, _TRAILERS, _PASSING, _REFUSED = range(7)
+_SIZE: Final = 0
+_DATA: Final = 1
+_DATA_CR: Final = 2
+_DATA_LF: Final = 3
+_TRAILERS: Final = 4
+_PASSING: Final = 5
+_REFUSED: Final = 6
 
 
 class ChunkedBody:

@@ -12,16 +12,16 @@ tested without sockets and without real time (``tests/protocols/test_http_connec
 from __future__ import annotations
 
 import enum
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from uvicorn.protocols.http_events import BadRequest, ParserState, RequestHead
 from uvicorn.protocols.http_parser import RequestParser
 
 R = TypeVar("R")
 
-_PARSER_IDLE = ParserState.IDLE
-_PARSER_HEAD = ParserState.HEAD
-_PARSER_BODY = ParserState.BODY
+_PARSER_IDLE: Final = ParserState.IDLE
+_PARSER_HEAD: Final = ParserState.HEAD
+_PARSER_BODY: Final = ParserState.BODY
 
 
 class PendingUpgrade:
@@ -52,7 +52,9 @@ class Timer(enum.Enum):
     CLOSE = "close"  # idle past the keep-alive timeout
 
 
-_CLOSE, _IDLE, _START = Next.CLOSE, Next.IDLE, Next.START
+_CLOSE: Final = Next.CLOSE
+_IDLE: Final = Next.IDLE
+_START: Final = Next.START
 
 
 class H1Connection(Generic[R]):

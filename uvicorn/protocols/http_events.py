@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Final
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class RequestHead:
 # A RequestHead made without __init__ (the parsers set every field themselves): RequestHead's
 # own __new__, not object.__new__ (the same function in pure Python), which refuses a class
 # that mypyc compiled ("not safe").
-new_head = RequestHead.__new__
+new_head: Final = RequestHead.__new__
 
 
 class Body:
@@ -88,7 +89,7 @@ class EndOfRequest:
         return "END_OF_REQUEST"
 
 
-END_OF_REQUEST = EndOfRequest()
+END_OF_REQUEST: Final = EndOfRequest()
 
 
 class Upgrade:

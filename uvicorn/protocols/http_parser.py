@@ -17,6 +17,8 @@ the new protocol.
 
 from __future__ import annotations
 
+from typing import Final
+
 import httptools
 
 from uvicorn.protocols.http_chunks import ChunkedBody
@@ -52,16 +54,22 @@ __all__ = [  # the events are re-exported: callers import them from the parser
     "Preface", "RequestHead", "RequestParser", "Upgrade",
 ]  # fmt: skip
 
-_METHODS: dict[bytes, str] = {}  # bytes -> str, so a request's method is not decoded each time
+# bytes -> str, so a request's method is not decoded each time
+_METHODS: Final[dict[bytes, str]] = {}
 # The end of a request line, for the versions served (see on_headers_complete).
-_VERSIONS = {b" HTTP/1.1": "1.1", b" HTTP/1.0": "1.0"}
+_VERSIONS: Final = {b" HTTP/1.1": "1.1", b" HTTP/1.0": "1.0"}
 
-_OWS = b" \t"
-_HASH = ord("#")
-_QUESTION = ord("?")
+_OWS: Final = b" \t"
+_HASH: Final = ord("#")
+_QUESTION: Final = ord("?")
 # Request header fields the parser acts on, by lower-case name.
-_HOST_FIELD, _EXPECT_FIELD, _UPGRADE_FIELD, _TE_FIELD, _PROXY_FIELD, _LENGTH_FIELD = range(6)
-_REQUEST_SPECIAL = {
+_HOST_FIELD: Final = 0
+_EXPECT_FIELD: Final = 1
+_UPGRADE_FIELD: Final = 2
+_TE_FIELD: Final = 3
+_PROXY_FIELD: Final = 4
+_LENGTH_FIELD: Final = 5
+_REQUEST_SPECIAL: Final = {
     b"content-length": _LENGTH_FIELD,
     b"host": _HOST_FIELD,
     b"expect": _EXPECT_FIELD,
@@ -71,25 +79,23 @@ _REQUEST_SPECIAL = {
     b"x-forwarded-proto": _PROXY_FIELD,
     b"forwarded": _PROXY_FIELD,
 }
-_HOSTS: set[bytes] = set()  # Host values seen valid, so each is checked once
-_BODY_FIELD_TOO_LARGE = "chunk extension or trailer field too large"
+_HOSTS: Final[set[bytes]] = set()  # Host values seen valid, so each is checked once
+_BODY_FIELD_TOO_LARGE: Final = "chunk extension or trailer field too large"
 
 
 _DEFAULT_LIMITS = Limits()
-_RETIRED = httptools.HttpRequestParser(object())  # what a closed RequestParser holds
+_RETIRED: Final = httptools.HttpRequestParser(object())  # what a closed RequestParser holds
 # The most requests one receive_data() call completes; the bytes after them are held (see
 # HoldTheRest in http_restart.py). Each becomes a request cycle waiting its turn.
-PIPELINE_BATCH = 64
-_BATCH_EVENTS = 2 * PIPELINE_BATCH
-_SPENT: list[Event] = []  # receive_data()'s events list between calls (callbacks run in it)
+PIPELINE_BATCH: Final = 64
+_BATCH_EVENTS: Final = 2 * PIPELINE_BATCH
+_SPENT: Final[list[Event]] = []  # receive_data()'s events list between calls (callbacks run in it)
 
 # Module globals are found faster than enum attributes, on the path of every request.
-_IDLE, _HEAD, _BODY, _CLOSED = (
-    ParserState.IDLE,
-    ParserState.HEAD,
-    ParserState.BODY,
-    ParserState.CLOSED,
-)
+_IDLE: Final = ParserState.IDLE
+_HEAD: Final = ParserState.HEAD
+_BODY: Final = ParserState.BODY
+_CLOSED: Final = ParserState.CLOSED
 
 
 class RequestParser(Restarts):

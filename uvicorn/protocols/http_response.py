@@ -11,30 +11,35 @@ from __future__ import annotations
 import enum
 import http
 import re
-from typing import Any
+from typing import Any, Final
 
 from uvicorn.protocols.http_defaults import HeaderDefaults
 
-_STATUS_LINES = {
+_STATUS_LINES: Final = {
     int(s): b"HTTP/1.1 %d %s\r\n" % (s, s.phrase.encode("ascii")) for s in http.HTTPStatus
 }
 # Content-length values apps send, parsed once (apps that set one mostly send the same few).
-_LENGTH_VALUES: dict[bytes, int] = {}
+_LENGTH_VALUES: Final[dict[bytes, int]] = {}
 # The content-length lines of small bodies, formatted once rather than per response.
-_LENGTH_LINES_COUNT = 2048
-_LENGTH_LINES = [b"content-length: %d\r\n" % length for length in range(_LENGTH_LINES_COUNT)]
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(rb"[\r\n\0]")
+_LENGTH_LINES_COUNT: Final = 2048
+_LENGTH_LINES: Final = [b"content-length: %d\r\n" % length for length in range(_LENGTH_LINES_COUNT)]
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE: Final = re.compile(rb"[\r\n\0]")
 
-_ORDINARY, _CONTENT_LENGTH, _CONNECTION, _TRANSFER_ENCODING, _DATE, _SERVER = range(6)
-_SPECIAL = {
+_ORDINARY: Final = 0
+_CONTENT_LENGTH: Final = 1
+_CONNECTION: Final = 2
+_TRANSFER_ENCODING: Final = 3
+_DATE: Final = 4
+_SERVER: Final = 5
+_SPECIAL: Final = {
     b"content-length": _CONTENT_LENGTH,
     b"connection": _CONNECTION,
     b"transfer-encoding": _TRANSFER_ENCODING,
     b"date": _DATE,
     b"server": _SERVER,
 }
-_NAME_KINDS_MAX = 4096
+_NAME_KINDS_MAX: Final = 4096
 
 
 class _NameKinds(dict[bytes, int]):
@@ -46,7 +51,7 @@ class _NameKinds(dict[bytes, int]):
         return _learn_name(name)
 
 
-_NAME_KINDS = _NameKinds()
+_NAME_KINDS: Final = _NameKinds()
 
 
 class ResponseState(enum.Enum):
@@ -55,7 +60,9 @@ class ResponseState(enum.Enum):
     DONE = "done"  # complete, or abandoned after an error
 
 
-_IDLE, _STREAMING, _DONE = ResponseState.IDLE, ResponseState.STREAMING, ResponseState.DONE
+_IDLE: Final = ResponseState.IDLE
+_STREAMING: Final = ResponseState.STREAMING
+_DONE: Final = ResponseState.DONE
 
 
 class BodyFraming:

@@ -6,25 +6,26 @@ The parser's helpers (``http_parser.py``), kept apart so that it holds only the 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 import httptools
 
 # llhttp's error texts that deserve a more precise status than 400.
-_NOT_IMPLEMENTED = ("Request has invalid `Transfer-Encoding`",)
-_VERSION_ERRORS = ("Invalid HTTP version", "Pause on PRI/Upgrade")
+_NOT_IMPLEMENTED: Final = ("Request has invalid `Transfer-Encoding`",)
+_VERSION_ERRORS: Final = ("Invalid HTTP version", "Pause on PRI/Upgrade")
 
 # RFC 9110 section 5.6.2: token = 1*tchar.
-TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # RFC 9110 section 7.2: Host = uri-host [ ":" port ], uri-host being an IP-literal or a reg-name
 # (RFC 3986 section 3.2.2; an IPv4 address is a valid reg-name). Empty is allowed.
-HOST = re.compile(
+HOST: Final = re.compile(
     rb"(?:\[[0-9A-Za-z:.\-_~!$&'()*+,;=%]+\]|[0-9A-Za-z.\-_~!$&'()*+,;=%]*)(?::[0-9]*)?"
 )
-METHOD_PEEK = 32  # bytes kept of each request's start, to tell a bad request line from a method
+# Bytes kept of each request's start, to tell a bad request line from a method.
+METHOD_PEEK: Final = 32
 
 
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 class Reject(Exception):
@@ -124,8 +125,10 @@ def split_target(target: bytes, method: str) -> tuple[bytes, bytes]:
 # What the Expect fields of a head make: none, 100-continue alone, or another expectation. Ints
 # (the two last truthy, so that one check per head sees either), not False/True/2: mypyc holds
 # a ``bool | int`` as an int, and True comes back 1 (``is True`` then fails).
-NO_EXPECTATION, EXPECT_CONTINUE, OTHER_EXPECTATION = 0, 1, 2
-_OWS = b" \t"
+NO_EXPECTATION: Final = 0
+EXPECT_CONTINUE: Final = 1
+OTHER_EXPECTATION: Final = 2
+_OWS: Final = b" \t"
 
 
 def expectation(value: bytes, seen: int) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, MutableMapping
-from typing import Any
+from typing import Any, Final
 
 from uvicorn.channels import SendsNowait
 from uvicorn.compiled import mypyc_attr
@@ -25,18 +25,18 @@ from uvicorn.worker.websocket import WebSocketSession
 
 logger = logging.getLogger("uvicorn.error")
 
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
-_DISCONNECT = {"type": "http.disconnect"}
-_NO_OPTIONS: dict[str, Any] = {}  # an extension's (never written to)
+ASGI_VERSION: Final = {"version": "3.0", "spec_version": "2.4"}
+_DISCONNECT: Final = {"type": "http.disconnect"}
+_NO_OPTIONS: Final[dict[str, Any]] = {}  # an extension's (never written to)
 # The ASGI extensions of every http scope (ASGI spec, "Extensions"; SPEC.md's table).
-EXTENSIONS: dict[str, dict[str, Any]] = {
+EXTENSIONS: Final[dict[str, dict[str, Any]]] = {
     "http.response.trailers": _NO_OPTIONS,
     "http.response.early_hint": _NO_OPTIONS,
     "http.response.pathsend": _NO_OPTIONS,
     "http.response.zerocopysend": _NO_OPTIONS,
 }
-_IDLE = ResponseState.IDLE
-_PENDING = HandshakeState.PENDING
+_IDLE: Final = ResponseState.IDLE
+_PENDING: Final = HandshakeState.PENDING
 
 
 def websocket_scope(

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import sys
 import weakref
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from uvicorn.compiled import mypyc_attr
 from uvicorn.protocols.http_connection import H1Connection, Next, PendingUpgrade, Timer
@@ -42,14 +42,16 @@ from uvicorn.worker.tls_info import tls_extension
 logger = logging.getLogger("uvicorn.error")
 
 # Tasks that start running when created (asyncio.Task's eager_start), from Python 3.12.
-EAGER_TASKS = sys.version_info >= (3, 12)
+EAGER_TASKS: Final = sys.version_info >= (3, 12)
 
-_PARSER_HEAD = ParserState.HEAD
-_PARSER_UPGRADED = ParserState.UPGRADED
-_IDLE = ResponseState.IDLE
-_DONE = ResponseState.DONE
-_START, _IDLE_NEXT, _CLOSE = Next.START, Next.IDLE, Next.CLOSE
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_PARSER_HEAD: Final = ParserState.HEAD
+_PARSER_UPGRADED: Final = ParserState.UPGRADED
+_IDLE: Final = ResponseState.IDLE
+_DONE: Final = ResponseState.DONE
+_START: Final = Next.START
+_IDLE_NEXT: Final = Next.IDLE
+_CLOSE: Final = Next.CLOSE
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 @mypyc_attr(native_class=False)

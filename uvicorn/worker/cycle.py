@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
 from uvicorn.compiled import mypyc_attr
@@ -27,14 +27,14 @@ from uvicorn.worker.stream import Stream
 logger = logging.getLogger("uvicorn.error")
 
 # Stop reading from the socket while this much received body waits unread (SPEC: 64 KiB).
-BODY_HIGH_WATER = 64 * 1024
+BODY_HIGH_WATER: Final = 64 * 1024
 # A body the app never read is discarded after the response, up to this much; past it the
 # connection is closed instead.
-DISCARD_LIMIT = 1024 * 1024
+DISCARD_LIMIT: Final = 1024 * 1024
 
-_DONE = ResponseState.DONE
-_IDLE = ResponseState.IDLE
-_NO_BODY: list[bytes] = []  # (see RequestCycle.received)
+_DONE: Final = ResponseState.DONE
+_IDLE: Final = ResponseState.IDLE
+_NO_BODY: Final[list[bytes]] = []  # (see RequestCycle.received)
 
 
 def _interim(status: Any) -> bool:
@@ -332,7 +332,7 @@ class RequestCycle:
 
 # ord("%"), for ``PERCENT in raw_path``: CPython tries the argument of bytes.__contains__ as an
 # int first, and a bytes argument costs a raised and cleared TypeError on every request.
-PERCENT = ord("%")
+PERCENT: Final = ord("%")
 
 
 def decode_path(raw_path: bytes) -> str:

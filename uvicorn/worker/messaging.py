@@ -7,7 +7,7 @@ channel. Every framing, flow-control and error rule lives in the cycle.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from uvicorn.channels import Declined, SendsNowait, Shared, channel_names
 from uvicorn.compiled import mypyc_attr
@@ -19,9 +19,9 @@ from uvicorn.types import Message
 from uvicorn.worker.cycle import PERCENT, RequestCycle, decode_path
 from uvicorn.worker.websocket import WebSocketSession
 
-_IDLE = ResponseState.IDLE
-_PENDING = HandshakeState.PENDING
-_ACCEPTED = HandshakeState.ACCEPTED
+_IDLE: Final = ResponseState.IDLE
+_PENDING: Final = HandshakeState.PENDING
+_ACCEPTED: Final = HandshakeState.ACCEPTED
 
 
 def check_bytes(value: Any, key: str) -> bytes:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Final
 
 from uvicorn.exceptions import ClientDisconnected
 
 # Writes smaller than this are gathered until the loop next waits for I/O, so a response
 # streamed in many small sends leaves in few packets; bigger ones go straight to the socket.
-COALESCE_LIMIT = 64 * 1024
+COALESCE_LIMIT: Final = 64 * 1024
 _TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux
 
 

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Final
 
 from uvicorn.channels import DECLINED, Declined, Shared
 from uvicorn.exceptions import ClientDisconnected
@@ -40,8 +40,8 @@ CLOSE_TIMEOUT = 10.0
 # before (the connection is failed once it asks for the next event; see _fail_now()).
 FAIL_TIMEOUT = CLOSE_TIMEOUT
 # Stop reading while this many bytes of received messages wait for the app.
-INBOX_HIGH_WATER = 1024 * 1024
-_PENDING = HandshakeState.PENDING
+INBOX_HIGH_WATER: Final = 1024 * 1024
+_PENDING: Final = HandshakeState.PENDING
 
 
 class WebSocketSession(TransportProtocol):
