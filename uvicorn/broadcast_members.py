@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 from uvicorn.channels import Declined, Shared
 from uvicorn.exceptions import ClientDisconnected
@@ -27,6 +27,7 @@ TOO_SLOW = {"close": 1013}
 # messages: it is told the same way, and for the same reason (reconnect, and catch up).
 MISSED = TOO_SLOW
 CLOSE_SEND_TIMEOUT = 10.0  # for that close, to a channel that is not the server's
+_DECLINED: Final = Declined  # (an imported name is a dict lookup to compiled code)
 
 
 class Member:
@@ -70,7 +71,7 @@ class Member:
             send_shared = self.send_shared
             if shared is not None and send_shared is not None:
                 rest = send_shared(shared)
-                if isinstance(rest, Declined):  # not a plain data message, or not open
+                if isinstance(rest, _DECLINED):  # not a plain data message, or not open
                     rest = nowait(message)
             else:
                 rest = nowait(message, shared)

@@ -11,7 +11,7 @@ the process (``_FIELDS``), since apps send the same few fields again and again.
 from __future__ import annotations
 
 import http
-from typing import Any
+from typing import Any, Final
 
 from uvicorn.protocols.hpack import Encoder
 from uvicorn.protocols.http_defaults import HeaderDefaults
@@ -22,20 +22,26 @@ from uvicorn.protocols.http_response import (
     check_status,
 )
 
-_IDLE, _STREAMING, _DONE = ResponseState.IDLE, ResponseState.STREAMING, ResponseState.DONE
-_ENCODER = Encoder()
-_CONNECTION_SPECIFIC = frozenset(
+_IDLE: Final = ResponseState.IDLE
+_STREAMING: Final = ResponseState.STREAMING
+_DONE: Final = ResponseState.DONE
+_ENCODER: Final = Encoder()
+_CONNECTION_SPECIFIC: Final = frozenset(
     [b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"]
 )
 
 # Encoded fields and their kinds, by (name as the app spells it, value).
-_ORDINARY, _LENGTH, _DATE, _SERVER, _DROPPED = range(5)
-_KINDS = {b"content-length": _LENGTH, b"date": _DATE, b"server": _SERVER}
-_FIELDS: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
-_FIELDS_MAX = 4096
-_STATUSES: dict[int, bytes] = {}
-_DEFAULT_BLOCKS: dict[tuple[tuple[bytes, bytes], ...], bytes] = {}
-_LENGTHS: dict[bytes, int] = {}
+_ORDINARY: Final = 0
+_LENGTH: Final = 1
+_DATE: Final = 2
+_SERVER: Final = 3
+_DROPPED: Final = 4
+_KINDS: Final = {b"content-length": _LENGTH, b"date": _DATE, b"server": _SERVER}
+_FIELDS: Final[dict[tuple[bytes, bytes], tuple[bytes, int]]] = {}
+_FIELDS_MAX: Final = 4096
+_STATUSES: Final[dict[int, bytes]] = {}
+_DEFAULT_BLOCKS: Final[dict[tuple[tuple[bytes, bytes], ...], bytes]] = {}
+_LENGTHS: Final[dict[bytes, int]] = {}
 
 
 def encode_field(name: bytes, value: bytes) -> tuple[bytes, int]:

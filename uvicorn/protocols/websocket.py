@@ -76,6 +76,8 @@ _LOGGER = _QuietLogger(logging.getLogger("uvicorn.error"), {})
 # the broadcast fan-out asks every member's connection whether it is open for every message
 # (the call was a quarter of a delivery's instructions). A test checks that they agree.
 _OPEN: Final = State.OPEN
+_CLOSED: Final = State.CLOSED
+_MESSAGE: Final = Message  # (an imported name is a dict lookup to compiled code; this, a C static)
 _REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 
 
@@ -269,7 +271,7 @@ class WebSocketCore:
         protocol = self.protocol
         received: list[Any] = protocol.events_received()  # Message objects among the frames
         for frame in received:
-            if type(frame) is Message:  # data frames come reassembled (websocket_frames.py)
+            if type(frame) is _MESSAGE:  # data frames come reassembled (websocket_frames.py)
                 events.append(frame)
                 continue
             if not isinstance(frame, Frame):
@@ -282,7 +284,7 @@ class WebSocketCore:
                 self._report(events, close.code, close.reason)
             elif opcode is Opcode.PONG:
                 events.append(Pong())
-        if protocol.parser_exc is not None or protocol.state is State.CLOSED:
+        if protocol.parser_exc is not None or protocol._state is _CLOSED:
             if protocol.failure is not None:  # deferred: the caller calls fail_now()
                 if self._failure is None:
                     self._failure = protocol.failure
