@@ -38,8 +38,7 @@ class Member:
         self.name = name
         self.channel = channel
         self.nowait = getattr(channel, "send_nowait", None)  # the server's channels (SendsNowait)
-        # Their send_shared(), called directly: send_nowait() would call it from interpreted
-        # code (channels.py), once per member per message.
+        # Their send_shared(), for a message many members get (SendsNowait.shared_sender()).
         sender = getattr(channel, "shared_sender", None) if self.nowait is not None else None
         self.send_shared: Callable[[Shared], Any] | None = sender() if sender else None
         self.groups: set[str] = set()
@@ -74,7 +73,7 @@ class Member:
                 if isinstance(rest, _DECLINED):  # not a plain data message, or not open
                     rest = nowait(message)
             else:
-                rest = nowait(message, shared)
+                rest = nowait(message)
         except Exception as exc:
             self._failed(exc)
             return
@@ -88,7 +87,7 @@ class Member:
         ends a connection whose peer never reads again. Another channel gets a task, bounded."""
         if self.task is not None:
             self.task.cancel()
-        nowait = getattr(self.channel, "send_nowait", None)
+        nowait = self.nowait
         if nowait is None:
             closing = asyncio.wait_for(self.channel.send(dict(TOO_SLOW)), CLOSE_SEND_TIMEOUT)
             asyncio.get_running_loop().create_task(self._close_quietly(closing))

@@ -68,17 +68,11 @@ class SendsNowait:
     __slots__ = ()
     send: Callable[[dict[str, Any]], Coroutine[Any, Any, None]]  # the class's own
 
-    def send_nowait(
-        self, message: dict[str, Any], shared: Shared | None = None
-    ) -> Awaitable[None] | None:
+    def send_nowait(self, message: dict[str, Any]) -> Awaitable[None] | None:
         """Send ``message`` now, outside any task. None when it is sent; else what is left of
         the send (waiting for a slow peer to read: back-pressure), to await before sending
-        more, or to close to abandon. ``shared``: ``message`` goes to many channels at once
-        (``Shared``), which ``send_shared()`` may use."""
-        if shared is not None:
-            sent = self.send_shared(shared)
-            if sent is not DECLINED:
-                return sent  # type: ignore[return-value]
+        more, or to close to abandon. (A message that goes to many channels at once takes
+        ``shared_sender()`` first.)"""
         coroutine = self.send(message)
         try:
             waiting_on = coroutine.send(None)
@@ -96,8 +90,9 @@ class SendsNowait:
 
     def shared_sender(self) -> Callable[[Shared], Awaitable[None] | Declined | None]:
         """What ``send_shared()`` ends in, for a caller that sends many shared messages (a
-        broadcast group's member) to call directly: this module is not compiled, and
-        ``send_nowait()`` on the way would be an interpreted call per member per message."""
+        broadcast group's member) to call directly, then ``send_nowait()`` if it declines:
+        this module is not compiled, and a call through it would be an interpreted call per
+        member per message."""
         return self.send_shared
 
 
