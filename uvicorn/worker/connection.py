@@ -115,7 +115,11 @@ class HTTPConnection(Handover):
             self._to_h2(b"", False, None)
         else:
             state.connections.add(self)
-            self._become_idle(self.h1.idle(self.loop.time()))
+            if self.h1.idle(self.loop.time()) is _CLOSE:
+                self.close()
+            else:  # its timer armed a little later, if it is still needed then
+                self._timer_at = self.h1.deadline
+                state.put_off_timer(self, self._timer_at)
             if state.shutting_down:  # its TLS handshake ended as the worker retires
                 self.linger()  # (answered once more, as the other open connections are)
         if self._handshake is not None:
@@ -395,14 +399,6 @@ class HTTPConnection(Handover):
         self.close()
 
     # Timers: the keep-alive and request-head deadlines share the connection's one timer.
-
-    def _become_idle(self, then: Next) -> None:
-        if then is _CLOSE:
-            self.close()
-            return
-        deadline = self.h1.deadline
-        if self._timer is None or self._timer_at > deadline:
-            self._arm(deadline)  # else the timer, firing earlier, re-arms itself
 
     def _on_timer(self) -> None:
         if self.closed:

@@ -51,6 +51,13 @@ class TransportProtocol(asyncio.Protocol):
             self._timer = self.loop.call_at(deadline, self._fire)
             self._timer_at = deadline
 
+    def arm_put_off(self) -> None:
+        """Arm the timer for ``_timer_at``, a deadline set when it was put off (a new
+        connection's: ``ServerState.put_off_timer()``), unless it was armed or the connection
+        closed since."""
+        if self._timer is None and not self.closed:
+            self._arm(self._timer_at)
+
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
