@@ -33,9 +33,9 @@ env, callgrind, counted = (sys.modules[f"harness.{m}"] for m in ("env", "callgri
 
 
 def _run(rnd: int, rps: float, p99: float = 2.0, idle: float = 20.0,
-         master: float = 12.0) -> dict[str, Any]:  # fmt: skip
+         master: float = 12.0, cpu_us: float = 20.0) -> dict[str, Any]:  # fmt: skip
     return {"round": rnd, "rps": rps, "requests": int(rps * 10), "p50_ms": 1.0, "p99_ms": p99,
-            "server_cpu_s": rps * 10 * 20e-6, "client_cpu_pct": 40.0, "other_cpu_pct": 1.0,
+            "server_cpu_s": rps * 10 * cpu_us * 1e-6, "client_cpu_pct": 40.0, "other_cpu_pct": 1.0,
             "peak_rss_mib": 50.0, "idle_worker_mib": idle, "idle_master_mib": master,
             "errors": 0}  # fmt: skip
 
@@ -53,20 +53,24 @@ def _summaries(runs: dict[str, list[dict[str, Any]]], kind: str = "http") -> dic
 def _results(ours_rps: float, asgi_rps: float, zttp: float = 0.9,
              granian: float | None = None) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Every target scenario: the published uvicorn with httptools at 10,000 and 12,000 req/s,
-    with zttp at `zttp` times that, ours (and granian) at a multiple of the faster of the two."""
+    with zttp at `zttp` times that, ours (and granian) at a multiple of the faster of the two;
+    each server's CPU per request in inverse proportion (httptools: 20 us)."""
     out = {}
     for scen in report.TARGETS:
         fast = max(1.0, zttp)
         runs = {
             HTTPTOOLS: [_run(0, 10_000, p99=3.0, idle=30.0), _run(1, 12_000, p99=3.0, idle=30.0)],
-            ZTTP: [_run(0, 10_000 * zttp, p99=2.5), _run(1, 12_000 * zttp, p99=2.5)],
-            "ours-messaging": [_run(0, 10_000 * fast * ours_rps),
-                               _run(1, 12_000 * fast * ours_rps)],
-            "ours-asgi": [_run(0, 10_000 * fast * asgi_rps), _run(1, 12_000 * fast * asgi_rps)],
+            ZTTP: [_run(0, 10_000 * zttp, p99=2.5, cpu_us=20 / zttp),
+                   _run(1, 12_000 * zttp, p99=2.5, cpu_us=20 / zttp)],
+            "ours-messaging": [_run(0, 10_000 * fast * ours_rps, cpu_us=20 / fast / ours_rps),
+                               _run(1, 12_000 * fast * ours_rps, cpu_us=20 / fast / ours_rps)],
+            "ours-asgi": [_run(0, 10_000 * fast * asgi_rps, cpu_us=20 / fast / asgi_rps),
+                          _run(1, 12_000 * fast * asgi_rps, cpu_us=20 / fast / asgi_rps)],
         }  # fmt: skip
         if granian is not None:
-            runs["granian"] = [_run(0, 10_000 * fast * granian, p99=4.0),
-                               _run(1, 12_000 * fast * granian, p99=4.0)]  # fmt: skip
+            us = 20 / fast / granian
+            runs["granian"] = [_run(0, 10_000 * fast * granian, p99=4.0, cpu_us=us),
+                               _run(1, 12_000 * fast * granian, p99=4.0, cpu_us=us)]  # fmt: skip
         out[scen] = _summaries(runs)
     return out
 
@@ -144,6 +148,22 @@ def test_ratios_are_paired_with_the_faster_published_configuration() -> None:
     table = report.scenario_table("hello-ka", "req/s", _summaries(runs), ZTTP)
     assert ("(vs published, paired: over published-zttp, the faster of the two published "
             "configurations here (median req/s))") in table  # fmt: skip
+
+
+def test_connection_close_is_judged_by_the_cpu_per_request() -> None:
+    # wrk saturates first: every server at the same req/s, ours at half the CPU per request of
+    # the published uvicorn and 1.1x granian's, then at 0.9x granian's.
+    runs = {HTTPTOOLS: [_run(0, 20_000, cpu_us=90.0), _run(1, 20_000, cpu_us=100.0)],
+            ZTTP: [_run(0, 19_000, cpu_us=95.0), _run(1, 19_000, cpu_us=95.0)],
+            "ours-messaging": [_run(0, 20_000, cpu_us=36.0), _run(1, 20_000, cpu_us=40.0)],
+            "ours-asgi": [_run(0, 20_000, cpu_us=50.0), _run(1, 20_000, cpu_us=50.0)],
+            "granian": [_run(0, 20_000, cpu_us=44.0), _run(1, 20_000, cpu_us=44.0)]}  # fmt: skip
+    rows = {row[0]: row for row in report.target_rows({"hello-close": _summaries(runs)})}
+    assert rows["hello-close paired CPU per request vs published-httptools"][1:] == (
+        "2.50x", "1.90x", ">= 2.30x", "FAIL (ASGI)")  # fmt: skip
+    assert rows["hello-close paired CPU per request vs granian"][1:] == (
+        "1.16x", "0.88x", ">= 1.00x", "FAIL (ASGI)")  # fmt: skip
+    assert "hello-close paired req/s vs published-httptools" not in rows
 
 
 def test_targets_missed_are_named() -> None:
