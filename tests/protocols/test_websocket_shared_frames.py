@@ -96,3 +96,40 @@ def test_the_state_read_is_websockets_own() -> None:
         pair.core.fail_now()
     agree(pair)
     assert pair.core.protocol.state is State.CLOSING
+
+
+def uncached(pair: Pair) -> bool:
+    """``shares_frames`` as read from websockets' protocol now (the core keeps a flag)."""
+    protocol = pair.core.protocol
+    return (
+        not protocol.extensions
+        and protocol.state is State.OPEN
+        and not protocol.writes
+        and not protocol.expect_continuation_frame
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda pair: pair.core.close(1000, ""),
+        lambda pair: pair.send(frame(CLOSE, b"\x03\xe8")),  # the peer's close, answered
+        lambda pair: pair.send(frame(0x9, b"ping")),  # a pong queued in answer
+        lambda pair: pair.core.send_ping(b""),
+        lambda pair: pair.core.send_text("queued"),
+        lambda pair: pair.core.send_bytes(b"queued"),
+        lambda pair: pair.core.receive_eof(),
+        lambda pair: pair.send(b"\x81\x02hi"),  # unmasked: the connection fails
+    ],
+)
+def test_a_call_that_changes_it_is_seen_after_it_was_read(change: object) -> None:
+    # Read (and held) as true first, as each delivery of a group message reads it.
+    pair = Pair()
+    assert pair.core.shares_frames and uncached(pair)
+    change(pair)  # type: ignore[operator]
+    assert pair.core.shares_frames is uncached(pair) is False
+    if pair.core.failing:
+        pair.core.fail_now()
+        assert pair.core.shares_frames is uncached(pair) is False
+    pair.server_out()  # what was queued is written: shared frames may follow again if open
+    assert pair.core.shares_frames is uncached(pair)

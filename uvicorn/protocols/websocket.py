@@ -135,6 +135,11 @@ class WebSocketCore:
         # Accepted with no extension and frames not traced: data frames may be made here
         # (``frame_data()``, ``shares_frames``) rather than by websockets' send_text().
         self._plain = False
+        # ``shares_frames`` held when it was last read, and nothing that could change it was
+        # asked of websockets' protocol since (each such call clears it): a group message's
+        # delivery to each member reads one flag here rather than three attributes of that
+        # object, whose dict is cold by the next message (broadcast fan-out).
+        self._sharing = False
         self._response: HandshakeResponse | None = self._check_handshake(request)
 
     def _check_handshake(self, request: Request) -> HandshakeResponse | None:
@@ -228,6 +233,7 @@ class WebSocketCore:
         self._send_response(response)
 
     def _send_response(self, response: HandshakeResponse) -> None:
+        self._sharing = False
         writes = self.protocol.writes
         at = len(writes)
         self.protocol.send_response(response)
@@ -239,6 +245,7 @@ class WebSocketCore:
     # Data.
 
     def receive_data(self, data: bytes) -> list[Event]:
+        self._sharing = False
         protocol = self.protocol
         if self._plain:
             # Whole one-frame messages first, without websockets' parser (websocket_frames).
@@ -253,6 +260,7 @@ class WebSocketCore:
         return self._events()
 
     def receive_eof(self) -> list[Event]:
+        self._sharing = False
         self.protocol.receive_eof()
         return self._events()
 
@@ -321,6 +329,7 @@ class WebSocketCore:
         """Fail the connection reported ``Failing``: the close frame, then the end of the
         stream; returns its ``Closed`` event (unless reported already)."""
         events: list[Event] = []
+        self._sharing = False
         self.protocol.fail_deferred()
         if self._failure is not None:
             self._report(events, *self._failure)
@@ -332,17 +341,21 @@ class WebSocketCore:
             events.append(Closed(code, reason))
 
     def send_text(self, text: str) -> None:
+        self._sharing = False
         self.protocol.send_text(text.encode("utf-8"))
 
     def send_bytes(self, data: bytes) -> None:
+        self._sharing = False
         self.protocol.send_binary(data)
 
     def send_ping(self, data: bytes = b"") -> None:
+        self._sharing = False
         self.protocol.send_ping(data)
 
     def close(self, code: int = NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake (RFC 6455 section 7.1.2), if not already closing. With
         a failure pending, fail the connection instead: its code is the one that counts."""
+        self._sharing = False
         protocol = self.protocol
         if protocol.failure is not None:
             protocol.fail_deferred()
@@ -361,13 +374,16 @@ class WebSocketCore:
         (permessage-deflate compresses with this connection's own context: RFC 7692 section
         7.2.1), not in the middle of a fragmented message, nothing queued to go before it,
         and frames not traced (websockets logs each frame it sends at TRACE)."""
+        if self._sharing:
+            return True
         protocol = self.protocol
-        return (
+        sharing = self._sharing = (
             self._plain
             and protocol._state is _OPEN
             and not protocol.writes
             and not protocol.expect_continuation_frame
         )
+        return sharing
 
     def frame_data(self, text: str | None, data: bytes | None) -> bytes | None:
         """The frame of a data message (``text``, else ``data``) for the caller to write
