@@ -4,6 +4,9 @@ a connection may take such bytes instead of framing its own."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
@@ -122,11 +125,11 @@ def uncached(pair: Pair) -> bool:
         lambda pair: pair.send(b"\x81\x02hi"),  # unmasked: the connection fails
     ],
 )
-def test_a_call_that_changes_it_is_seen_after_it_was_read(change: object) -> None:
+def test_a_call_that_changes_it_is_seen_after_it_was_read(change: Callable[[Pair], Any]) -> None:
     # Read (and held) as true first, as each delivery of a group message reads it.
     pair = Pair()
     assert pair.core.shares_frames and uncached(pair)
-    change(pair)  # type: ignore[operator]
+    change(pair)
     assert pair.core.shares_frames is uncached(pair) is False
     if pair.core.failing:
         pair.core.fail_now()

@@ -20,7 +20,9 @@ from __future__ import annotations
 import re
 from typing import Final
 
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+from uvicorn.protocols.http_rules import TOKEN
+
+_TOKEN = TOKEN.pattern  # RFC 9110 section 5.6.2, within the size line's pattern
 _QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
 _SIZE_LINE: Final = re.compile(
     rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|"

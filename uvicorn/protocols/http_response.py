@@ -14,6 +14,7 @@ import re
 from typing import Any, Final
 
 from uvicorn.protocols.http_defaults import HeaderDefaults
+from uvicorn.protocols.http_rules import TOKEN
 
 _STATUS_LINES: Final = {
     int(s): b"HTTP/1.1 %d %s\r\n" % (s, s.phrase.encode("ascii")) for s in http.HTTPStatus
@@ -23,7 +24,6 @@ _LENGTH_VALUES: Final[dict[bytes, int]] = {}
 # The content-length lines of small bodies, formatted once rather than per response.
 _LENGTH_LINES_COUNT: Final = 2048
 _LENGTH_LINES: Final = [b"content-length: %d\r\n" % length for length in range(_LENGTH_LINES_COUNT)]
-_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE: Final = re.compile(rb"[\r\n\0]")
 
 _ORDINARY: Final = 0
@@ -346,7 +346,7 @@ def _learn_name(name: Any) -> int:
     """Validate a header name the app has not used before; cache and return its kind."""
     if not isinstance(name, bytes):
         raise TypeError(f"invalid header name {name!r}: must be bytes, got {type(name).__name__}")
-    if not _TOKEN.fullmatch(name):
+    if not TOKEN.fullmatch(name):
         raise ValueError(f"invalid header name {name!r}: not an HTTP token (RFC 9110 5.1)")
     kind = _SPECIAL.get(name.lower(), _ORDINARY)
     if len(_NAME_KINDS) < _NAME_KINDS_MAX:
