@@ -110,5 +110,8 @@ def test_a_sigterm_while_the_master_does_not_hold_the_signals_ends_with_status_0
     monkeypatch.setattr("uvicorn.main.run", run)
     try:
         assert main(["examples.hello_world:hello_world"]) == 0
+        # Then only Python's exit is left, which would give SIGTERM its default action back
+        # before it ends: one more (an impatient second stop) would kill it, status -15.
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -101,10 +101,20 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     # A SIGTERM before the master takes over the signals (while it starts), or after it gave
-    # them back (while the process exits, after a first one), stops the process as asked, with
-    # status 0: not killed by the signal, which systemd would report as a failed stop. (The
-    # handler stays: the process ends right after this returns.)
+    # them back, stops the process as asked, with status 0: not killed by the signal, which
+    # systemd would report as a failed stop.
     signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    finally:
+        # Left now is Python's exit, which first gives every signal with a Python handler back
+        # to the default action (a second SIGTERM, from a test or an impatient script, would
+        # kill the process: status -15). No app code runs in this process (the workers ran
+        # it): there is nothing left for a signal to stop.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         options = parse_args(argv)
         from uvicorn.main import run
