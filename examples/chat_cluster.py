@@ -76,9 +76,10 @@ def main() -> None:
         for port in ports:
             print(f"    http://127.0.0.1:{port}/", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        signal.signal(signal.SIGCHLD, lambda *_: None)  # so that pause() returns when one dies
+        # Checked every second rather than in signal.pause(): a signal that lands between the
+        # check and the pause would leave it waiting for the next one.
         while all(process.poll() is None for process in started):
-            signal.pause()
+            time.sleep(1)
         print("A process stopped: stopping the others")
     except KeyboardInterrupt:
         pass

@@ -58,7 +58,7 @@ async def test_the_demo_starts_redis_and_three_instances_and_ctrl_c_stops_them()
         try:
             code = demo.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:  # say which of its processes held it up
-            demo.proc.kill()
+            demo.kill()
             raise AssertionError(f"not stopped 20 s after Ctrl-C:\n{demo.output()}") from None
         assert code == 0
         output = demo.output()

@@ -131,17 +131,21 @@ class CLIProcess:
             try:
                 self.proc.wait(timeout=10 * UNIT)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self.kill()
         return self.proc.wait()
 
     def __enter__(self) -> CLIProcess:
         return self
 
+    def kill(self) -> None:
+        """SIGKILL to its whole group: what it started too (a demo's Redis and servers, which
+        would outlive it, and hold its output open)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
     def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        self.kill()  # (also when it exited: what it started may not have)
 
 
 def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
