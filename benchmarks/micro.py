@@ -142,7 +142,7 @@ async def measure(kind: str, count: int, metrics: bool = False) -> None:
         request = REQUEST.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
 
         async def one() -> None:
-            conn = HTTPConnection(state)
+            conn = HTTPConnection(state, True)  # from a corked listener, as the master binds
             conn.connection_made(transport)  # type: ignore[arg-type]
             conn.data_received(request)
             await asyncio.sleep(0)

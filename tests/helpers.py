@@ -35,9 +35,12 @@ def tls_certificate(directory: Path) -> dict[str, str]:
     return {"ssl_keyfile": str(key), "ssl_certfile": str(cert)}
 
 
-def listen(host: str = "127.0.0.1") -> socket.socket:
+def listen(host: str = "127.0.0.1", cork: bool = False) -> socket.socket:
+    """``cork``: TCP_CORK, as the master binds a plain-TCP listener (supervisor/sockets.py)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if cork:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
     sock.bind((host, 0))
     sock.listen(128)
     return sock
@@ -51,7 +54,7 @@ async def running_server(app: Any, **options: Any) -> AsyncIterator[RunningServe
     # lifespan shutdown still runs (a forced stop would skip it).
     options.setdefault("graceful_timeout", 0)
     config = Config(app=app, **options)
-    sock = listen()
+    sock = listen(cork=not config.is_ssl)  # as the master binds it
     server = Server(config, [sock])
     await server.start()
     try:

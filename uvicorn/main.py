@@ -48,7 +48,7 @@ def run(app: Any, *, supervise: bool = True, **options: Any) -> None:
         raise ConfigError(
             "--workers, --reload and --metrics need a master process (supervise=True)"
         )
-    listeners = Listeners(config.binds(), config.backlog)
+    listeners = Listeners(config.binds(), config.backlog, cork=not config.is_ssl)
     try:
         error_logger.info("Started server process [%d]", os.getpid())
         run_worker(config, listeners.shared)

@@ -75,7 +75,8 @@ class Arbiter(SignalHandlers):
             inherited = systemd.listen_fds()
             specs = config.binds(default=not inherited)
             specs += [BindSpec("fd", fd=fd) for fd in inherited]
-            self.listeners = Listeners(specs, config.backlog, config.reuse_port)
+            self.listeners = Listeners(specs, config.backlog, config.reuse_port,
+                                       cork=not config.is_ssl)  # fmt: skip
             process.set_title(f"uvicorn: master [{self.name}]")
             if config.metrics:
                 self.scrape = ScrapeServer(config.metrics, self.waker, self._render_metrics)

@@ -64,9 +64,11 @@ class _Lifetime:
 class HTTPConnection(Handover):
     h1: H1Connection[RequestCycle]  # made by connection_made()
 
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: ServerState, corked: bool = False) -> None:
+        """``corked``: accepted from a listener corked with TCP_CORK (``transport.py``)."""
         super().__init__(state.loop)
         self.state = state
+        self.corked = corked
         self._handshake: weakref.ref[_Lifetime] | None = None
         if state.scheme == "https":
             # Made at accept, told of its connection only once the TLS handshake ends (never

@@ -50,6 +50,7 @@ class Handover(TransportProtocol):
         assert state.websocket_class is not None
         session = state.websocket_class(state, self.transport, head, client, self.server, scheme)
         session.tls = self.tls
+        session.corked = self.corked  # (the 101 not written yet)
         self.transport.set_protocol(session)
         if self.read_paused:
             self.transport.resume_reading()
@@ -63,6 +64,7 @@ class Handover(TransportProtocol):
         self.h1.parser.close()
         h2 = H2Connection(self.state, self.client, self.server, self.trusted)
         h2.tls = self.tls
+        h2.corked = self.corked  # (nothing written yet: prior knowledge)
         self.transport.set_protocol(h2)
         if self.read_paused:
             self.transport.resume_reading()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import functools
 import gc
 import logging
 import os
@@ -89,8 +90,9 @@ class Server:
             server_certificate(config.ssl_certfile)  # (read now, for the tls extension)
         connection = HTTP2OnlyConnection if config.http == "2" else HTTPConnection
         for sock in self.sockets:
+            factory = functools.partial(connection, state, context is None and _corked(sock))
             listener = await loop.create_server(
-                lambda: connection(state), sock=sock, ssl=context, backlog=config.backlog
+                factory, sock=sock, ssl=context, backlog=config.backlog
             )
             self._listeners.append(listener)
         loop.set_exception_handler(_quiet_disconnects)
@@ -339,6 +341,19 @@ def make_ssl_context(config: Config) -> ssl.SSLContext:
         {"auto": ["h2", "http/1.1"], "1.1": ["http/1.1"], "2": ["h2"]}[config.http]
     )
     return context
+
+
+def _corked(sock: socket.socket) -> bool:
+    """Whether the connections that ``sock`` accepts start corked (TCP_CORK, which they
+    inherit: ``supervisor/sockets.py``). Asked of the socket, not of the settings: whoever
+    corked it, its connections must uncork before their first write that is not their last
+    (``transport.py``), or wait up to 200 ms."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or not hasattr(socket, "TCP_CORK"):
+        return False
+    try:
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK))
+    except OSError:
+        return False
 
 
 def _describe(sock: socket.socket, scheme: str) -> str:

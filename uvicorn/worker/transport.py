@@ -20,6 +20,9 @@ class TransportProtocol(asyncio.Protocol):
         self.loop = loop
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.closed = False
+        # Corked since accept (its listener was: ``supervisor/sockets.py``), and nothing
+        # written yet: the first write that is not the connection's last uncorks it.
+        self.corked = False
         self.read_paused = False
         self.write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -97,6 +100,8 @@ class TransportProtocol(asyncio.Protocol):
                 self._flush()
         elif flush or len(data) > COALESCE_LIMIT:
             # _send(), inlined: nearly every response ends here, in one write.
+            if self.corked:
+                self._uncork()
             transport = self.transport
             transport.write(data)
             if transport.is_closing():
@@ -114,6 +119,8 @@ class TransportProtocol(asyncio.Protocol):
             return
         if self._out:
             self._flush()
+        if self.corked:
+            self._uncork()
         transport = self.transport
         transport.writelines(pieces)
         if transport.is_closing():
@@ -129,6 +136,8 @@ class TransportProtocol(asyncio.Protocol):
             self._send(data)
 
     def _send(self, data: bytes) -> None:
+        if self.corked:
+            self._uncork()
         transport = self.transport
         transport.write(data)
         if transport.is_closing():
@@ -191,9 +200,22 @@ class TransportProtocol(asyncio.Protocol):
         only where close() follows at once: the kernel would hold the bytes up to 200 ms
         otherwise."""
         if self._out and not self.read_paused and _TCP_CORK is not None:
-            try:
-                sock = self.transport.get_extra_info("socket")
-                sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1)
-            except (OSError, AttributeError):
-                pass  # the socket is gone already (or a test's transport has none)
+            if self.corked:  # since accept, and nothing written: left so, not uncorked
+                self.corked = False
+            else:
+                self._set_cork(1)
         self.close()
+
+    def _uncork(self) -> None:
+        """Before the first write that is not the connection's last, on a socket corked since
+        accept: what is written from now on leaves at once (``TCP_NODELAY``, as uvloop sets
+        it), not up to 200 ms later."""
+        self.corked = False
+        self._set_cork(0)
+
+    def _set_cork(self, value: int) -> None:
+        try:
+            sock = self.transport.get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, value)
+        except (OSError, AttributeError):
+            pass  # the socket is gone already (or a test's transport has none)
