@@ -1,8 +1,9 @@
 """A response that ends its connection leaves with the FIN: on plain TCP the connection corks
 the socket (TCP_CORK) just before it writes the last bytes and closes, so that close(2) sends
-them and the FIN in one segment (transport.py, ``_cork``). Checked on the calls the connection
-makes to its real transport, in order: corked only where the close follows at once (the kernel
-would otherwise hold the bytes up to 200 ms)."""
+them and the FIN in one segment (transport.py, ``close_corked``). Checked on the calls the
+connection makes to its real transport, in order: corked only where the close follows at once
+(the kernel would otherwise hold the bytes up to 200 ms). Here on a connection that a first
+response uncorked; one still corked since accept: test_corked_listener.py."""
 
 from __future__ import annotations
 
