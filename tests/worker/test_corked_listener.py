@@ -24,6 +24,7 @@ from tests.worker.h2client import H2Client
 from tests.worker.test_close_segment import BODY, Recorded, asgi, messaging
 from uvicorn.config_values import BindSpec
 from uvicorn.supervisor.sockets import Listeners
+from uvicorn.worker.server import _corked
 
 INTERFACES = pytest.mark.parametrize("app", [messaging, asgi], ids=["messaging", "asgi"])
 
@@ -32,6 +33,7 @@ INTERFACES = pytest.mark.parametrize("app", [messaging, asgi], ids=["messaging",
 def server_side(client: tuple[str, int]) -> Iterator[socket.socket]:
     """The server's socket of the connection whose client end is bound to ``client``: a
     duplicate of the server's descriptor, found among this process's."""
+    found = None
     for name in os.listdir("/proc/self/fd"):
         try:
             fd = os.dup(int(name))
@@ -42,15 +44,15 @@ def server_side(client: tuple[str, int]) -> Iterator[socket.socket]:
         except OSError:
             os.close(fd)
             continue
-        try:
-            if sock.type == socket.SOCK_STREAM and sock.family == socket.AF_INET:
-                with contextlib.suppress(OSError):
-                    if sock.getpeername() == client:
-                        yield sock
-                        return
-        finally:
-            sock.close()
-    raise AssertionError(f"no socket of this process is connected to {client}")
+        with contextlib.suppress(OSError):
+            if sock.family == socket.AF_INET and sock.getpeername() == client:
+                found = sock
+                break
+        sock.close()
+    if found is None:
+        raise AssertionError(f"no socket of this process is connected to {client}")
+    with found:
+        yield found
 
 
 def corked(client: tuple[str, int]) -> int:
@@ -87,21 +89,16 @@ def test_the_master_corks_the_plain_tcp_listeners_it_binds(tmp_path: Path) -> No
         listeners.close()
 
 
-async def test_the_worker_learns_it_from_the_listener() -> None:
+def test_the_worker_asks_the_listener(tmp_path: Path) -> None:
     # Whoever corked it: asked of the socket, not of the settings.
-    async with running_server(messaging, lifespan="off") as server:
-        client = await server.connect()
-        try:
-            await client.send(get())
-            assert (await client.read_response()).body == BODY
-            assert only_connection(server).corked is False  # uncorked by its response
-        finally:
-            client.close()
-    sock = listen(cork=False)
+    corked_one, plain = listen(cork=True), listen(cork=False)
+    unix = socket.socket(socket.AF_UNIX)
     try:
-        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
+        unix.bind(str(tmp_path / "s"))
+        assert [_corked(corked_one), _corked(plain), _corked(unix)] == [True, False, False]
     finally:
-        sock.close()
+        for sock in (corked_one, plain, unix):
+            sock.close()
 
 
 @INTERFACES
