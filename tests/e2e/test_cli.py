@@ -177,7 +177,7 @@ def test_sigterm_lets_the_request_in_flight_finish() -> None:
         assert response.startswith(b"HTTP/1.1 200 OK\r\n")
         assert b"connection: close" in response
         assert response.endswith(b"finished")
-        assert server.proc.wait(timeout=10) == 0  # after the SIGTERM: not stop(), a second
+        assert server.proc.wait(timeout=10) == 0  # (stop() would send a second SIGTERM)
 
 
 def test_a_process_left_running_by_a_failing_test_is_killed_with_what_it_started() -> None:
