@@ -44,7 +44,7 @@ from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
 import fanout_peers as peers
-from fanout_report import CPU, SERVERS, percentile, report, settle, show
+from fanout_report import CPU, SERVERS, percentile, report, settle, show, slowest
 
 # A minimal WebSocket client: enough to count and time text messages, cheap per message.
 
@@ -148,6 +148,7 @@ async def _client_main(
     warmed: set[int] = set()
     expected: dict[str, int] = {}
     latencies: dict[str, list[int]] = {}
+    sequences: dict[str, list[int]] = {}  # each latency's message (fanout_report.slowest)
     last: dict[str, int] = {}
     reported: set[str] = set()
     finished = loop.create_future()
@@ -155,16 +156,18 @@ async def _client_main(
     def report(phase: str) -> None:
         if phase not in reported:
             reported.add(phase)
-            conn.send(("done", phase, latencies.get(phase, []), last.get(phase, 0)))
+            conn.send(("done", phase, latencies.get(phase, []), last.get(phase, 0),
+                       sequences.get(phase, [])))  # fmt: skip
 
     def on_text_of(index: int) -> Any:
         def on_text(payload: bytes) -> None:
             if payload[:2] == b"m ":  # "m <phase> <seq> <send time, ns>"
                 now = time.monotonic_ns()
-                _, phase_bytes, _, sent = payload.split(b" ")
+                _, phase_bytes, seq, sent = payload.split(b" ")
                 phase = phase_bytes.decode()
                 received = latencies.setdefault(phase, [])
                 received.append(now - int(sent))
+                sequences.setdefault(phase, []).append(int(seq))
                 last[phase] = now
                 if len(received) == expected.get(phase, -1):
                     report(phase)
@@ -286,6 +289,7 @@ async def publish_and_measure(
             "p50": percentile(ordered, 0.50),
             "p99": percentile(ordered, 0.99),
             "max": percentile(ordered, 1.0),
+            "slowest": slowest(replies),
             "server_us": 1e6 * used["servers"] / delivered if delivered else float("nan"),
             "client_us": 1e6 * used["clients"] / delivered if delivered else float("nan"),
             "redis_s": used["redis"],

@@ -22,6 +22,19 @@ def percentile(ordered: list[int], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1e6  # ms
 
 
+def slowest(replies: list[Any], count: int = 3) -> list[tuple[int, float, float]]:
+    """The ``count`` messages whose deliveries took longest (by their median): (sequence
+    number, median ms, max ms). With few messages (the paced phase: 50 to 1,000 members), the
+    p99 of all deliveries is about the median of the slowest one or two of them."""
+    by_message: dict[int, list[int]] = {}
+    for reply in replies:
+        for latency, seq in zip(reply[2], reply[4], strict=True):
+            by_message.setdefault(seq, []).append(latency)
+    stats = [(seq, statistics.median(found) / 1e6, max(found) / 1e6)
+             for seq, found in by_message.items()]  # fmt: skip
+    return sorted(stats, key=lambda item: -item[1])[:count]
+
+
 class CPU:
     """CPU over a window: the seconds that the servers (their process trees), Redis and the
     client processes used, and the % of a core that processes other than this one and its
@@ -59,7 +72,8 @@ def show(title: str, result: dict[str, Any]) -> None:
         f"{phase} {r['delivered']}/{r['expected']} {r['per_second']:.0f}/s p99 {r['p99']:.1f} ms "
         f"(servers' CPU {r['server_us']:.1f} us per delivery, clients' {r['client_us']:.1f}, "
         f"Redis' {r['redis_s']:.2f} s, "
-        f"others' {r['others']:.0f}% of a core)"
+        f"others' {r['others']:.0f}% of a core; slowest messages, median / max ms: "
+        + ", ".join(f"#{seq} {mid:.1f} / {top:.1f}" for seq, mid, top in r["slowest"]) + ")"
         for phase, r in result.items()
         if phase != "memory"
     ]
