@@ -5,6 +5,7 @@ issue 13 for static files) with a verdict line. Pure functions: no I/O."""
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 # The published uvicorn runs in two configurations: its HTTP/1.1 parser is httptools or zttp.
@@ -42,22 +43,23 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def _paired(ok: list[dict[str, Any]], ref_runs: list[dict[str, Any]]) -> float | None:
-    """The median over rounds of rps / the reference's rps in the same round."""
-    ref = {r["round"]: r["rps"] for r in ref_runs if "rps" in r}
-    return _median([r["rps"] / ref[r["round"]] for r in ok if r["round"] in ref])
+def _rps(run: dict[str, Any]) -> float | None:
+    return run.get("rps")
 
 
-def _cpu_us(run: dict[str, Any]) -> float | None:
-    return 1e6 * run["server_cpu_s"] / run["requests"] if run.get("requests") else None
+def _per_cpu_second(run: dict[str, Any]) -> float | None:
+    """Requests per second of the server's CPU: the inverse of its CPU per request."""
+    cpu = run.get("server_cpu_s")
+    return run["requests"] / cpu if "rps" in run and run.get("requests") and cpu else None
 
 
-def _paired_cpu(ok: list[dict[str, Any]], ref_runs: list[dict[str, Any]]) -> float | None:
-    """The median over rounds of the reference's server CPU per request in a round / ours in
-    the same round: how many times less CPU ours spent on a request."""
-    ref = {r["round"]: _cpu_us(r) for r in ref_runs if "rps" in r}
-    return _median([ref_us / us for r in ok if (ref_us := ref.get(r["round"])) is not None
-                    and (us := _cpu_us(r))])  # fmt: skip
+def _paired(ok: list[dict[str, Any]], ref_runs: list[dict[str, Any]],
+            measure: Callable[[dict[str, Any]], float | None] = _rps) -> float | None:  # fmt: skip
+    """The median over rounds of ``measure`` (req/s; or requests per CPU second, which makes it
+    the reference's CPU per request over ours) / the reference's in the same round."""
+    ref = {r["round"]: value for r in ref_runs if (value := measure(r))}
+    return _median([value / ref[r["round"]] for r in ok
+                    if r["round"] in ref and (value := measure(r)) is not None])  # fmt: skip
 
 
 def faster_published(medians: dict[str, float | None]) -> str | None:
@@ -118,7 +120,8 @@ def summarize(runs: list[dict[str, Any]], base_runs: list[dict[str, Any]],
     if any("conn_error" in r for r in ok):
         summary["conn_error"] = next(r["conn_error"] for r in ok if "conn_error" in r)
     summary["paired_to"] = {name: _paired(ok, ref) for name, ref in (refs or {}).items()}
-    summary["cpu_paired_to"] = {name: _paired_cpu(ok, ref) for name, ref in (refs or {}).items()}
+    summary["cpu_paired_to"] = {name: _paired(ok, ref, _per_cpu_second)
+                                for name, ref in (refs or {}).items()}  # fmt: skip
     base_ok = {r["round"]: r["rps"] for r in base_runs if "rps" in r}
     if base_ok:
         summary["ratio"] = summary["rps_median"] / statistics.median(base_ok.values())
