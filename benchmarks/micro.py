@@ -1,8 +1,8 @@
 """Per-request CPU cost of the HTTP path without sockets: requests fed to a connection whose
 transport only counts bytes. Shows what our Python costs per request, with no syscall noise.
 
-    .venv/bin/python benchmarks/micro.py [messaging|asgi|stream|close] [requests]
-    .venv/bin/python benchmarks/micro.py --callgrind [messaging|asgi|stream|close]
+    .venv/bin/python benchmarks/micro.py [messaging|asgi|stream|asgi-stream|close] [requests]
+    .venv/bin/python benchmarks/micro.py --callgrind [messaging|asgi|stream|asgi-stream|close]
     (either with ``--metrics`` last: requests counted as ``--metrics`` counts them)
 
 and per WebSocket message (``micro_ws.py``): ``ws`` / ``ws-asgi`` (a 64-byte text echo),
@@ -48,13 +48,18 @@ async def mi_hello(message: dict[str, Any], channels: dict[str, Any]) -> None:
     )
 
 
+REPLY_START = {"status": 200, "headers": [[b"content-type", b"text/plain"]],
+               "content": b"", "more_content": True}  # fmt: skip
+REPLY_PART = {"content": CHUNK, "more_content": True}
+REPLY_END = {"content": b"", "more_content": False}
+
+
 async def mi_stream(message: dict[str, Any], channels: dict[str, Any]) -> None:
-    reply = channels["reply"]
-    await reply.send({"status": 200, "headers": [[b"content-type", b"text/plain"]],
-                      "content": b"", "more_content": True})  # fmt: skip
+    send = channels["reply"].send  # the messages made once, as apps/stream.py does
+    await send(REPLY_START)
     for _ in range(16):
-        await reply.send({"content": CHUNK, "more_content": True})
-    await reply.send({"content": b"", "more_content": False})
+        await send(REPLY_PART)
+    await send(REPLY_END)
 
 
 START = {"type": "http.response.start", "status": 200,
@@ -65,6 +70,19 @@ BODY = {"type": "http.response.body", "body": b"Hello, world"}
 async def asgi_hello(scope: Any, receive: Any, send: Any) -> None:
     await send(START)
     await send(BODY)
+
+
+STREAM_START = {"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]}  # fmt: skip
+STREAM_PART = {"type": "http.response.body", "body": CHUNK, "more_body": True}
+STREAM_END = {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def asgi_stream(scope: Any, receive: Any, send: Any) -> None:
+    await send(STREAM_START)
+    for _ in range(16):
+        await send(STREAM_PART)
+    await send(STREAM_END)
 
 
 class NoSocket:
@@ -126,7 +144,7 @@ async def measure(kind: str, count: int, metrics: bool = False) -> None:
         return
     loop = asyncio.get_running_loop()
     app, cycle = {"messaging": (mi_hello, MessagingCycle), "asgi": (asgi_hello, ASGICycle),
-                  "stream": (mi_stream, MessagingCycle),
+                  "stream": (mi_stream, MessagingCycle), "asgi-stream": (asgi_stream, ASGICycle),
                   "close": (mi_hello, MessagingCycle)}[kind]  # fmt: skip
     counts = WorkerMetrics() if metrics else None  # as a worker makes them (server.py)
     config = Config(app=app, access_log=False)
@@ -134,7 +152,7 @@ async def measure(kind: str, count: int, metrics: bool = False) -> None:
     state = state_class(config, app, cycle, loop)
     if counts is not None:
         counts.install(state)
-    if kind == "asgi":
+    if kind in ("asgi", "asgi-stream"):
         state.lifespan_state = {}  # as for an app that speaks the lifespan protocol
     transport = CountingTransport()
     if kind == "close":

@@ -72,6 +72,26 @@ async def test_readme_stream_response_is_chunked() -> None:
     assert client.raw.count(b"0\r\n\r\n") == 2
 
 
+async def test_messages_made_once_are_sent_again_unchanged() -> None:
+    # SPEC: the server never changes a message it is given, so an app may keep its messages
+    # as constants (benchmarks/apps/stream.py does) and send them on every request.
+    import copy
+
+    start = {"status": 200, "headers": [[b"content-type", b"text/plain"]], "more_content": True}
+    part = {"content": b"ab", "more_content": True}
+    end = {"content": b"c", "trailers": [[b"x-sum", b"3"]]}
+    sent = copy.deepcopy([start, part, end])
+    async with running_server(replying(start, part, end)) as server:
+        client = await server.connect()
+        for _ in range(2):
+            await client.send(get("/", "te: trailers"))
+            response = await client.read_response()
+            assert response.status == 200 and response.chunked and response.body == b"abc"
+        client.close()
+    assert client.raw.count(b"x-sum: 3\r\n") == 2
+    assert [start, part, end] == sent
+
+
 async def test_app_content_length_is_used_for_a_stream() -> None:
     app = replying(
         {"status": 200, "headers": [[b"Content-Length", b"10"]], "more_content": True},
