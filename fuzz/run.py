@@ -28,10 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
 VENV = ROOT / ".venvs" / "fuzz"
-TARGETS = ("http_parser", "http_response", "websocket", "hpack")
+TARGETS = ("http_parser", "http_response", "websocket", "hpack", "http2")
 # What the harnesses import besides the project (hpack and hypothesis: fuzz_hpack's oracle and
-# the test module it comes from).
-PACKAGES = ("atheris", "h11", "pytest", "hpack", "hypothesis")
+# the test module it comes from; h2, for its hyperframe: fuzz_http2 reads what the core sends).
+PACKAGES = ("atheris", "h11", "pytest", "hpack", "hypothesis", "h2")
 
 
 def base_python() -> str:
@@ -110,6 +110,21 @@ def test_seeds(target: str) -> list[bytes]:
         return [bytes([flags, 7]) + s for s in sequences for flags in (0x60, 0x69)] + [
             bytes([0x00, 0]) + block for block in ERRORS.values()
         ]
+    if target == "http2":
+        import hpack
+
+        from tests.protocols import h2frames as h
+
+        blocks = hpack.Encoder()
+        exchange = b"".join([
+            h.headers(1, blocks.encode(h.GET)),
+            h.headers(3, blocks.encode(h.post(5)), end_stream=False),
+            h.data(3, b"hello", end_stream=True), h.window_update(0, 1000), h.ping(),
+            h.rst_stream(1), h.settings({4: 0}), h.goaway(),
+        ])  # fmt: skip
+        # flags: raw bytes after the preface, under each of the server's settings, whole and
+        # in odd pieces.
+        return [bytes([flags, 7]) + exchange for flags in (0x00, 0x11, 0x22, 0x33)]
     return []
 
 
