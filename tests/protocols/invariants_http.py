@@ -3,11 +3,12 @@
 ``ParserRun`` feeds the parser in pieces, as the connection does, and checks after every
 ``receive_data``: events follow the grammar of a connection, every ``RequestHead`` obeys the
 limits and RFC 9112's rules (``check_head``), buffers stay bounded, nothing comes after a
-``BadRequest``, an ``Upgrade`` or the last request. ``compare_splits`` says whether two ways of
-splitting the same bytes gave the same events; ``check_request_stream`` does all of it for one
-input. The parser is what stands between the network and the app: a head that breaks the RFC's
-rules, or a request framed differently depending on how its bytes arrived, is what request
-smuggling is made of, and unbounded buffers let a client hold the server's memory.
+``BadRequest``, an ``Upgrade``, HTTP/2's ``Preface`` or the last request. ``compare_splits``
+says whether two ways of splitting the same bytes gave the same events;
+``check_request_stream`` does all of it for one input. The parser is what stands between the
+network and the app: a head that breaks the RFC's rules, or a request framed differently
+depending on how its bytes arrived, is what request smuggling is made of, and unbounded buffers
+let a client hold the server's memory.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from uvicorn.protocols.http_parser import (
     Body,
     Limits,
     ParserState,
+    Preface,
     RequestHead,
     RequestParser,
     Upgrade,
@@ -87,6 +89,8 @@ def normalize(event: Any) -> tuple[Any, ...]:
         return ("end",)
     if isinstance(event, Upgrade):
         return ("upgrade", event.data)
+    if isinstance(event, Preface):
+        return ("preface", event.data)
     if isinstance(event, BadRequest):
         return ("bad", event.status)
     fail(f"unexpected event {event!r}")
@@ -188,7 +192,8 @@ class ParserRun:
     """A ``RequestParser`` fed chunk by chunk, checked after every ``receive_data``.
 
     ``events`` are normalized: consecutive Body events merged, and bytes fed after an Upgrade
-    added to its data, as the connection hands them to the new protocol."""
+    (or HTTP/2's Preface) added to its data, as the connection hands them to the new
+    protocol."""
 
     limits: Limits = field(default_factory=Limits)
     upgrades: frozenset[bytes] = frozenset()
@@ -227,8 +232,9 @@ class ParserRun:
         if self.phase in ("closed", "upgraded", "failed"):
             if events:
                 fail(f"events after the connection was {self.phase}: {events!r}")
-            if self.phase == "upgraded":
-                self.events[-1] = ("upgrade", self.events[-1][1] + chunk)
+            if self.phase == "upgraded":  # (an Upgrade's or a Preface's)
+                kind, data = self.events[-1]
+                self.events[-1] = (kind, data + chunk)
             return
         completed = sum(1 for event in events if event is END_OF_REQUEST)
         if completed > PIPELINE_BATCH:
@@ -283,6 +289,14 @@ class ParserRun:
                 fail("Upgrade not right after END_OF_REQUEST, or not last")
             if type(event.data) is not bytes:
                 fail("Upgrade data is not bytes")
+            self.phase = "upgraded"
+        elif isinstance(event, Preface):
+            # HTTP/2's preface where a request may begin (RFC 9113 section 3.4): the parser
+            # hands the connection over with what followed it.
+            if phase != "head" or following:
+                fail(f"a Preface while in {phase}, or not last")
+            if type(event.data) is not bytes:
+                fail("Preface data is not bytes")
             self.phase = "upgraded"
         elif isinstance(event, BadRequest):
             if type(event.status) is not int or not 400 <= event.status <= 599:
