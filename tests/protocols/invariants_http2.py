@@ -12,7 +12,8 @@ worker does, and checks at each read:
   GOAWAY of the same code, last, and takes nothing more (RFC 9113 section 5.4.1);
 - every event is of a kind the core documents, on a client stream (odd), WINDOW alone on 0;
 - what it sends is whole frames (``hyperframe`` reads them back), none longer than the
-  client's SETTINGS_MAX_FRAME_SIZE in force (section 4.2), no HEADERS or DATA on an even
+  client's SETTINGS_MAX_FRAME_SIZE in force (section 4.2), no more DATA than the windows the
+  client opened, the connection's and each stream's (section 6.9), no HEADERS or DATA on an even
   stream (no push) or on a stream after its END_STREAM or RST_STREAM (section 5.1), and each
   answered body whole before its END_STREAM;
 - its state stays bounded: open streams within SETTINGS_MAX_CONCURRENT_STREAMS, the partial
@@ -114,6 +115,17 @@ class H2Run:
     ended: set[int] = field(default_factory=set)  # streams we sent END_STREAM or RST_STREAM on
     pending: dict[int, bytes] = field(default_factory=dict)  # respond: bodies still to send
     bodies: dict[int, int] = field(default_factory=dict)  # octets of DATA sent, by stream
+    # The connection's send window as the client gave it (section 6.9.2: 65,535, and each
+    # WINDOW_UPDATE on stream 0), from the client's bytes: an upper bound of what the core may
+    # send (it refuses some updates), never exceeded.
+    credit: int = 65_535
+    # A stream's, bounded the same way: SETTINGS_INITIAL_WINDOW_SIZE as the client's first
+    # SETTINGS gave it (65,535 if it did not; that frame comes before any stream: section
+    # 3.4), or the largest it gave since, and the WINDOW_UPDATEs on the stream.
+    initial: int | None = None
+    updates: dict[int, int] = field(default_factory=dict)
+    client: bytes = b""  # the client's bytes so far, read up to `at` (past the preface)
+    at: int = len(PREFACE)
 
     def __post_init__(self) -> None:
         self.core = H2Core(self.config)
@@ -126,6 +138,7 @@ class H2Run:
             assert core.receive_data(data) == [], "events after a connection error"
             assert core.data_to_send() == b"", "frames after a connection error"
             return
+        self._count_credit(data)
         try:
             events = core.receive_data(data)
         except H2ConnectionError as exc:
@@ -145,6 +158,31 @@ class H2Run:
             self._send_pending()
         self._take()
         self._check_bounds()
+
+    def _count_credit(self, data: bytes) -> None:
+        client = self.client = self.client + data
+        while len(client) - self.at >= 9:
+            at = self.at
+            length = int.from_bytes(client[at : at + 3], "big")
+            if len(client) - at < 9 + length:
+                return
+            kind, payload = client[at + 3], client[at + 9 : at + 9 + length]
+            stream_id = int.from_bytes(client[at + 5 : at + 9], "big") & 0x7FFFFFFF
+            if kind == 8 and length == 4:
+                increment = int.from_bytes(payload, "big") & 0x7FFFFFFF
+                if stream_id:
+                    self.updates[stream_id] = self.updates.get(stream_id, 0) + increment
+                else:
+                    self.credit += increment
+            elif kind == 4 and not stream_id and not length % 6:
+                first = self.initial is None
+                for i in range(0, length, 6):
+                    if payload[i : i + 2] == b"\0\x04":  # SETTINGS_INITIAL_WINDOW_SIZE
+                        value = int.from_bytes(payload[i + 2 : i + 6], "big")
+                        self.initial = value if first else max(self.initial or 0, value)
+                if self.initial is None:
+                    self.initial = 65_535
+            self.at = at + 9 + length
 
     def _check_event(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
@@ -186,6 +224,10 @@ class H2Run:
                 assert stream_id not in self.ended, f"{frame!r} after the stream ended"
                 if isinstance(frame, DataFrame):
                     self.bodies[stream_id] = self.bodies.get(stream_id, 0) + len(frame.data)
+                    self.credit -= len(frame.data)
+                    assert self.credit >= 0, "DATA past the connection's window"
+                    window = (self.initial or 0) + self.updates.get(stream_id, 0)
+                    assert self.bodies[stream_id] <= window, "DATA past the stream's window"
                 if "END_STREAM" in frame.flags:
                     self.ended.add(stream_id)
                     got = self.bodies.get(stream_id, 0)
