@@ -124,7 +124,7 @@ class H2Run:
     # 3.4), or the largest it gave since, and the WINDOW_UPDATEs on the stream.
     initial: int | None = None
     updates: dict[int, int] = field(default_factory=dict)
-    client: bytes = b""  # the client's bytes so far, read up to `at` (past the preface)
+    client: bytes = b""  # the client's bytes not read yet, from `at` (past the preface)
     at: int = len(PREFACE)
 
     def __post_init__(self) -> None:
@@ -160,12 +160,12 @@ class H2Run:
         self._check_bounds()
 
     def _count_credit(self, data: bytes) -> None:
-        client = self.client = self.client + data
+        client = self.client + data
         while len(client) - self.at >= 9:
             at = self.at
             length = int.from_bytes(client[at : at + 3], "big")
             if len(client) - at < 9 + length:
-                return
+                break
             kind, payload = client[at + 3], client[at + 9 : at + 9 + length]
             stream_id = int.from_bytes(client[at + 5 : at + 9], "big") & 0x7FFFFFFF
             if kind == 8 and length == 4:
@@ -183,6 +183,9 @@ class H2Run:
                 if self.initial is None:
                     self.initial = 65_535
             self.at = at + 9 + length
+        if self.at <= len(client):  # (past the preface) only a frame begun is kept
+            client, self.at = client[self.at :], 0
+        self.client = client
 
     def _check_event(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
