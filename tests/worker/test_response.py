@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import get, only_connection, running_server, skip_if_compiled
+from tests.worker.h2client import H2Client
 from uvicorn.worker.connection import HTTPConnection
 
 
@@ -88,6 +89,12 @@ async def test_messages_made_once_are_sent_again_unchanged() -> None:
             response = await client.read_response()
             assert response.status == 200 and response.chunked and response.body == b"abc"
         client.close()
+        h2 = await H2Client.open(server.port)  # and over HTTP/2, twice on one connection
+        for _ in range(2):
+            result = await h2.response(h2.request("/"))
+            assert result.status == 200 and bytes(result.data) == b"abc"
+            assert result.trailers == [(b"x-sum", b"3")]
+        h2.close()
     assert client.raw.count(b"x-sum: 3\r\n") == 2
     assert [start, part, end] == sent
 
