@@ -1,5 +1,6 @@
-"""Soak test: one worker of this checkout's server under a million keep-alive requests, then a
-million ``Connection: close`` requests; its memory and open file descriptors before and after.
+"""Soak test: one worker of this checkout's server under a million keep-alive requests, a million
+``Connection: close`` requests and a million HTTP/2 requests; its memory and open file
+descriptors before and after each.
 
 One command, from the checkout:
 
@@ -8,15 +9,12 @@ One command, from the checkout:
 
 For each interface (the messaging-interface hello app, then the ASGI 3 one: benchmarks/apps/
 hello.py), it starts the server as benchmarks/run.py starts "ours" (the project's .venv, the real
-command line, ``--workers 1``: a master and one worker), pinned with taskset to one core, wrk on
-the other. It checks one answer of each kind, warms up (``--warmup`` keep-alive requests, then as
-many ``Connection: close`` ones), and then runs the phases: ``--requests`` keep-alive requests
-(wrk -t1 -c64), then ``--requests`` ``Connection: close`` requests (wrk reconnects for each).
-
-The count is exact to within one poll of wrk's event loop: wrk's Lua script counts the responses
-and, at the count, stops its thread and says so; this script then interrupts wrk (SIGINT, once
-/proc shows wrk catches it), which prints its summary. When wrk's own deadline comes first, it is
-run again for the responses still owed.
+command line, ``--workers 1``: a master and one worker), pinned with taskset to one core, the
+load generator on the other. It checks one answer of each kind, warms up (``--warmup`` requests
+of each), and then runs the phases, ``--requests`` requests each, counted exactly
+(harness/soak_loads.py): keep-alive (wrk -t1 -c64), ``Connection: close`` (wrk reconnects for
+each), and HTTP/2 over cleartext with prior knowledge (h2load -c64 -m10, fresh connections
+every 4,000 streams).
 
 Before and after each phase it reads, from /proc, the worker's RSS (and the whole tree's:
 master and worker) and its open file descriptors, each classified (socket with its TCP state,
@@ -27,9 +25,9 @@ connection the server only closes by its timer is not taken for a leak), ``--set
 most.
 
 Verdict: PASS when, in every phase, the worker's RSS grew by less than ``--rss-limit`` MiB, no
-file descriptor was left behind (open after the phase and not before), wrk saw no error (socket
-error or non-2xx answer) and the same worker served throughout; otherwise FAIL with the numbers,
-and exit status 1.
+file descriptor was left behind (open after the phase and not before), the load generator saw
+no error (socket error or non-2xx answer) and the same worker served throughout; otherwise FAIL
+with the numbers, and exit status 1.
 """
 
 from __future__ import annotations
@@ -39,44 +37,30 @@ import collections
 import contextlib
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # imported from the tests rather than run as a script
     sys.path.insert(0, str(HERE))
 
 import run  # noqa: E402
-from harness import loads, procs, report  # noqa: E402
+from harness import env, h2load, loads, procs, report  # noqa: E402
+from harness.soak_loads import H2_STREAMS, Load, h2load_count, wrk_count  # noqa: E402
 
 INTERFACES = {"messaging": report.OURS["messaging"], "asgi": report.OURS["ASGI"]}
-PHASES = (("keep-alive", "hello-ka"), ("Connection: close", "hello-close"))
+# (title, scenario of harness/loads.py): wrk drives the HTTP/1.1 ones, h2load the HTTP/2 one.
+PHASES = (("keep-alive", "hello-ka"), ("Connection: close", "hello-close"), ("HTTP/2", "h2-hello"))
 TCP_STATES = {
     "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
     "05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK",
     "0A": "LISTEN", "0B": "CLOSING",
 }  # fmt: skip
 POLL = 0.05
-
-# Prepended to the scenario's script (harness/loads.py: its request and its RESULT line).
-_LUA_COUNT = """
-local limit, seen = {limit}, 0
-response = function(status, headers, body)
-  seen = seen + 1
-  if seen == limit then
-    io.write("LIMIT\\n")
-    io.flush()
-    wrk.thread:stop()
-  end
-end
-"""
 
 
 def log(text: str) -> None:
@@ -172,17 +156,6 @@ def settle(pid: int, baseline: int, quiet: float, timeout: float) -> tuple[float
         time.sleep(POLL)
 
 
-def catches_sigint(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    for line in status.splitlines():
-        if line.startswith("SigCgt:"):
-            return bool(int(line.split()[1], 16) >> (signal.SIGINT - 1) & 1)
-    return False
-
-
 def tree_cpu(root: int) -> float:
     """CPU seconds of the server's tree (master and worker)."""
     return sum(info[2] for info in procs.tree(root).values()) / procs.TICKS
@@ -200,85 +173,6 @@ def find_worker(root: int, timeout: float = 10.0) -> int:
         time.sleep(POLL)
 
 
-# -- wrk ------------------------------------------------------------------------------------
-
-
-def count_script(name: str, limit: int) -> str:
-    """The scenario's wrk script, which stops its thread after `limit` responses."""
-    return _LUA_COUNT.format(limit=limit) + loads.lua_script(name)
-
-
-@dataclass
-class Load:
-    requests: int = 0
-    errors: int = 0
-    non_2xx: int = 0
-    seconds: float = 0.0
-    runs: int = 0
-    p99_ms: float = 0.0  # the largest of the runs'
-    client_cpu_s: float = 0.0  # wrk's own CPU time
-
-
-def wrk_once(url: str, script: Path, connections: int, seconds: int,
-             cpu: int | None) -> dict[str, Any]:  # fmt: skip
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
-            "-s", str(script), url]  # fmt: skip
-    start = time.monotonic()
-    proc = subprocess.Popen(procs.pinned(argv, cpu), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    assert proc.stdout is not None
-    lines = []
-    try:
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("LIMIT"):
-                # wrk's thread has stopped; its main thread sleeps out -d unless interrupted. It
-                # installs its SIGINT handler after starting the thread: wait for it.
-                deadline = time.monotonic() + 5
-                while not catches_sigint(proc.pid) and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                proc.send_signal(signal.SIGINT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    text = "".join(lines)
-    if proc.returncode != 0:
-        raise procs.ServerFailed(f"wrk exited with {proc.returncode}:\n{text[-600:]}")
-    result = loads.parse_wrk(text)
-    result["seconds"] = result["requests"] / result["rps"] if result["rps"] else 0.0
-    result["wall_s"] = time.monotonic() - start
-    result["client_cpu_s"] = usage.ru_utime + usage.ru_stime
-    return result
-
-
-def wrk_count(port: int, name: str, count: int, args: argparse.Namespace,
-              scratch: Path) -> Load:  # fmt: skip
-    """At least `count` responses from wrk; run again for what is still owed when wrk's own
-    deadline comes first; ServerFailed past --phase-timeout."""
-    url = f"http://{procs.HOST}:{port}/"
-    load = Load()
-    deadline = time.monotonic() + args.phase_timeout
-    while load.requests < count:
-        left = int(deadline - time.monotonic())
-        if left < 1:
-            raise procs.ServerFailed(f"{name}: {load.requests:,} of {count:,} responses in "
-                                     f"{args.phase_timeout:g} s")  # fmt: skip
-        script = scratch / f"{name}-count.lua"
-        script.write_text(count_script(name, count - load.requests))
-        res = wrk_once(url, script, args.connections, left, args.client_cpu)
-        load.requests += res["requests"]
-        load.errors += res["errors"]
-        load.non_2xx += res["non_2xx"]
-        load.seconds += res["seconds"]
-        load.p99_ms = max(load.p99_ms, res["p99_ms"])
-        load.client_cpu_s += res["client_cpu_s"]
-        load.runs += 1
-    return load
-
-
 # -- the soak -------------------------------------------------------------------------------
 
 
@@ -292,8 +186,8 @@ class Phase:
     settled: bool  # the descriptor count came back to its value before the phase
     settle_s: float
     cpu_us: float  # worker CPU per request
-    client_cpu_pct: float  # wrk's CPU, % of one core over the phase
-    other_cpu_pct: float  # what neither the server's tree nor wrk used, % of one core
+    client_cpu_pct: float  # the load generator's CPU, % of one core over the phase
+    other_cpu_pct: float  # what neither the server's tree nor the client used, % of one core
     steal_pct: float  # the most the hypervisor took from either pinned core, %
     worker_replaced: str = ""
     left: dict[int, str] = field(default_factory=dict)
@@ -301,6 +195,12 @@ class Phase:
     @property
     def growth(self) -> float:
         return self.after.worker_rss - self.before.worker_rss
+
+
+def counted(port: int, name: str, count: int, args: argparse.Namespace, scratch: Path) -> Load:
+    if name == "h2-hello":
+        return h2load_count(port, count, args)
+    return wrk_count(port, name, count, args, scratch)
 
 
 def soak(interface: str, args: argparse.Namespace, scratch: Path) -> list[Phase]:
@@ -319,12 +219,13 @@ def soak(interface: str, args: argparse.Namespace, scratch: Path) -> list[Phase]
         worker_start = (procs.stat(worker) or (0, -1))[1]
         for name in ("hello-ka", "hello-close"):
             loads.check_http(name, port)
+        h2load.check("h2-hello", port, None)
         idle = snapshot(root, worker)
         log(f"  worker pid {worker}, idle: RSS {idle.worker_rss:.1f} MiB (tree "
             f"{idle.tree_rss:.1f}), {len(idle.fds)} fds: {kinds_text(idle.fds)}")  # fmt: skip
         for _, name in PHASES:
             if args.warmup:
-                warm = wrk_count(port, name, args.warmup, args, scratch)
+                warm = counted(port, name, args.warmup, args, scratch)
                 log(f"  warm-up {name}: {warm.requests:,} requests, {warm.errors} errors")
         waited, ok = settle(worker, len(idle.fds), args.settle_quiet, args.settle_timeout)
         phases = []
@@ -333,7 +234,7 @@ def soak(interface: str, args: argparse.Namespace, scratch: Path) -> list[Phase]
             cpu0 = (procs.stat(worker) or (0, 0, 0))[2]
             tree0, busy0, t0 = tree_cpu(root), procs.busy_seconds(), time.monotonic()
             steal = procs.StealWatch(args.client_cpu, args.server_cpu)
-            load = wrk_count(port, name, args.requests, args, scratch)
+            load = counted(port, name, args.requests, args, scratch)
             wall = time.monotonic() - t0
             stolen = steal.percent()
             other = procs.busy_seconds() - busy0 - (tree_cpu(root) - tree0) - load.client_cpu_s
@@ -353,7 +254,7 @@ def soak(interface: str, args: argparse.Namespace, scratch: Path) -> list[Phase]
                           replaced, left_behind(before, after))  # fmt: skip
             phases.append(phase)
             log(f"  {title}: {load.requests:,} requests in {load.seconds:.1f} s "
-                f"({load.requests / max(load.seconds, 1e-9):,.0f}/s, {load.runs} wrk run(s), "
+                f"({load.requests / max(load.seconds, 1e-9):,.0f}/s, {load.runs} client run(s), "
                 f"{load.errors} errors); RSS {before.worker_rss:.1f} -> {after.worker_rss:.1f}"
                 f" MiB; fds {len(before.fds)} -> {len(after.fds)} "
                 f"({'back' if ok else 'NOT back'} after {waited:.2f} s)")  # fmt: skip
@@ -370,7 +271,7 @@ def soak(interface: str, args: argparse.Namespace, scratch: Path) -> list[Phase]
 def table(phases: list[Phase]) -> str:
     out = [
         "| server | phase | requests | errors | duration s | req/s | worker CPU us/req "
-        "| wrk / other CPU % | worker RSS before MiB | after | growth "
+        "| client / other CPU % | worker RSS before MiB | after | growth "
         "| tree RSS MiB before -> after | fds before | after | left behind |",
         "|---|---|" + "---:|" * 13,
     ]  # fmt: skip
@@ -401,7 +302,8 @@ def problems(phases: list[Phase], failures: dict[str, str], rss_limit: float) ->
             found.append(f"{where}: {len(p.left)} fd(s) left behind ({len(p.before.fds)} -> "
                          f"{len(p.after.fds)}): {kinds_text(p.left)}")  # fmt: skip
         if p.load.errors:
-            found.append(f"{where}: wrk saw {p.load.errors} errors ({p.load.non_2xx} non-2xx)")
+            found.append(f"{where}: the client saw {p.load.errors} errors "
+                         f"({p.load.non_2xx} non-2xx)")  # fmt: skip
         if p.worker_replaced:
             found.append(f"{where}: {p.worker_replaced}")
     return found
@@ -467,8 +369,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = parse_args(argv)
-    if not shutil.which("wrk"):
-        run.install_wrk()
+    env.install_tools(["wrk", "h2load", "curl"])  # (those missing; run.install_wrk is gone)
     args.client_cpu, args.server_cpu = run.CLIENT_CPU, run.SERVER_CPU
     if procs.can_pin():
         os.sched_setaffinity(0, {run.CLIENT_CPU})
@@ -491,12 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.monotonic() - started
     found = problems(phases, failures, args.rss_limit)
     server = meta["server"]
-    pinning = "server and wrk on separate cores" if args.client_cpu is not None else "unpinned"
+    pinning = "server and client on separate cores" if args.client_cpu is not None else "unpinned"
     print(f"## uvicorn soak test: {meta['date']}, {meta['cpu']} ({meta['cpus']} CPUs)\n\n"
           f"Server: Python {server['python']}, uvloop {server['uvloop']}, httptools "
           f"{server['httptools']}, one worker (--workers 1); this script: Python "
           f"{meta['python']}. {args.requests:,} requests per phase after {args.warmup:,} of "
-          f"each kind to warm up; wrk -t1 -c{args.connections}; {pinning}.\n")  # fmt: skip
+          f"each kind to warm up; wrk -t1 -c{args.connections}, h2load -c{args.connections} "
+          f"-m{H2_STREAMS}; {pinning}.\n")  # fmt: skip
     if phases:
         print(table(phases))
         noisy = [p for p in phases if p.other_cpu_pct > report.NOISY_CPU_PCT or p.steal_pct > 2]

@@ -282,10 +282,13 @@ def _phase(growth: float, after_links: dict[int, str], errors: int = 0) -> Any:
 
 
 def test_soak_options_and_wrk_script() -> None:
+    from harness.soak_loads import count_script  # (soak.py put benchmarks/ on sys.path)
+
     args = soak.parse_args([])
     assert args.interfaces == ["messaging", "asgi"] and args.app == "hello"
     assert (args.requests, args.warmup, args.rss_limit) == (1_000_000, 20_000, 5.0)
-    script = soak.count_script("hello-close", 1234)
+    assert [name for _, name in soak.PHASES] == ["hello-ka", "hello-close", "h2-hello"]
+    script = count_script("hello-close", 1234)
     assert "local limit, seen = 1234, 0" in script and "wrk.thread:stop()" in script
     assert '"Connection"] = "close"' in script and "RESULT" in script
 
@@ -310,7 +313,7 @@ def test_soak_verdict_names_growth_leftovers_and_errors() -> None:
     assert found[0] == "ours-messaging: server failed: exited with status 1"
     assert "ours-asgi, keep-alive: worker RSS grew 5.50 MiB (25.0 -> 30.5)" in found[1]
     assert found[2] == "ours-asgi, keep-alive: 1 fd(s) left behind (3 -> 4): 1 socket (other)"
-    assert found[3].startswith("ours-asgi, keep-alive: wrk saw 3 errors")
+    assert found[3].startswith("ours-asgi, keep-alive: the client saw 3 errors")
     assert soak.verdict(found, 2, 5.0).startswith("**Verdict: FAIL**\n\n* ours-messaging")
     assert "| ours-asgi | keep-alive | 1,000,000 | 3 | 20.0 | 50,000 |" in soak.table([grown])
 

@@ -1,0 +1,156 @@
+"""The soak test's loads (benchmarks/soak.py): an exact number of requests, from wrk (HTTP/1.1,
+keep-alive or ``Connection: close``) or from h2load (HTTP/2 over cleartext, prior knowledge).
+
+wrk runs for a time, not a count: a Lua script counts the responses and stops wrk's thread at
+the count, then wrk is interrupted (SIGINT, once /proc shows it catches it) and prints its
+summary; when wrk's own deadline comes first, it is run again for the responses still owed.
+h2load counts by itself (-n).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import h2load, loads, procs
+
+H2_STREAMS = 10  # h2load -m: concurrent streams per connection, as run.py's h2-hello
+
+# Prepended to the scenario's script (harness/loads.py: its request and its RESULT line).
+_LUA_COUNT = """
+local limit, seen = {limit}, 0
+response = function(status, headers, body)
+  seen = seen + 1
+  if seen == limit then
+    io.write("LIMIT\\n")
+    io.flush()
+    wrk.thread:stop()
+  end
+end
+"""
+
+
+def catches_sigint(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGINT - 1) & 1)
+    return False
+
+
+def count_script(name: str, limit: int) -> str:
+    """The scenario's wrk script, which stops its thread after `limit` responses."""
+    return _LUA_COUNT.format(limit=limit) + loads.lua_script(name)
+
+
+@dataclass
+class Load:
+    requests: int = 0
+    errors: int = 0
+    non_2xx: int = 0
+    seconds: float = 0.0
+    runs: int = 0
+    p99_ms: float = 0.0  # the largest of the runs'
+    client_cpu_s: float = 0.0  # wrk's own CPU time
+
+
+def wrk_once(url: str, script: Path, connections: int, seconds: int,
+             cpu: int | None) -> dict[str, Any]:  # fmt: skip
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
+            "-s", str(script), url]  # fmt: skip
+    start = time.monotonic()
+    proc = subprocess.Popen(procs.pinned(argv, cpu), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("LIMIT"):
+                # wrk's thread has stopped; its main thread sleeps out -d unless interrupted. It
+                # installs its SIGINT handler after starting the thread: wait for it.
+                deadline = time.monotonic() + 5
+                while not catches_sigint(proc.pid) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                proc.send_signal(signal.SIGINT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = "".join(lines)
+    if proc.returncode != 0:
+        raise procs.ServerFailed(f"wrk exited with {proc.returncode}:\n{text[-600:]}")
+    result = loads.parse_wrk(text)
+    result["seconds"] = result["requests"] / result["rps"] if result["rps"] else 0.0
+    result["wall_s"] = time.monotonic() - start
+    result["client_cpu_s"] = usage.ru_utime + usage.ru_stime
+    return result
+
+
+def wrk_count(port: int, name: str, count: int, args: argparse.Namespace,
+              scratch: Path) -> Load:  # fmt: skip
+    """At least `count` responses from wrk; run again for what is still owed when wrk's own
+    deadline comes first; ServerFailed past --phase-timeout."""
+    url = f"http://{procs.HOST}:{port}/"
+    load = Load()
+    deadline = time.monotonic() + args.phase_timeout
+    while load.requests < count:
+        left = int(deadline - time.monotonic())
+        if left < 1:
+            raise procs.ServerFailed(f"{name}: {load.requests:,} of {count:,} responses in "
+                                     f"{args.phase_timeout:g} s")  # fmt: skip
+        script = scratch / f"{name}-count.lua"
+        script.write_text(count_script(name, count - load.requests))
+        res = wrk_once(url, script, args.connections, left, args.client_cpu)
+        load.requests += res["requests"]
+        load.errors += res["errors"]
+        load.non_2xx += res["non_2xx"]
+        load.seconds += res["seconds"]
+        load.p99_ms = max(load.p99_ms, res["p99_ms"])
+        load.client_cpu_s += res["client_cpu_s"]
+        load.runs += 1
+    return load
+
+
+def h2load_count(port: int, count: int, args: argparse.Namespace) -> Load:
+    """Exactly `count` requests over h2c from h2load (-c connections, H2_STREAMS streams each;
+    at most h2load.STREAMS_PER_CONNECTION a connection, so a large count opens more of them in
+    turn); ServerFailed past --phase-timeout."""
+    load = Load()
+    deadline = time.monotonic() + args.phase_timeout
+    per_run = args.connections * h2load.STREAMS_PER_CONNECTION
+    while load.requests < count:
+        left = int(deadline - time.monotonic())
+        if left < 1:
+            raise procs.ServerFailed(f"h2: {load.requests:,} of {count:,} responses in "
+                                     f"{args.phase_timeout:g} s")  # fmt: skip
+        wanted = min(count - load.requests, per_run)
+        clients = min(args.connections, wanted)
+        argv = h2load.argv(port, "/", clients, H2_STREAMS, requests=wanted, limit=left)
+        proc = subprocess.Popen(procs.pinned(argv, args.client_cpu), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        res = h2load.parse(out)
+        load.requests += res["requests"]
+        load.errors += res["errors"]
+        load.non_2xx += res["non_2xx"]
+        load.seconds += res["seconds"]
+        load.client_cpu_s += usage.ru_utime + usage.ru_stime
+        load.runs += 1
+        if res["requests"] == 0:
+            raise procs.ServerFailed(f"h2load answered nothing:\n{out[-600:]}")
+    return load
