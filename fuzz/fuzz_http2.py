@@ -4,8 +4,9 @@ header blocks the ``hpack`` package encodes, whole, cut, or spread over CONTINUA
 or raw fuzzer bytes after the preface. Invariants (tests/protocols/invariants_http2.py): only
 connection errors escape, and then the core is closed with one GOAWAY last and takes nothing
 more; events of the documented kinds on client streams; every byte sent is a whole frame,
-within the client's frame size, no HEADERS or DATA on a server stream or after a stream's
-end, each answered body whole before its END_STREAM; bounded state. Each input runs twice:
+within the client's frame size, no more DATA than the windows it opened, no HEADERS or DATA on
+a server stream or after a stream's end, each answered body whole before its END_STREAM;
+bounded state. Each input runs twice:
 with the app answering every request (bodies sent as the windows open), and without, whole
 against split at fuzzer-chosen points (the same frames, error and events).
 
