@@ -65,7 +65,10 @@ def specs(fdp: Any) -> list[FrameSpec]:
             fields = fdp.ConsumeIntInRange(0, len(FIELD_SETS) - 1)
             cut = fdp.ConsumeIntInRange(-4, 4) if fdp.ConsumeIntInRange(0, 3) == 0 else 0
             parts = fdp.ConsumeIntInRange(0, 3)
-            result.append(FrameSpec(kind, flags, stream_id, prefix, fields, cut, parts))
+            # Now and then a burst of streams: past any concurrency limit, and past what the
+            # core remembers of the streams it reset (RESET_MEMORY).
+            repeat = fdp.ConsumeIntInRange(1, 300) if fdp.ConsumeIntInRange(0, 15) == 0 else 1
+            result.append(FrameSpec(kind, flags, stream_id, prefix, fields, cut, parts, repeat))
             continue
         size = fdp.ConsumeIntInRange(0, 24)
         if kind == 0 and fdp.ConsumeIntInRange(0, 7) == 0:

@@ -28,7 +28,7 @@ whose read's events are dropped with the exception: ``receive_data``'s contract)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import hpack
@@ -78,30 +78,38 @@ class FrameSpec:
     fields: int | None = None  # HEADERS/CONTINUATION: FIELD_SETS[fields], encoded
     cut: int = 0  # then, of that block: > 0 only its first `cut` octets, < 0 its last
     continuations: int = 0  # the block spread over this frame and as many CONTINUATIONs
+    repeat: int = 1  # sent this many times, the stream id 2 higher each time (a burst of streams)
 
 
 def client_bytes(specs: list[FrameSpec], client_settings: dict[int, int] | None = None) -> bytes:
     encoder = hpack.Encoder()
     out = [PREFACE, settings(client_settings)]
-    for spec in specs:
-        payload = spec.payload
-        flags, stream_id = spec.flags, spec.stream_id & 0x7FFFFFFF
-        pieces: list[bytes] = []
-        if spec.fields is not None:
-            block = encoder.encode(FIELD_SETS[spec.fields % len(FIELD_SETS)])
-            block = block[: spec.cut] if spec.cut > 0 else block[spec.cut :] if spec.cut else block
-            if spec.continuations:
-                step = -(-len(block) // (spec.continuations + 1)) or 1
-                block, pieces = block[:step], [block[i : i + step] for i in
-                                               range(step, len(block), step)]  # fmt: skip
-                flags &= ~0x04  # END_HEADERS: on the last CONTINUATION
-            payload += block
-        out.append(raw(spec.kind, flags, stream_id, payload))
-        for i, piece in enumerate(pieces):
-            out.append(raw(9, 0x04 if i == len(pieces) - 1 else 0, stream_id, piece))
-        if spec.continuations and not pieces:
-            out.append(raw(9, 0x04, stream_id))
+    for one in specs:
+        for i in range(max(one.repeat, 1)):
+            spec = one if i == 0 else replace(one, stream_id=one.stream_id + 2 * i, repeat=1)
+            out += _frames(spec, encoder)
     return b"".join(out)
+
+
+def _frames(spec: FrameSpec, encoder: hpack.Encoder) -> list[bytes]:
+    """One spec's frames: the frame, and the CONTINUATIONs its header block was spread over."""
+    payload, flags, stream_id = spec.payload, spec.flags, spec.stream_id & 0x7FFFFFFF
+    pieces: list[bytes] = []
+    if spec.fields is not None:
+        block = encoder.encode(FIELD_SETS[spec.fields % len(FIELD_SETS)])
+        block = block[: spec.cut] if spec.cut > 0 else block[spec.cut :] if spec.cut else block
+        if spec.continuations:
+            step = -(-len(block) // (spec.continuations + 1)) or 1
+            block, pieces = block[:step], [block[i : i + step] for i in
+                                           range(step, len(block), step)]  # fmt: skip
+            flags &= ~0x04  # END_HEADERS: on the last CONTINUATION
+        payload += block
+    out = [raw(spec.kind, flags, stream_id, payload)]
+    for i, piece in enumerate(pieces):
+        out.append(raw(9, 0x04 if i == len(pieces) - 1 else 0, stream_id, piece))
+    if spec.continuations and not pieces:
+        out.append(raw(9, 0x04, stream_id))
+    return out
 
 
 @dataclass

@@ -74,15 +74,16 @@ def frame_specs(draw: st.DrawFn) -> FrameSpec:
 
 
 # client_streams' actions, by number: 1-3 a request, 4 body, 5 trailers or reset, 6 window,
-# 7 ping, 8 settings, 9 priority; 0 (one in thirty) any frame. Most likely first: Hypothesis
+# 7 ping, 8 settings, 9 priority, 10 a burst of requests left open (past any concurrency limit:
+# refused, each reset remembered); 0 (one in thirty) any frame. Most likely first: Hypothesis
 # leans towards the first of a sampled list.
-ACTIONS = st.sampled_from([1, 4, 6, 2, 4, 5, 7, 3, 4, 8, 9, 6, 1, 4] * 2 + [5, 0])
+ACTIONS = st.sampled_from([1, 4, 6, 2, 4, 5, 7, 3, 4, 8, 9, 6, 1, 4] * 2 + [5, 10, 0])
 
 
 @st.composite
 def client_streams(draw: st.DrawFn) -> list[FrameSpec]:
     """Mostly what a client may send (requests on new streams, whole or in CONTINUATIONs, their
-    bodies, trailers, resets, windows, pings, settings, priorities), one frame in thirty
+    bodies, trailers, resets, windows, pings, settings, priorities, bursts), one frame in thirty
     anything at all: far enough into a connection to reach its streams' states."""
     specs: list[FrameSpec] = []
     next_id, opened = 1, [0]  # (stream 0: WINDOW_UPDATE and the like on the connection)
@@ -117,6 +118,11 @@ def client_streams(draw: st.DrawFn) -> list[FrameSpec]:
             key, value = draw(st.sampled_from([(1, 0), (1, 4096), (3, 10), (4, 0), (4, 2**20),
                                                (5, 2**14), (5, 2**20), (6, 100)]))  # fmt: skip
             specs.append(FrameSpec(4, 0, 0, key.to_bytes(2, "big") + value.to_bytes(4, "big")))
+        elif what == 10:
+            count = draw(st.sampled_from([20, 300]))
+            specs.append(FrameSpec(1, 0x04, next_id, fields=0, repeat=count))
+            opened.append(next_id)
+            next_id += 2 * count
         else:
             priority = draw(st.binary(min_size=5, max_size=5))
             specs.append(FrameSpec(2, 0, stream_id or next_id, priority))
