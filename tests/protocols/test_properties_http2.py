@@ -2,9 +2,9 @@
 flags, streams and payloads, and header blocks (whole, cut, or not HPACK at all), under the
 server's default settings and smaller ones; the invariants of ``invariants_http2.py`` (only
 connection errors escape, and then cleanly; well-formed frames sent, within the client's frame
-size, never after a stream's end; bounded state) hold at every read, with the app answering
-each request, and the events and frames do not depend on how the bytes are split. The fuzz
-harness (fuzz/fuzz_http2.py) checks the same on the fuzzer's streams."""
+size and windows, never after a stream's end; bounded state) hold at every read, with the app
+answering each request, and the events and frames do not depend on how the bytes are split.
+The fuzz harness (fuzz/fuzz_http2.py) checks the same on the fuzzer's streams."""
 
 from __future__ import annotations
 
