@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,33 @@ class Load:
     non_2xx: int = 0
     seconds: float = 0.0
     runs: int = 0
-    p99_ms: float = 0.0  # the largest of the runs'
-    client_cpu_s: float = 0.0  # wrk's own CPU time
+    p99_ms: float = 0.0  # the largest of the runs' (wrk's; h2load gives none)
+    client_cpu_s: float = 0.0  # the load generator's own CPU time
+
+    def add(self, result: dict[str, Any]) -> None:
+        """One run of the load generator (wrk_once, h2load_once)."""
+        self.requests += result["requests"]
+        self.errors += result["errors"]
+        self.non_2xx += result["non_2xx"]
+        self.seconds += result["seconds"]
+        self.p99_ms = max(self.p99_ms, result.get("p99_ms", 0.0))
+        self.client_cpu_s += result["client_cpu_s"]
+        self.runs += 1
+
+
+def _counted(name: str, count: int, args: argparse.Namespace,
+             run: Callable[[int, int], dict[str, Any]]) -> Load:  # fmt: skip
+    """``run(owed, seconds_left)`` again until `count` responses came; ServerFailed past
+    --phase-timeout."""
+    load = Load()
+    deadline = time.monotonic() + args.phase_timeout
+    while load.requests < count:
+        left = int(deadline - time.monotonic())
+        if left < 1:
+            raise procs.ServerFailed(f"{name}: {load.requests:,} of {count:,} responses in "
+                                     f"{args.phase_timeout:g} s")  # fmt: skip
+        load.add(run(count - load.requests, left))
+    return load
 
 
 def wrk_once(url: str, script: Path, connections: int, seconds: int,
@@ -100,57 +126,36 @@ def wrk_once(url: str, script: Path, connections: int, seconds: int,
 
 def wrk_count(port: int, name: str, count: int, args: argparse.Namespace,
               scratch: Path) -> Load:  # fmt: skip
-    """At least `count` responses from wrk; run again for what is still owed when wrk's own
-    deadline comes first; ServerFailed past --phase-timeout."""
+    """At least `count` responses from wrk, run again for what is still owed when wrk's own
+    deadline comes first."""
     url = f"http://{procs.HOST}:{port}/"
-    load = Load()
-    deadline = time.monotonic() + args.phase_timeout
-    while load.requests < count:
-        left = int(deadline - time.monotonic())
-        if left < 1:
-            raise procs.ServerFailed(f"{name}: {load.requests:,} of {count:,} responses in "
-                                     f"{args.phase_timeout:g} s")  # fmt: skip
-        script = scratch / f"{name}-count.lua"
-        script.write_text(count_script(name, count - load.requests))
-        res = wrk_once(url, script, args.connections, left, args.client_cpu)
-        load.requests += res["requests"]
-        load.errors += res["errors"]
-        load.non_2xx += res["non_2xx"]
-        load.seconds += res["seconds"]
-        load.p99_ms = max(load.p99_ms, res["p99_ms"])
-        load.client_cpu_s += res["client_cpu_s"]
-        load.runs += 1
-    return load
+    script = scratch / f"{name}-count.lua"
+
+    def run(owed: int, left: int) -> dict[str, Any]:
+        script.write_text(count_script(name, owed))
+        return wrk_once(url, script, args.connections, left, args.client_cpu)
+
+    return _counted(name, count, args, run)
 
 
 def h2load_count(port: int, count: int, args: argparse.Namespace) -> Load:
     """Exactly `count` requests over h2c from h2load (-c connections, H2_STREAMS streams each;
     at most h2load.STREAMS_PER_CONNECTION a connection, so a large count opens more of them in
-    turn); ServerFailed past --phase-timeout."""
-    load = Load()
-    deadline = time.monotonic() + args.phase_timeout
-    per_run = args.connections * h2load.STREAMS_PER_CONNECTION
-    while load.requests < count:
-        left = int(deadline - time.monotonic())
-        if left < 1:
-            raise procs.ServerFailed(f"h2: {load.requests:,} of {count:,} responses in "
-                                     f"{args.phase_timeout:g} s")  # fmt: skip
-        wanted = min(count - load.requests, per_run)
-        clients = min(args.connections, wanted)
-        argv = h2load.argv(port, "/", clients, H2_STREAMS, requests=wanted, limit=left)
+    turn)."""
+
+    def run(owed: int, left: int) -> dict[str, Any]:
+        wanted = min(owed, args.connections * h2load.STREAMS_PER_CONNECTION)
+        argv = h2load.argv(port, "/", min(args.connections, wanted), H2_STREAMS,
+                           requests=wanted, limit=left)  # fmt: skip
         proc = subprocess.Popen(procs.pinned(argv, args.client_cpu), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)  # fmt: skip
         assert proc.stdout is not None
         out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, usage = os.wait4(proc.pid, 0)  # (for its CPU time)
         proc.returncode = os.waitstatus_to_exitcode(status)
-        res = h2load.parse(out)
-        load.requests += res["requests"]
-        load.errors += res["errors"]
-        load.non_2xx += res["non_2xx"]
-        load.seconds += res["seconds"]
-        load.client_cpu_s += usage.ru_utime + usage.ru_stime
-        load.runs += 1
-        if res["requests"] == 0:
+        result = h2load.parse(out)
+        if not result["requests"]:
             raise procs.ServerFailed(f"h2load answered nothing:\n{out[-600:]}")
-    return load
+        return dict(result, client_cpu_s=usage.ru_utime + usage.ru_stime)
+
+    return _counted("h2", count, args, run)
