@@ -3,8 +3,8 @@ the socket (TCP_CORK) just before it writes the last bytes and closes, so that c
 them and the FIN in one segment (transport.py, ``close_corked``). Checked on the calls the
 connection makes to its real transport, in order, and on the kernel's state of the socket at
 each write: corked only where the close follows at once (the kernel would otherwise hold the
-bytes up to 200 ms). Here on a connection that a first
-response uncorked; one still corked since accept: test_corked_listener.py."""
+bytes up to 200 ms). Here on a connection that a first response uncorked; one still corked
+since accept: test_corked_listener.py."""
 
 from __future__ import annotations
 
