@@ -25,6 +25,13 @@ messages/s, by default 10,000 deliveries/s, for --seconds, at least 10 messages:
 steady load). The members are a minimal WebSocket client in client processes: the client side
 costs every server the same, and on a small machine a good part of the CPU, so the figures
 compare the servers rather than measure any alone. Other processes' CPU is shown per phase.
+
+As benchmarks/run.py does, the servers and their Redis run on the first half of the CPUs and the
+client processes and the publisher on the other half (--no-pin: all of them share every CPU).
+Unpinned, the clients' reading (about as much CPU per delivery as the fastest server's writing)
+competes with the servers for the same cores, so a message's latency counts it twice, once in
+each server's figure: a common share that narrows every ratio and moves with where the scheduler
+happens to put the processes, run to run.
 """
 
 from __future__ import annotations
@@ -35,9 +42,11 @@ import contextlib
 import faulthandler
 import math
 import multiprocessing
+import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
@@ -163,7 +172,7 @@ def run_one(name: str, redis: peers.Redis, clients: int, args: Any) -> dict[str,
             result_reader, result_writer = context.Pipe(duplex=False)
             process = context.Process(
                 target=client_process,
-                args=(ports, share, number, command_reader, result_writer),
+                args=(ports, share, number, command_reader, result_writer, args.client_cpus),
             )
             process.start()
             pipes.append(Link(command_writer, result_reader))
@@ -183,7 +192,8 @@ def run_one(name: str, redis: peers.Redis, clients: int, args: Any) -> dict[str,
         rss_after = peers.workers_rss([instance.pid for instance in instances])
         pids = ([instance.pid for instance in instances], [p.pid for p in redis.processes],
                 [process.pid for process in processes if process.pid is not None])
-        result = asyncio.run(publish_and_measure(ports[0], pipes, clients, pids, args))
+        with on_cpus(args.client_cpus):  # the publisher is a client
+            result = asyncio.run(publish_and_measure(ports[0], pipes, clients, pids, args))
         per_member = (rss_after - rss_before) / clients
         result["memory"] = {"per_member": per_member, "connect_seconds": connect_seconds}
         return result
@@ -197,6 +207,29 @@ def run_one(name: str, redis: peers.Redis, clients: int, args: Any) -> dict[str,
                 process.kill()
         for instance in instances:
             peers.stop(instance)
+
+
+def split_cpus(cpus: set[int]) -> tuple[set[int] | None, set[int] | None]:
+    """The servers' and Redis' CPUs (the first half), the clients' (the rest); (None, None) on
+    one CPU."""
+    ordered = sorted(cpus)
+    if len(ordered) < 2:
+        return None, None
+    return set(ordered[: len(ordered) // 2]), set(ordered[len(ordered) // 2 :])
+
+
+@contextlib.contextmanager
+def on_cpus(cpus: set[int] | None) -> Iterator[None]:
+    """This process on ``cpus`` (None: where it was) for the block; what it starts inherits it."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def csv(kind: Any) -> Any:
@@ -217,6 +250,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5, help="how long the paced phase lasts")
     parser.add_argument("--timeout", type=float, default=300, help="per phase, in seconds")
     parser.add_argument("--channels-layer", choices=["pubsub", "core"], default="pubsub")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="servers, Redis and clients share every CPU (default: the servers"
+                        " and Redis on the first half of the CPUs, the clients on the rest)")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the servers; medians")
     parser.add_argument("--ours", metavar="COMMIT", help="serve ours from this commit's uvicorn/")
     parser.add_argument(
@@ -234,7 +270,18 @@ def main() -> None:
             peers.peer_python(name)
     args.ours_tree, args.ours_label = peers.ours_tree(args.ours, compiled=not args.pure)
 
+    args.cpus = split_cpus(os.sched_getaffinity(0)) if args.pin else (None, None)
+    server_cpus, args.client_cpus = args.cpus
+    if args.pin and server_cpus is None:
+        progress("one CPU: nothing is pinned")
+
     runs: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    with on_cpus(server_cpus):  # Redis and the servers inherit it
+        run_all(args, runs)
+    report(runs, args)
+
+
+def run_all(args: Any, runs: dict[tuple[str, int, str], list[dict[str, Any]]]) -> None:
     for kind in args.redis:
         redis = peers.Redis(kind)
         try:
@@ -246,7 +293,6 @@ def main() -> None:
                         show(f"{kind}, {clients} members, round {number}: {name}", result)
         finally:
             redis.stop()
-    report(runs, args)
 
 
 if __name__ == "__main__":

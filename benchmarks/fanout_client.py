@@ -95,10 +95,13 @@ async def connect(host: str, port: int, on_text: Any) -> Client:
 
 
 def client_process(
-    ports: list[int], count: int, offset: int, commands: Connection, conn: Connection
+    ports: list[int], count: int, offset: int, commands: Connection, conn: Connection,
+    cpus: set[int] | None = None,
 ) -> None:
     import uvloop
 
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
     uvloop.run(_client_main(ports, count, offset, commands, conn))
 
 

@@ -87,6 +87,10 @@ def median(runs: list[dict[str, Any]], phase: str, key: str) -> float:
     return statistics.median(run[phase][key] for run in runs)
 
 
+def cpu_list(cpus: set[int]) -> str:
+    return ",".join(str(cpu) for cpu in sorted(cpus))
+
+
 def report(runs: dict[tuple[str, int, str], list[dict[str, Any]]], args: Any) -> None:
     with open("/proc/cpuinfo") as cpuinfo:
         cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo
@@ -94,6 +98,12 @@ def report(runs: dict[tuple[str, int, str], list[dict[str, Any]]], args: Any) ->
     print(f"\nCPU: {cpu}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}; "
           f"{args.instances} instances x {args.workers} workers; burst {args.burst} messages; "
           f"median of {args.rounds} round(s)")  # fmt: skip
+    servers, clients = args.cpus
+    if servers is None:
+        print("not pinned: servers, Redis and clients shared every CPU")
+    else:
+        print(f"pinned: servers and Redis on CPU {cpu_list(servers)}, the clients and the "
+              f"publisher on CPU {cpu_list(clients)}")  # fmt: skip
     for line in versions(args.servers, args.ours_label):
         print(f"- {line}")
     print("\n| Redis | members | server | burst: deliveries/s | paced: p50 / p99 / max ms "
