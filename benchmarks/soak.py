@@ -1,20 +1,23 @@
 """Soak test: one worker of this checkout's server under a million keep-alive requests, a million
-``Connection: close`` requests and a million HTTP/2 requests; its memory and open file
-descriptors before and after each.
+``Connection: close`` requests, a million HTTP/2 requests and 100,000 WebSocket sessions; its
+memory and open file descriptors before and after each.
 
 One command, from the checkout:
 
     python3 benchmarks/soak.py
     python3 benchmarks/soak.py --interfaces asgi --requests 200000 --json /tmp/soak.json
 
-For each interface (the messaging-interface hello app, then the ASGI 3 one: benchmarks/apps/
-hello.py), it starts the server as benchmarks/run.py starts "ours" (the project's .venv, the real
-command line, ``--workers 1``: a master and one worker), pinned with taskset to one core, the
-load generator on the other. It checks one answer of each kind, warms up (``--warmup`` requests
-of each), and then runs the phases, ``--requests`` requests each, counted exactly
-(harness/soak_loads.py): keep-alive (wrk -t1 -c64), ``Connection: close`` (wrk reconnects for
-each), and HTTP/2 over cleartext with prior knowledge (h2load -c64 -m10, fresh connections
-every 4,000 streams).
+For each interface (the messaging-interface app, then the ASGI 3 one: benchmarks/apps/soak.py,
+hello.py's answer over HTTP and ws_echo.py's echo over WebSockets), it starts the server as
+benchmarks/run.py starts "ours" (the project's .venv, the real command line, ``--workers 1``: a
+master and one worker), pinned with taskset to one core, the load generator on the other. It
+checks one answer of each kind, warms up (``--warmup`` requests of each), and then runs the
+phases, ``--requests`` requests each, counted exactly (harness/soak_loads.py): keep-alive (wrk
+-t1 -c64), ``Connection: close`` (wrk reconnects for each), HTTP/2 over cleartext with prior
+knowledge (h2load -c64 -m10, fresh connections every 4,000 streams), and WebSocket sessions, one
+for every WS_SHARE requests, 64 at a time (harness/ws_soak_client.py: a handshake, a third of
+them with permessage-deflate; 5 echoes checked; half end with the closing handshake, half
+vanish without one).
 
 Before and after each phase it reads, from /proc, the worker's RSS (and the whole tree's:
 master and worker) and its open file descriptors, each classified (socket with its TCP state,
@@ -26,15 +29,13 @@ most.
 
 Verdict: PASS when, in every phase, the worker's RSS grew by less than ``--rss-limit`` MiB, no
 file descriptor was left behind (open after the phase and not before), the load generator saw
-no error (socket error or non-2xx answer) and the same worker served throughout; otherwise FAIL
-with the numbers, and exit status 1.
+no error (socket error, non-2xx answer, a WebSocket session gone wrong) and the same worker
+served throughout; otherwise FAIL with the numbers, and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
-import contextlib
 import json
 import os
 import subprocess
@@ -50,127 +51,29 @@ if str(HERE) not in sys.path:  # imported from the tests rather than run as a sc
 
 import run  # noqa: E402
 from harness import env, h2load, loads, procs, report  # noqa: E402
-from harness.soak_loads import H2_STREAMS, Load, h2load_count, wrk_count  # noqa: E402
+from harness.soak_loads import H2_STREAMS, Load, h2load_count, wrk_count, ws_count  # noqa: E402
+from harness.soak_proc import (  # noqa: E402
+    Snapshot,
+    find_worker,
+    kinds_text,
+    left_behind,
+    settle,
+    snapshot,
+    tree_cpu,
+)
 
 INTERFACES = {"messaging": report.OURS["messaging"], "asgi": report.OURS["ASGI"]}
-# (title, scenario of harness/loads.py): wrk drives the HTTP/1.1 ones, h2load the HTTP/2 one.
-PHASES = (("keep-alive", "hello-ka"), ("Connection: close", "hello-close"), ("HTTP/2", "h2-hello"))
-TCP_STATES = {
-    "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
-    "05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK",
-    "0A": "LISTEN", "0B": "CLOSING",
-}  # fmt: skip
-POLL = 0.05
+# (title, scenario of harness/loads.py): wrk drives the HTTP/1.1 ones, h2load the HTTP/2 one,
+# harness/ws_soak_client.py the WebSocket sessions.
+PHASES = (("keep-alive", "hello-ka"), ("Connection: close", "hello-close"), ("HTTP/2", "h2-hello"),
+          ("WebSocket sessions", "ws-sessions"))  # fmt: skip
+# A WebSocket session (handshake, 5 echoes, an end) counts for this many requests: 1,000,000 a
+# phase makes 100,000 sessions.
+WS_SHARE = 10
 
 
 def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-# -- /proc ----------------------------------------------------------------------------------
-
-
-def open_fds(pid: int) -> dict[int, str]:
-    """fd -> what /proc/<pid>/fd/<fd> links to ("socket:[123]", "pipe:[45]", a path)."""
-    fds = {}
-    for name in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(OSError):  # closed between the listing and the readlink
-            fds[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
-    return fds
-
-
-def socket_kinds(pid: int) -> dict[str, str]:
-    """Socket inode -> "tcp LISTEN", "tcp ESTABLISHED", "unix", ... from the pid's net namespace."""
-    kinds = {}
-    for proto in ("tcp", "tcp6", "udp", "udp6", "unix"):
-        try:
-            lines = Path(f"/proc/{pid}/net/{proto}").read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if proto == "unix" and len(fields) >= 7:
-                kinds[fields[6]] = "unix"
-            elif proto != "unix" and len(fields) >= 10:
-                state = TCP_STATES.get(fields[3], fields[3]) if proto.startswith("tcp") else ""
-                kinds[fields[9]] = f"{proto.rstrip('6')} {state}".rstrip()
-    return kinds
-
-
-def fd_kind(target: str, sockets: dict[str, str]) -> str:
-    """A descriptor's kind, from its link target: "socket (tcp LISTEN)", "pipe", "/dev/null"..."""
-    if target.startswith("socket:["):
-        return f"socket ({sockets.get(target[8:-1], 'other')})"
-    if target.startswith("pipe:["):
-        return "pipe"
-    return target  # anon_inode:[eventpoll], a path
-
-
-def kinds_text(fds: dict[int, str]) -> str:
-    """ "6 pipe, 3 socket (tcp LISTEN), ..." for fds whose targets are already kinds."""
-    counts = collections.Counter(fds.values())
-    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "none"
-
-
-@dataclass
-class Snapshot:
-    worker_rss: float  # MiB
-    tree_rss: float  # MiB, master and worker
-    fds: dict[int, str]  # fd -> kind
-    links: dict[int, str]  # fd -> link target, to tell a descriptor reopened under its number
-
-
-def snapshot(root: int, worker: int) -> Snapshot:
-    links = open_fds(worker)
-    sockets = socket_kinds(worker)
-    tree = procs.tree(root)
-    if worker not in tree:
-        raise procs.ServerFailed(f"the worker (pid {worker}) is gone")
-    return Snapshot(
-        worker_rss=tree[worker][3] * procs.PAGE / procs.MIB,
-        tree_rss=sum(info[3] for info in tree.values()) * procs.PAGE / procs.MIB,
-        fds={fd: fd_kind(target, sockets) for fd, target in links.items()},
-        links=links,
-    )
-
-
-def left_behind(before: Snapshot, after: Snapshot) -> dict[int, str]:
-    """Descriptors open after and not before (a number reused for another object counts)."""
-    return {fd: kind for fd, kind in after.fds.items() if before.links.get(fd) != after.links[fd]}
-
-
-def settle(pid: int, baseline: int, quiet: float, timeout: float) -> tuple[float, bool]:
-    """Poll the pid's descriptor count until it is back to `baseline` (True), or has not changed
-    for `quiet` seconds, or `timeout` has passed (False); and the seconds it took."""
-    start = time.monotonic()
-    last, since = -1, start
-    while True:
-        now = time.monotonic()
-        count = len(os.listdir(f"/proc/{pid}/fd"))
-        if count <= baseline:
-            return now - start, True
-        if count != last:
-            last, since = count, now
-        elif now - since >= quiet or now - start >= timeout:
-            return now - start, False
-        time.sleep(POLL)
-
-
-def tree_cpu(root: int) -> float:
-    """CPU seconds of the server's tree (master and worker)."""
-    return sum(info[2] for info in procs.tree(root).values()) / procs.TICKS
-
-
-def find_worker(root: int, timeout: float = 10.0) -> int:
-    """The one worker the master forked (--workers 1)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        children = [pid for pid, info in procs.tree(root).items() if info[0] == root]
-        if len(children) == 1:
-            return children[0]
-        if time.monotonic() > deadline:
-            raise procs.ServerFailed(f"expected one worker under pid {root}, found {children}")
-        time.sleep(POLL)
 
 
 # -- the soak -------------------------------------------------------------------------------
@@ -198,8 +101,11 @@ class Phase:
 
 
 def counted(port: int, name: str, count: int, args: argparse.Namespace, scratch: Path) -> Load:
+    """``count`` requests of the scenario (WebSocket: ``count`` / WS_SHARE sessions)."""
     if name == "h2-hello":
         return h2load_count(port, count, args)
+    if name == "ws-sessions":
+        return ws_count(port, max(1, count // WS_SHARE), args)
     return wrk_count(port, name, count, args, scratch)
 
 
@@ -220,6 +126,9 @@ def soak(interface: str, args: argparse.Namespace, scratch: Path) -> list[Phase]
         for name in ("hello-ka", "hello-close"):
             loads.check_http(name, port)
         h2load.check("h2-hello", port, None)
+        checked = ws_count(port, 6, args)  # every kind of session: offers, ends
+        if checked.errors:
+            raise procs.ServerFailed(f"{checked.errors} of 6 WebSocket sessions went wrong")
         idle = snapshot(root, worker)
         log(f"  worker pid {worker}, idle: RSS {idle.worker_rss:.1f} MiB (tree "
             f"{idle.tree_rss:.1f}), {len(idle.fds)} fds: {kinds_text(idle.fds)}")  # fmt: skip
@@ -340,9 +249,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--interfaces", default="messaging,asgi",
                         help=f"comma list of: {', '.join(INTERFACES)}")  # fmt: skip
-    parser.add_argument("--app", default="hello",
+    parser.add_argument("--app", default="soak",
                         help="benchmarks/apps/<APP>.py, whose `mi` and `app` answer GET / with "
-                             "'Hello, world' (default: hello)")  # fmt: skip
+                             "'Hello, world' and echo WebSocket messages")  # fmt: skip
     parser.add_argument("--requests", type=int, default=1_000_000, help="per phase")
     parser.add_argument("--warmup", type=int, default=20_000,
                         help="requests of each kind before the first reading")  # fmt: skip

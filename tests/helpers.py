@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httptools
@@ -271,3 +273,19 @@ def only_connection(server: RunningServer) -> Any:
     assert state is not None
     (conn,) = state.connections
     return conn
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script of benchmarks/ imported as module ``name`` (registered in sys.modules, where
+    dataclasses look their module up), with sys.path as it was before: the script may put its
+    own directory there to import its helpers."""
+    saved = list(sys.path)
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path[:] = saved

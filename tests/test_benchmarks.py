@@ -3,31 +3,18 @@ output, the command lines it starts, and the tables and verdicts it prints, from
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.helpers import load_script
+
 RUN_PY = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 
-def _load_runner() -> ModuleType:
-    saved = list(sys.path)
-    try:
-        spec = importlib.util.spec_from_file_location("benchmarks_run", RUN_PY)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path[:] = saved
-
-
-run = _load_runner()
+run = load_script(RUN_PY, "benchmarks_run")
 report, loads = run.report, run.loads
 env, callgrind, counted = (sys.modules[f"harness.{m}"] for m in ("env", "callgrind", "counted"))
 
@@ -245,92 +232,6 @@ def test_the_runner_runs_both_published_configurations_over_http1(
     assert "| ws paired req/s vs published-zttp | 2.00x | 2.00x | >= 1.50x | pass |" in out
     assert "| ws paired req/s vs granian | 1.25x | 1.25x | >= 1.00x | pass |" in out
     assert "**Verdict: every target met (8/8 checks pass)**" in out
-
-
-# benchmarks/soak.py: its own logic, without a server or wrk.
-
-SOAK_PY = RUN_PY.with_name("soak.py")
-
-
-def _load_soak() -> ModuleType:
-    saved = list(sys.path)
-    try:
-        spec = importlib.util.spec_from_file_location("benchmarks_soak", SOAK_PY)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path[:] = saved
-
-
-soak = _load_soak()
-
-
-def _snap(rss: float, links: dict[int, str]) -> Any:
-    kinds = {fd: soak.fd_kind(link, {"7": "tcp LISTEN"}) for fd, link in links.items()}
-    return soak.Snapshot(worker_rss=rss, tree_rss=2 * rss, fds=kinds, links=links)
-
-
-def _phase(growth: float, after_links: dict[int, str], errors: int = 0) -> Any:
-    before = _snap(25.0, {3: "socket:[7]", 4: "pipe:[8]", 5: "/dev/null"})
-    after = _snap(25.0 + growth, after_links)
-    load = soak.Load(requests=1_000_000, errors=errors, seconds=20.0)
-    return soak.Phase("asgi", "keep-alive", load, before, after, True, 0.0, 12.0, 50.0, 1.0, 0.0,
-                      left=soak.left_behind(before, after))  # fmt: skip
-
-
-def test_soak_options_and_wrk_script() -> None:
-    from harness.soak_loads import count_script  # (soak.py put benchmarks/ on sys.path)
-
-    args = soak.parse_args([])
-    assert args.interfaces == ["messaging", "asgi"] and args.app == "hello"
-    assert (args.requests, args.warmup, args.rss_limit) == (1_000_000, 20_000, 5.0)
-    assert [name for _, name in soak.PHASES] == ["hello-ka", "hello-close", "h2-hello"]
-    script = count_script("hello-close", 1234)
-    assert "local limit, seen = 1234, 0" in script and "wrk.thread:stop()" in script
-    assert '"Connection"] = "close"' in script and "RESULT" in script
-
-
-def test_soak_descriptor_kinds_and_leftovers() -> None:
-    sockets = {"7": "tcp LISTEN", "9": "tcp CLOSE_WAIT"}
-    assert soak.fd_kind("socket:[9]", sockets) == "socket (tcp CLOSE_WAIT)"
-    assert soak.fd_kind("socket:[10]", sockets) == "socket (other)"
-    assert soak.fd_kind("pipe:[3]", sockets) == "pipe"
-    assert soak.kinds_text({1: "pipe", 2: "pipe", 3: "/dev/null"}) == "1 /dev/null, 2 pipe"
-    before = _snap(1.0, {3: "socket:[7]", 4: "pipe:[8]"})
-    after = _snap(1.0, {3: "socket:[7]", 4: "pipe:[99]", 6: "socket:[9]"})
-    assert soak.left_behind(before, after) == {4: "pipe", 6: "socket (other)"}
-
-
-def test_soak_verdict_names_growth_leftovers_and_errors() -> None:
-    clean = _phase(0.5, {3: "socket:[7]", 4: "pipe:[8]", 5: "/dev/null"})
-    assert soak.problems([clean], {}, 5.0) == []
-    assert soak.verdict([], 2, 5.0).startswith("**Verdict: PASS**")
-    grown = _phase(5.5, {3: "socket:[7]", 4: "pipe:[8]", 5: "/dev/null", 9: "socket:[11]"}, 3)
-    found = soak.problems([clean, grown], {"messaging": "exited with status 1\nTraceback"}, 5.0)
-    assert found[0] == "ours-messaging: server failed: exited with status 1"
-    assert "ours-asgi, keep-alive: worker RSS grew 5.50 MiB (25.0 -> 30.5)" in found[1]
-    assert found[2] == "ours-asgi, keep-alive: 1 fd(s) left behind (3 -> 4): 1 socket (other)"
-    assert found[3].startswith("ours-asgi, keep-alive: the client saw 3 errors")
-    assert soak.verdict(found, 2, 5.0).startswith("**Verdict: FAIL**\n\n* ours-messaging")
-    assert "| ours-asgi | keep-alive | 1,000,000 | 3 | 20.0 | 50,000 |" in soak.table([grown])
-
-
-def test_soak_settle_polls_this_process() -> None:
-    import os
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        inode = str(os.fstat(sock.fileno()).st_ino)
-        assert soak.socket_kinds(os.getpid())[inode] == "tcp LISTEN"
-        count = len(os.listdir(f"/proc/{os.getpid()}/fd"))  # as settle() counts
-        assert soak.settle(os.getpid(), count, quiet=5.0, timeout=5.0)[1] is True
-        waited, back = soak.settle(os.getpid(), count - 1, quiet=0.1, timeout=5.0)
-        assert back is False and waited < 2.0
 
 
 # The HTTP/2 scenarios (benchmarks/harness/h2load.py and their part of run.py and report.py).

@@ -1,5 +1,6 @@
 """The soak test's loads (benchmarks/soak.py): an exact number of requests, from wrk (HTTP/1.1,
-keep-alive or ``Connection: close``) or from h2load (HTTP/2 over cleartext, prior knowledge).
+keep-alive or ``Connection: close``) or from h2load (HTTP/2 over cleartext, prior knowledge); or
+of WebSocket sessions, from harness/ws_soak_client.py.
 
 wrk runs for a time, not a count: a Lua script counts the responses and stops wrk's thread at
 the count, then wrk is interrupted (SIGINT, once /proc shows it catches it) and prints its
@@ -10,9 +11,11 @@ h2load counts by itself (-n).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,3 +162,32 @@ def h2load_count(port: int, count: int, args: argparse.Namespace) -> Load:
         return dict(result, client_cpu_s=usage.ru_utime + usage.ru_stime)
 
     return _counted("h2", count, args, run)
+
+
+WS_CLIENT = Path(__file__).with_name("ws_soak_client.py")
+
+
+def ws_count(port: int, count: int, args: argparse.Namespace) -> Load:
+    """Exactly `count` WebSocket sessions (each counted as one request; errors: the sessions that
+    went wrong), by harness/ws_soak_client.py, --connections at a time, under this Python."""
+
+    def run(owed: int, _left: int) -> dict[str, Any]:
+        argv = [sys.executable, str(WS_CLIENT), "--port", str(port), "--connections", str(owed),
+                "--concurrency", str(min(args.connections, owed))]  # fmt: skip
+        proc = subprocess.Popen(procs.pinned(argv, args.client_cpu), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        assert proc.stdout is not None
+        out = proc.stdout.read()  # (each session has a deadline: the client ends)
+        _, status, usage = os.wait4(proc.pid, 0)  # (for its CPU time)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        line = next((x for x in out.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            raise procs.ServerFailed(f"the WebSocket client printed no result:\n{out[-600:]}")
+        result = json.loads(line[len("RESULT ") :])
+        for example in result["examples"]:
+            print(f"    WebSocket client: {example}", file=sys.stderr, flush=True)
+        return {"requests": result["sessions"] + result["errors"], "errors": result["errors"],
+                "non_2xx": 0, "seconds": result["seconds"],
+                "client_cpu_s": usage.ru_utime + usage.ru_stime}  # fmt: skip
+
+    return _counted("ws", count, args, run)
