@@ -294,6 +294,10 @@ class H2Connection(TransportProtocol):
 
     def _ended(self, stream: H2Stream) -> None:
         """The stream's app is done (or there was none): it goes once its body is sent."""
+        # The cycle keeps its stream (an app may still call send()); the stream lets go of the
+        # cycle, or the two would be a reference cycle holding this connection (and over TLS
+        # its buffers, 256 KiB and more) until the garbage collector happens to find it.
+        stream.cycle = None
         state = self.core.streams.get(stream.stream_id)
         if state is not None and not state.local_open and not stream.gone:
             # RFC 9113 section 8.1: a complete response before the whole request; the client

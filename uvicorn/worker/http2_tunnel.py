@@ -144,7 +144,8 @@ class H2Tunnel:
     def _lose(self) -> None:
         if not self._lost_called:
             self._lost_called = True
-            if self.session is not None:
-                self.session.connection_lost(None)
+            session, self.session = self.session, None  # (it keeps this stream as its transport)
+            if session is not None:
+                session.connection_lost(None)
             if not self.pending:
                 self.conn.forget_stream(self)
