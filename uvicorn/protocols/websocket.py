@@ -293,6 +293,12 @@ class WebSocketCore:
             elif opcode is Opcode.PONG:
                 events.append(Pong())
         if protocol.parser_exc is not None or protocol._state is _CLOSED:
+            if protocol.parser_exc is not None:
+                # The parser keeps its failure (EOFError for a peer gone without a close
+                # frame), whose traceback holds the parser's frame, which holds the protocol:
+                # a reference cycle, its buffers and zlib streams freed only when the garbage
+                # collector finds it. Nothing reads that traceback.
+                protocol.parser_exc.__traceback__ = None
             if protocol.failure is not None:  # deferred: the caller calls fail_now()
                 if self._failure is None:
                     self._failure = protocol.failure
@@ -314,6 +320,11 @@ class WebSocketCore:
 
     def connection_lost(self) -> list[Event]:
         """The transport is gone: the last events (1006 unless a close handshake happened)."""
+        # websockets' parser is a generator that holds its protocol, and the protocol holds it
+        # (suspended for good once the stream ends): a reference cycle with the protocol's
+        # buffers and zlib streams (~40 KiB compressed) that only the garbage collector would
+        # free. Nothing is parsed from now on: end it.
+        self.protocol.parser.close()
         events: list[Event] = []
         if self._failure is not None and self.protocol.failure is None:
             self._report(events, *self._failure)  # its close frame was sent
