@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -109,23 +110,53 @@ def counted(port: int, name: str, count: int, args: argparse.Namespace, scratch:
     return wrk_count(port, name, count, args, scratch)
 
 
+def unverified() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # (our own certificate)
+    return context
+
+
+def make_certificate(scratch: Path) -> None:
+    """A self-signed certificate and its key, for --tls."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-keyout", str(scratch / "key.pem"),
+                    "-out", str(scratch / "cert.pem")],
+                   check=True, capture_output=True)  # fmt: skip
+
+
+def check_tls(port: int) -> None:
+    """'Hello, world' over HTTP/1.1 and over HTTP/2 (ALPN), with curl."""
+    for flag, version in (("--http1.1", "1.1"), ("--http2", "2")):
+        done = subprocess.run(["curl", "-sSk", flag, "--max-time", "10", "-w", " %{http_version}",
+                               f"https://{procs.HOST}:{port}/"], capture_output=True)  # fmt: skip
+        if done.stdout != f"Hello, world {version}".encode():
+            raise procs.ServerFailed(f"wrong answer over TLS ({flag}): {done.stdout[:80]!r} "
+                                     f"{done.stderr.decode(errors='replace')}")  # fmt: skip
+
+
 def soak(interface: str, args: argparse.Namespace, scratch: Path) -> list[Phase]:
     """One server, warmed up, through every phase."""
     ours = next(s for s in run.servers(args.ours, Path("unused"), {})
                 if s.name == INTERFACES[interface])  # fmt: skip
     port = procs.free_port()
     argv = [*ours.command(args.app, port), "--workers", "1"]
+    if args.tls:
+        argv += ["--ssl-certfile", str(scratch / "cert.pem"),
+                 "--ssl-keyfile", str(scratch / "key.pem")]  # fmt: skip
     logfile = scratch / f"{ours.name}.log"
     log(f"== {interface}: {' '.join(argv)}")
     server = procs.Server(argv, ours.cwd, logfile, args.server_cpu)
     try:
-        server.wait_ready(port, "/")
+        server.wait_ready(port, "/", tls=unverified() if args.tls else None)
         root = server.proc.pid
         worker = find_worker(root)
         worker_start = (procs.stat(worker) or (0, -1))[1]
-        for name in ("hello-ka", "hello-close"):
-            loads.check_http(name, port)
-        h2load.check("h2-hello", port, None)
+        if args.tls:
+            check_tls(port)
+        else:
+            for name in ("hello-ka", "hello-close"):
+                loads.check_http(name, port)
+            h2load.check("h2-hello", port, None)
         checked = ws_count(port, 6, args)  # every kind of session: offers, ends
         if checked.errors:
             raise procs.ServerFailed(f"{checked.errors} of 6 WebSocket sessions went wrong")
@@ -264,6 +295,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--settle-timeout", type=float, default=30.0)
     parser.add_argument("--phase-timeout", type=float, default=1800.0,
                         help="seconds a phase (or the warm-up of one kind) may take")  # fmt: skip
+    parser.add_argument("--tls", action="store_true",
+                        help="every phase over TLS (a self-signed certificate; HTTP/2 by ALPN)")
     parser.add_argument("--json", metavar="FILE", help="write every phase here")
     args = parser.parse_args(argv)
     args.interfaces = [i for i in args.interfaces.split(",") if i]
@@ -278,7 +311,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = parse_args(argv)
-    env.install_tools(["wrk", "h2load", "curl"])  # (those missing; run.install_wrk is gone)
+    env.install_tools(["wrk", "h2load", "curl", "openssl"])  # (those missing)
     args.client_cpu, args.server_cpu = run.CLIENT_CPU, run.SERVER_CPU
     if procs.can_pin():
         os.sched_setaffinity(0, {run.CLIENT_CPU})
@@ -292,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     phases: list[Phase] = []
     failures: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="uvicorn-soak-") as scratch:
+        if args.tls:
+            make_certificate(Path(scratch))
         for interface in args.interfaces:
             try:
                 phases += soak(interface, args, Path(scratch))
@@ -302,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     found = problems(phases, failures, args.rss_limit)
     server = meta["server"]
     pinning = "server and client on separate cores" if args.client_cpu is not None else "unpinned"
+    pinning += "; every phase over TLS (HTTP/2 by ALPN)" if args.tls else ""
     print(f"## uvicorn soak test: {meta['date']}, {meta['cpu']} ({meta['cpus']} CPUs)\n\n"
           f"Server: Python {server['python']}, uvloop {server['uvloop']}, httptools "
           f"{server['httptools']}, one worker (--workers 1); this script: Python "

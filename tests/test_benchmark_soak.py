@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.process import REPO, CLIProcess
-from tests.helpers import load_script
+from tests.helpers import load_script, tls_certificate
 
 SOAK_PY = Path(__file__).resolve().parents[1] / "benchmarks" / "soak.py"
 
@@ -86,16 +86,23 @@ def test_soak_settle_polls_this_process() -> None:
 # The WebSocket phase's load (harness/ws_soak_client.py through soak_loads.ws_count), against
 # the real server serving benchmarks/apps/soak.py.
 
-_LOAD_ARGS = argparse.Namespace(connections=4, client_cpu=None, phase_timeout=60)
+_LOAD_ARGS = argparse.Namespace(connections=4, client_cpu=None, phase_timeout=60, tls=False)
 
 
-@pytest.mark.parametrize("target", ["apps.soak:app", "apps.soak:mi"])
-def test_the_websocket_load_counts_whole_sessions(target: str) -> None:
+@pytest.mark.parametrize(
+    ("target", "tls"),
+    [("apps.soak:app", False), ("apps.soak:mi", False), ("apps.soak:app", True)],
+)
+def test_the_websocket_load_counts_whole_sessions(target: str, tls: bool, tmp_path: Path) -> None:
     interface = "asgi3" if target.endswith(":app") else "messaging"
+    options = []
+    if tls:
+        files = tls_certificate(tmp_path)
+        options = ["--ssl-certfile", files["ssl_certfile"], "--ssl-keyfile", files["ssl_keyfile"]]
     with CLIProcess(target, "--app-dir", "benchmarks", "--interface", interface, "--port", "0",
-                    cwd=REPO) as server:  # fmt: skip
+                    *options, cwd=REPO) as server:  # fmt: skip
         port = server.wait_ready()
-        load = soak_loads.ws_count(port, 30, _LOAD_ARGS)
+        load = soak_loads.ws_count(port, 30, argparse.Namespace(**{**vars(_LOAD_ARGS), "tls": tls}))
     assert (load.requests, load.errors, load.runs) == (30, 0, 1)
     assert load.client_cpu_s > 0
 

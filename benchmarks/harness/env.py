@@ -15,7 +15,7 @@ from typing import Any
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 VENVS = Path("/tmp/uvicorn-bench")
-TOOLS = {"wrk": "wrk", "h2load": "nghttp2-client", "curl": "curl",
+TOOLS = {"wrk": "wrk", "h2load": "nghttp2-client", "curl": "curl", "openssl": "openssl",
          "valgrind": "valgrind"}  # command: Debian package
 
 

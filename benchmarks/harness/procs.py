@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -167,18 +168,20 @@ class Server:
     def fail(self, why: str) -> ServerFailed:
         return ServerFailed(f"{why}\n{tail(self.log)}".rstrip())
 
-    def wait_ready(self, port: int, path: str, timeout: float = 30.0,
-                   h2_preface: bytes = b"") -> TreeWatch:  # fmt: skip
+    def wait_ready(self, port: int, path: str, timeout: float = 30.0, h2_preface: bytes = b"",
+                   tls: ssl.SSLContext | None = None) -> TreeWatch:  # fmt: skip
         """Poll until an HTTP status line comes back (or, given an HTTP/2 client preface to send,
         until the server answers it with anything or closes: the scenario's check then says
-        whether that was HTTP/2); then start watching the tree."""
+        whether that was HTTP/2); then start watching the tree. ``tls``: over TLS."""
         probe = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise self.fail(f"exited with status {self.proc.returncode} before answering")
             try:
-                with socket.create_connection((HOST, port), timeout=2) as sock:
+                with socket.create_connection((HOST, port), timeout=2) as raw, (
+                    tls.wrap_socket(raw) if tls is not None else raw
+                ) as sock:
                     sock.sendall(h2_preface or probe.encode())
                     answer = sock.recv(16)
                     if answer.startswith(b"HTTP/1.") or h2_preface:

@@ -1,6 +1,7 @@
 """The soak test's loads (benchmarks/soak.py): an exact number of requests, from wrk (HTTP/1.1,
 keep-alive or ``Connection: close``) or from h2load (HTTP/2 over cleartext, prior knowledge); or
-of WebSocket sessions, from harness/ws_soak_client.py.
+of WebSocket sessions, from harness/ws_soak_client.py. With ``--tls``, each over TLS (HTTP/2
+by ALPN).
 
 wrk runs for a time, not a count: a Lua script counts the responses and stops wrk's thread at
 the count, then wrk is interrupted (SIGINT, once /proc shows it catches it) and prints its
@@ -131,7 +132,7 @@ def wrk_count(port: int, name: str, count: int, args: argparse.Namespace,
               scratch: Path) -> Load:  # fmt: skip
     """At least `count` responses from wrk, run again for what is still owed when wrk's own
     deadline comes first."""
-    url = f"http://{procs.HOST}:{port}/"
+    url = f"{'https' if args.tls else 'http'}://{procs.HOST}:{port}/"
     script = scratch / f"{name}-count.lua"
 
     def run(owed: int, left: int) -> dict[str, Any]:
@@ -150,6 +151,8 @@ def h2load_count(port: int, count: int, args: argparse.Namespace) -> Load:
         wanted = min(owed, args.connections * h2load.STREAMS_PER_CONNECTION)
         argv = h2load.argv(port, "/", min(args.connections, wanted), H2_STREAMS,
                            requests=wanted, limit=left)  # fmt: skip
+        if args.tls:  # h2 by ALPN rather than h2c by prior knowledge
+            argv[-1] = argv[-1].replace("http://", "https://", 1)
         proc = subprocess.Popen(procs.pinned(argv, args.client_cpu), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)  # fmt: skip
         assert proc.stdout is not None
@@ -173,7 +176,8 @@ def ws_count(port: int, count: int, args: argparse.Namespace) -> Load:
 
     def run(owed: int, _left: int) -> dict[str, Any]:
         argv = [sys.executable, str(WS_CLIENT), "--port", str(port), "--connections", str(owed),
-                "--concurrency", str(min(args.connections, owed))]  # fmt: skip
+                "--concurrency", str(min(args.connections, owed)),
+                *(["--tls"] if args.tls else [])]  # fmt: skip
         proc = subprocess.Popen(procs.pinned(argv, args.client_cpu), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)  # fmt: skip
         assert proc.stdout is not None

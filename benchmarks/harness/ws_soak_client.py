@@ -10,7 +10,9 @@ with an echo server (benchmarks/apps/soak.py), --concurrency at a time. Each ses
 
 Standard library only (uvloop when the interpreter has it), so that it runs under any Python:
 
-    python ws_soak_client.py --port 8000 --connections 100000
+    python ws_soak_client.py --port 8000 --connections 100000 [--tls]
+
+(``--tls``: over TLS, the server's certificate not checked.)
 
 It prints one ``RESULT {json}`` line: sessions completed, errors (a refused handshake, a wrong or
 missing echo, a closing handshake not answered, a connection lost), seconds.
@@ -23,6 +25,7 @@ import asyncio
 import base64
 import json
 import os
+import ssl
 import sys
 import time
 import zlib
@@ -63,8 +66,8 @@ class SessionError(Exception):
     pass
 
 
-async def session(number: int, port: int, echoes: int) -> None:
-    reader, writer = await asyncio.open_connection(HOST, port)
+async def session(number: int, port: int, echoes: int, tls: ssl.SSLContext | None) -> None:
+    reader, writer = await asyncio.open_connection(HOST, port, ssl=tls)
     try:
         offer = number % 3 == 0
         writer.write(handshake(offer))
@@ -101,11 +104,15 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     counts = {"sessions": 0, "errors": 0}
     examples: list[str] = []
     numbers = iter(range(args.connections))
+    tls = None
+    if args.tls:
+        tls = ssl.create_default_context()
+        tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE  # (the soak's own certificate)
 
     async def worker() -> None:
         for number in numbers:
             try:
-                await asyncio.wait_for(session(number, args.port, args.echoes), TIMEOUT)
+                await asyncio.wait_for(session(number, args.port, args.echoes, tls), TIMEOUT)
                 counts["sessions"] += 1
             except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError,
                     asyncio.LimitOverrunError, SessionError) as exc:  # fmt: skip
@@ -124,6 +131,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--echoes", type=int, default=5)
+    parser.add_argument("--tls", action="store_true")
     return parser.parse_args(argv)
 
 
