@@ -246,4 +246,8 @@ class H1Connection(Generic[R]):
         if len(items) == 2 and items[0] is items[1]:
             items.pop()
         self.pipeline.clear()
+        # Nothing more is read. (Kept, a body cut short would keep its request, which keeps
+        # its connection, which keeps this: a reference cycle. ``current`` goes when its
+        # app returns.)
+        self.reading = None
         return items

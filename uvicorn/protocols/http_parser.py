@@ -195,6 +195,12 @@ class RequestParser(Restarts):
                     continue  # served as plain HTTP: parse what followed the request
             except httptools.HttpParserCallbackError as exc:
                 reject = exc.__context__
+                if isinstance(reject, (HoldTheRest, ChunkedFollows, Reject)):
+                    # httptools keeps a callback's exception on its parser, and the traceback
+                    # holds the callback's frame, which holds this parser: a reference cycle
+                    # (with the connection behind it) left to the garbage collector. These
+                    # are ours, raised to stop llhttp: their traceback says nothing.
+                    reject.__traceback__ = None
                 if isinstance(reject, HoldTheRest):
                     # A chunked body was fed (by ChunkedBody) up to its end: ``rest`` follows.
                     if rest is None:
