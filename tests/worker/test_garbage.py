@@ -25,6 +25,7 @@ import pytest
 from tests.helpers import Watch, get, running_server
 from tests.worker.h2client import H2Client
 from uvicorn.worker.connection import HTTPConnection
+from uvicorn.worker.http2 import H2Connection
 from uvicorn.worker.state import ServerState
 from uvicorn.worker.websocket import WebSocketSession
 
@@ -85,6 +86,7 @@ async def _leaves_nothing(
         monkeypatch,
         (ServerState, "forget"),
         (HTTPConnection, "finished"),
+        (H2Connection, "finished"),
         (WebSocketSession, "connection_lost"),
     )
     async with running_server(app) as server:
