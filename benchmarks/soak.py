@@ -6,6 +6,7 @@ One command, from the checkout:
 
     python3 benchmarks/soak.py
     python3 benchmarks/soak.py --interfaces asgi --requests 200000 --json /tmp/soak.json
+    python3 benchmarks/soak.py --tls --requests 200000   # every phase over TLS
 
 For each interface (the messaging-interface app, then the ASGI 3 one: benchmarks/apps/soak.py,
 hello.py's answer over HTTP and ws_echo.py's echo over WebSockets), it starts the server as
@@ -17,7 +18,8 @@ phases, ``--requests`` requests each, counted exactly (harness/soak_loads.py): k
 knowledge (h2load -c64 -m10, fresh connections every 4,000 streams), and WebSocket sessions, one
 for every WS_SHARE requests, 64 at a time (harness/ws_soak_client.py: a handshake, a third of
 them with permessage-deflate; 5 echoes checked; half end with the closing handshake, half
-vanish without one).
+vanish without one). With ``--tls`` every phase goes over TLS (a self-signed certificate made
+for the run; HTTP/2 by ALPN instead of prior knowledge; the checks by curl).
 
 Before and after each phase it reads, from /proc, the worker's RSS (and the whole tree's:
 master and worker) and its open file descriptors, each classified (socket with its TCP state,
