@@ -184,12 +184,16 @@ async def _websocket_session(port: int, handshake: bool) -> None:
 
 
 async def _h2_connection(port: int) -> int:
-    """Streams answered, one reset by the client before its answer, and a WebSocket over
-    HTTP/2 (RFC 8441) that echoes once and is closed by the client."""
+    """Streams answered (one with a body, one whose app fails), one reset by the client before
+    its answer, a WebSocket over HTTP/2 (RFC 8441) that echoes once and is closed by the client,
+    and a body the connection's end cuts short."""
     client = await H2Client.open(port)
     await client.until(lambda: client.conn.remote_settings.enable_connect_protocol)
     for stream_id in [client.request() for _ in range(3)]:
         assert (await client.response(stream_id)).status == 200
+    posted = client.request(method="POST", body=b"abc")
+    assert (await client.response(posted)).status == 200
+    assert (await client.response(client.request("/boom"))).status == 500
     reset = client.request(end_stream=False)
     client.reset(reset, 8)  # CANCEL
     tunnel = client.request(
@@ -204,5 +208,7 @@ async def _h2_connection(port: int) -> int:
     client.send_body(tunnel, _masked(0x88, b"\x03\xe8"))
     client.flush()
     await client.until(lambda: client.streams[tunnel].done)
+    client.request(method="POST", body=b"abc", end_stream=False)  # its app waits for the rest
+    await client.round_trip()  # (the server has seen it)
     client.close()
     return 1
