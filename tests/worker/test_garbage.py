@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import Watch, get, running_server
+from tests.protocols.wsclient import close_payload, frame, handshake
 from tests.worker.h2client import H2Client
 from uvicorn.worker.connection import HTTPConnection
 from uvicorn.worker.http2 import H2Connection
@@ -132,8 +133,8 @@ async def _http1(port: int) -> int:
     writer.write(b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\nabc")
     await writer.drain()
     writer.close()
-    await _websocket_session(port, handshake=True)
-    await _websocket_session(port, handshake=False)
+    await _websocket_session(port, closing=True)
+    await _websocket_session(port, closing=False)
     return 2
 
 
@@ -154,30 +155,18 @@ async def test_http2_connections_leave_no_reference_cycles(
     await _leaves_nothing(monkeypatch, _h2_connection)
 
 
-def _masked(first: int, payload: bytes) -> bytes:
-    """A client's frame: FIN and ``first``'s opcode, masked with b"abcd" (RFC 6455 5.3)."""
-    return (
-        bytes([first, 0x80 | len(payload)])
-        + b"abcd"
-        + bytes(byte ^ b"abcd"[i % 4] for i, byte in enumerate(payload))
-    )
-
-
-async def _websocket_session(port: int, handshake: bool) -> None:
+async def _websocket_session(port: int, closing: bool) -> None:
     """A WebSocket over HTTP/1.1 that echoes once, then ends with the closing handshake, or
     with the client gone without one."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        b"GET / HTTP/1.1\r\nhost: test\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
-        b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
-    )
+    writer.write(handshake())
     assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
-    writer.write(_masked(0x81, b"hi"))
+    writer.write(frame(0x1, b"hi"))
     assert await reader.readexactly(4) == b"\x81\x02hi"
-    if not handshake:
+    if not closing:
         writer.close()
         return
-    writer.write(_masked(0x88, b"\x03\xe8"))
+    writer.write(frame(0x8, close_payload(1000)))
     assert await reader.readexactly(4) == b"\x88\x02\x03\xe8"
     assert await reader.read() == b""  # the server closes the TCP connection first
     writer.close()
@@ -202,10 +191,10 @@ async def _h2_connection(port: int) -> int:
         headers=[(":protocol", "websocket"), ("sec-websocket-version", "13")],
     )
     await client.until(lambda: client.streams[tunnel].status == 200)
-    client.send_body(tunnel, _masked(0x81, b"hi"))
+    client.send_body(tunnel, frame(0x1, b"hi"))
     client.flush()
     await client.until(lambda: bytes(client.streams[tunnel].data) == b"\x81\x02hi")
-    client.send_body(tunnel, _masked(0x88, b"\x03\xe8"))
+    client.send_body(tunnel, frame(0x8, close_payload(1000)))
     client.flush()
     await client.until(lambda: client.streams[tunnel].done)
     client.request(method="POST", body=b"abc", end_stream=False)  # its app waits for the rest
