@@ -12,6 +12,7 @@ from typing import Any
 from tests.helpers import UNIT, get, running_server
 from uvicorn.config import Config
 from uvicorn.worker.server import Server
+from uvicorn.worker.state import ServerState, shared_local_address
 
 OK = {"status": 200, "content": b"ok"}
 
@@ -175,6 +176,82 @@ async def test_unix_socket_client_is_none_and_server_is_path() -> None:
 
 
 # ASGI
+
+
+async def _served_addresses(sock: socket.socket, hosts: list[str]) -> list[Any]:
+    """The ``server`` of a request to each of ``hosts`` on the listening ``sock``."""
+    app, calls = capturing_app()
+    server = Server(Config(app=app, access_log=False), [sock])
+    await server.start()
+    try:
+        for host in hosts:
+            reader, writer = await asyncio.open_connection(host, sock.getsockname()[1])
+            writer.write(get())
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+            writer.close()
+    finally:
+        server.stop(force=True)
+        await server.shutdown()
+        sock.close()
+    return [message["server"] for message, _ in calls]
+
+
+async def test_server_is_the_address_each_connection_reached_on_a_wildcard_listener() -> None:
+    # Bound to every address, the listener's own (0.0.0.0) is no connection's: each is asked.
+    # (All of 127.0.0.0/8 is the loopback device's on Linux.)
+    sock = socket.socket()
+    sock.bind(("0.0.0.0", 0))
+    sock.listen(8)
+    port = sock.getsockname()[1]
+    assert shared_local_address(sock) is None
+    assert await _served_addresses(sock, ["127.0.0.1", "127.0.0.2"]) == [
+        ["127.0.0.1", port],
+        ["127.0.0.2", port],
+    ]
+
+
+async def test_server_is_the_listeners_address_on_a_listener_bound_to_one() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.3", 0))
+    sock.listen(8)
+    local = sock.getsockname()
+    assert shared_local_address(sock) == local
+    assert await _served_addresses(sock, ["127.0.0.3", "127.0.0.3"]) == [list(local)] * 2
+
+
+def test_shared_local_address_not_taken_from_a_transparent_or_unknown_listener() -> None:
+    class Listener:  # (setting IP_TRANSPARENT needs CAP_NET_ADMIN)
+        family = socket.AF_INET
+
+        def __init__(self, transparent: int, error: bool = False) -> None:
+            self.transparent, self.error = transparent, error
+
+        def getsockname(self) -> tuple[str, int]:
+            if self.error:
+                raise OSError("bad file descriptor")
+            return ("10.0.0.1", 443)
+
+        def getsockopt(self, level: int, option: int) -> int:
+            assert (level, option) == (socket.IPPROTO_IP, 19)  # IP_TRANSPARENT, ip(7)
+            return self.transparent
+
+    assert shared_local_address(Listener(0)) == ("10.0.0.1", 443)  # type: ignore[arg-type]
+    assert shared_local_address(Listener(1)) is None  # type: ignore[arg-type]
+    assert shared_local_address(Listener(0, error=True)) is None  # type: ignore[arg-type]
+    with socket.socket(socket.AF_INET6) as sock:
+        sock.bind(("::", 0))
+        assert shared_local_address(sock) is None
+
+
+def test_addresses_given_the_local_one_ask_only_for_the_peer() -> None:
+    class Transport:
+        def get_extra_info(self, name: str) -> Any:
+            assert name == "peername", name
+            return ("127.0.0.9", 5000)
+
+    client, server = ServerState.addresses(Transport(), ("127.0.0.1", 8000))  # type: ignore[arg-type]
+    assert (client, server) == (["127.0.0.9", 5000], ["127.0.0.1", 8000])
+    assert ServerState.addresses(Transport(), "/run/app.sock") == (None, ["/run/app.sock", None])  # type: ignore[arg-type]
 
 
 async def test_asgi3_scope() -> None:

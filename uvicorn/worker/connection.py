@@ -64,11 +64,14 @@ class _Lifetime:
 class HTTPConnection(Handover):
     h1: H1Connection[RequestCycle]  # made by connection_made()
 
-    def __init__(self, state: ServerState, corked: bool = False) -> None:
-        """``corked``: accepted from a listener corked with TCP_CORK (``transport.py``)."""
+    def __init__(self, state: ServerState, corked: bool = False, local: Any = None) -> None:
+        """``corked``: accepted from a listener corked with TCP_CORK (``transport.py``);
+        ``local``: the address of every connection of its listener, if it has one
+        (``state.shared_local_address``)."""
         super().__init__(state.loop)
         self.state = state
         self.corked = corked
+        self._local = local
         self._handshake: weakref.ref[_Lifetime] | None = None
         if state.scheme == "https":
             # Made at accept, told of its connection only once the TLS handshake ends (never
@@ -108,7 +111,7 @@ class HTTPConnection(Handover):
             state.timeout_keep_alive,
             state.timeout_request_head,
         )
-        self.client, self.server = state.addresses(transport)
+        self.client, self.server = state.addresses(transport, self._local)
         self.trusted = state.proxy is not None and state.proxy.trusts(self.client)
         if self.scheme == "https":  # (once per connection: shared by its requests)
             self.tls = tls_extension(transport, state.config.ssl_certfile)

@@ -26,7 +26,7 @@ from uvicorn.worker.lifespan import Lifespan
 from uvicorn.worker.loading import load_app
 from uvicorn.worker.messaging import MessagingCycle, MessagingWebSocket, TLSMessagingCycle
 from uvicorn.worker.metrics import WorkerMetrics
-from uvicorn.worker.state import ServerState
+from uvicorn.worker.state import ServerState, shared_local_address
 from uvicorn.worker.supervised import Link, Supervised
 from uvicorn.worker.tls_info import server_certificate
 from uvicorn.worker.websocket import WebSocketSession
@@ -90,7 +90,8 @@ class Server:
             server_certificate(config.ssl_certfile)  # (read now, for the tls extension)
         connection = HTTP2OnlyConnection if config.http == "2" else HTTPConnection
         for sock in self.sockets:
-            factory = functools.partial(connection, state, context is None and _corked(sock))
+            corked = context is None and _corked(sock)
+            factory = functools.partial(connection, state, corked, shared_local_address(sock))
             listener = await loop.create_server(
                 factory, sock=sock, ssl=context, backlog=config.backlog
             )
