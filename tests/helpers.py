@@ -223,14 +223,30 @@ def get(path: str = "/", *headers: str, method: str = "GET", version: str = "1.1
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+def compiled(cls: type) -> bool:
+    """Whether mypyc compiled ``cls``: the namespace of a compiled class cannot be changed,
+    so its methods cannot be patched (and compiled callers would not see a patch)."""
+    return not (sys.modules[cls.__module__].__file__ or "").endswith(".py")
+
+
 def skip_if_compiled(cls: type) -> None:
-    """Skip the test where mypyc compiled ``cls``: the namespace of a compiled class cannot be
-    changed, so its methods cannot be patched (and compiled callers would not see a patch).
+    """Skip the test where mypyc compiled ``cls`` (``compiled``), whose methods it patches.
     Such a test runs on the pure-Python build: ``./scripts/test-minimum``, or
     ``UVICORN_MYPYC=0 ./scripts/test``."""
-    module = sys.modules[cls.__module__].__file__ or ""
-    if not module.endswith(".py"):
+    if compiled(cls):
         pytest.skip(f"patches a method of {cls.__name__}, which mypyc compiled")
+
+
+async def each_turn_until(predicate: Any, timeout: float = 5 * UNIT) -> None:
+    """Wait until ``predicate()`` holds, asking it at every turn of the event loop: for a state
+    that a callback of this loop changes, where no method of the server can be patched to say
+    when (``Watch``), or where the change that ends the wait is a task's end."""
+
+    async def wait() -> None:
+        while not predicate():
+            await asyncio.sleep(0)  # (one turn: the loop polls its sockets without waiting)
+
+    await asyncio.wait_for(wait(), timeout)
 
 
 class Watch:
@@ -238,15 +254,16 @@ class Watch:
     change (``await watch.until(lambda: conn.read_paused)``) instead of sleeping.
 
     ``targets`` are (class, method name) pairs; patch them before the server starts, since
-    transports may keep bound methods of their protocol. (Skips the test in the compiled build
-    when a class was compiled: ``skip_if_compiled``.)"""
+    transports may keep bound methods of their protocol. Where mypyc compiled one of the
+    classes (``compiled``), nothing is patched and ``until`` asks its predicate at every turn
+    of the event loop instead (``each_turn_until``): the same wait, made by polling."""
 
     def __init__(self, monkeypatch: Any, *targets: tuple[type, str]) -> None:
         self._event: asyncio.Event | None = None
-        for cls, _ in targets:
-            skip_if_compiled(cls)
-        for cls, name in targets:
-            monkeypatch.setattr(cls, name, self._wrap(getattr(cls, name)))
+        self._polling = any(compiled(cls) for cls, _ in targets)
+        if not self._polling:
+            for cls, name in targets:
+                monkeypatch.setattr(cls, name, self._wrap(getattr(cls, name)))
 
     def _wrap(self, original: Any) -> Any:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -259,6 +276,10 @@ class Watch:
         return wrapper
 
     async def until(self, predicate: Any, timeout: float = 5 * UNIT) -> None:
+        if self._polling:
+            await each_turn_until(predicate, timeout)
+            return
+
         async def wait() -> None:
             while not predicate():
                 self._event = asyncio.Event()

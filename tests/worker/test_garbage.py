@@ -22,13 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Watch, get, running_server
+from tests.helpers import each_turn_until, get, running_server
 from tests.protocols.wsclient import close_payload, frame, handshake
 from tests.worker.h2client import H2Client
-from uvicorn.worker.connection import HTTPConnection
-from uvicorn.worker.http2 import H2Connection
-from uvicorn.worker.state import ServerState
-from uvicorn.worker.websocket import WebSocketSession
 
 
 async def app(message: dict[str, Any], channels: dict[str, Any]) -> None:
@@ -66,49 +62,40 @@ def _collector_off() -> Iterator[None]:
 
 
 async def _leaves_nothing(
-    monkeypatch: pytest.MonkeyPatch, traffic: Callable[[int], Awaitable[int]]
+    monkeypatch: pytest.MonkeyPatch, traffic: Callable[[int], Awaitable[None]]
 ) -> None:
-    """``traffic(port)`` returns how many WebSockets it opened: the server is done with them
-    when their connections are lost (their apps may end before), with the others when it
-    forgets them and their apps have returned (they may end after)."""
-    lost = 0
-    lose = WebSocketSession.connection_lost
-
-    def counted(session: WebSocketSession, exc: Exception | None) -> None:
-        nonlocal lost
-        lost += 1
-        lose(session, exc)
-
-    monkeypatch.setattr(WebSocketSession, "connection_lost", counted)
+    """The server is done with ``traffic(port)`` when it has no connection, no WebSocket and
+    no app call left, and every task the traffic started has ended (a WebSocket's app may end
+    after its connection, an HTTP app's after its response). Asked at every turn of the loop:
+    the compiled build's methods cannot be patched to say when (``tests.helpers.Watch``)."""
     # pytest keeps every log record, and the record of an app's failure its frames: not to
     # pytest (the server's own handlers still write them).
     monkeypatch.setattr(logging.getLogger("uvicorn.error"), "propagate", False)
-    done = Watch(
-        monkeypatch,
-        (ServerState, "forget"),
-        (HTTPConnection, "finished"),
-        (H2Connection, "finished"),
-        (WebSocketSession, "connection_lost"),
-    )
     async with running_server(app) as server:
         state = server.server.state
         assert state is not None
+        tasks = asyncio.all_tasks()  # (this test's and the server's own)
 
-        async def over(websockets: int) -> None:
-            await done.until(
-                lambda: not state.connections and not state.active and lost == websockets
+        def over() -> bool:
+            return (
+                not state.connections
+                and not state.websockets
+                and not state.active
+                and asyncio.all_tasks() - {asyncio.current_task()} <= tasks  # (the wait's own)
             )
 
-        await over(await traffic(server.port))  # warm up: what the first ones create for good
+        await traffic(server.port)  # warm up: what the first ones create for good
+        await each_turn_until(over)
         with _collector_off():
             before = _alive()
-            opened = lost + await traffic(server.port) + await traffic(server.port)
-            await over(opened)
+            await traffic(server.port)
+            await traffic(server.port)
+            await each_turn_until(over)
             grown = dict(_alive() - before)
     assert grown == {}
 
 
-async def _http1(port: int) -> int:
+async def _http1(port: int) -> None:
     """Keep-alive requests, ``Connection: close`` ones (one with a chunked body), a bad request,
     an app that fails, a client gone halfway through its body, and WebSockets over HTTP/1.1: one
     ended with the closing handshake, one whose client vanishes."""
@@ -135,7 +122,6 @@ async def _http1(port: int) -> int:
     writer.close()
     await _websocket_session(port, closing=True)
     await _websocket_session(port, closing=False)
-    return 2
 
 
 async def _connect(port: int) -> tuple[asyncio.StreamWriter, asyncio.StreamReader]:
@@ -172,7 +158,7 @@ async def _websocket_session(port: int, closing: bool) -> None:
     writer.close()
 
 
-async def _h2_connection(port: int) -> int:
+async def _h2_connection(port: int) -> None:
     """Streams answered (one with a body, one whose app fails), one reset by the client before
     its answer, a WebSocket over HTTP/2 (RFC 8441) that echoes once and is closed by the client,
     and a body the connection's end cuts short."""
@@ -200,4 +186,3 @@ async def _h2_connection(port: int) -> int:
     client.request(method="POST", body=b"abc", end_stream=False)  # its app waits for the rest
     await client.round_trip()  # (the server has seen it)
     client.close()
-    return 1
