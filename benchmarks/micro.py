@@ -5,8 +5,10 @@ transport only counts bytes. Shows what our Python costs per request, with no sy
     .venv/bin/python benchmarks/micro.py --callgrind [messaging|asgi|stream|asgi-stream|close]
     (either with ``--metrics`` last: requests counted as ``--metrics`` counts them)
 
-and per WebSocket message (``micro_ws.py``): ``ws`` / ``ws-asgi`` (a 64-byte text echo),
-``fanout`` / ``fanout-asgi`` (a group message delivered to 1,000 members: per delivery).
+``proxied`` is ``messaging`` with the headers a reverse proxy adds (X-Forwarded-For and -Proto,
+from a trusted peer). Per WebSocket message (``micro_ws.py``): ``ws`` / ``ws-asgi`` (a 64-byte
+text echo), ``fanout`` / ``fanout-asgi`` (a group message delivered to 1,000 members: per
+delivery).
 
 ``--callgrind`` counts instructions per request under valgrind instead of timing: the count for
 12,000 requests minus the count for 2,000, over 10,000, with a fixed hash seed. It does not move
@@ -39,6 +41,10 @@ from uvicorn.worker.metrics import WorkerMetrics
 from uvicorn.worker.state import ServerState
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: localhost:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+# As a reverse proxy on this host forwards it (a trusted peer: --forwarded-allow-ips' default).
+PROXIED = REQUEST.replace(
+    b"\r\n\r\n", b"\r\nX-Forwarded-For: 203.0.113.7, 10.0.0.2\r\nX-Forwarded-Proto: https\r\n\r\n"
+)
 CHUNK = b"x" * 1023 + b"\n"
 
 
@@ -145,7 +151,8 @@ async def measure(kind: str, count: int, metrics: bool = False) -> None:
     loop = asyncio.get_running_loop()
     app, cycle = {"messaging": (mi_hello, MessagingCycle), "asgi": (asgi_hello, ASGICycle),
                   "stream": (mi_stream, MessagingCycle), "asgi-stream": (asgi_stream, ASGICycle),
-                  "close": (mi_hello, MessagingCycle)}[kind]  # fmt: skip
+                  "close": (mi_hello, MessagingCycle),
+                  "proxied": (mi_hello, MessagingCycle)}[kind]  # fmt: skip
     counts = WorkerMetrics() if metrics else None  # as a worker makes them (server.py)
     config = Config(app=app, access_log=False)
     state_class = ServerState if counts is None else counts.state_class(config)
@@ -168,9 +175,10 @@ async def measure(kind: str, count: int, metrics: bool = False) -> None:
     else:
         conn = HTTPConnection(state)
         conn.connection_made(transport)  # type: ignore[arg-type]
+        request = PROXIED if kind == "proxied" else REQUEST
 
         async def one() -> None:
-            conn.data_received(REQUEST)
+            conn.data_received(request)
             await asyncio.sleep(0)
 
     for _ in range(2000):  # warm up
