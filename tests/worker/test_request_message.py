@@ -175,9 +175,6 @@ async def test_unix_socket_client_is_none_and_server_is_path() -> None:
     assert message["server"] == [path, None]
 
 
-# ASGI
-
-
 async def _served_addresses(sock: socket.socket, hosts: list[str]) -> list[Any]:
     """The ``server`` of a request to each of ``hosts`` on the listening ``sock``."""
     app, calls = capturing_app()
@@ -252,6 +249,9 @@ def test_addresses_given_the_local_one_ask_only_for_the_peer() -> None:
     client, server = ServerState.addresses(Transport(), ("127.0.0.1", 8000))  # type: ignore[arg-type]
     assert (client, server) == (["127.0.0.9", 5000], ["127.0.0.1", 8000])
     assert ServerState.addresses(Transport(), "/run/app.sock") == (None, ["/run/app.sock", None])  # type: ignore[arg-type]
+
+
+# ASGI
 
 
 async def test_asgi3_scope() -> None:
