@@ -47,6 +47,7 @@ HOT = [
     "uvicorn/worker/http2.py",
     "uvicorn/worker/messaging.py",
     "uvicorn/worker/proxy.py",
+    "uvicorn/worker/registries.py",
     "uvicorn/worker/state.py",
     "uvicorn/worker/stream.py",
     "uvicorn/worker/transport.py",

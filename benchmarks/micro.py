@@ -34,6 +34,7 @@ import micro_ws
 import uvloop
 
 from uvicorn.config import Config
+from uvicorn.worker import registries
 from uvicorn.worker.asgi import ASGICycle
 from uvicorn.worker.connection import HTTPConnection
 from uvicorn.worker.messaging import MessagingCycle
@@ -122,6 +123,7 @@ class CountingTransport:
 
 async def measure_ws(kind: str, count: int) -> None:
     """``count`` WebSocket messages (``micro_ws.py``): for ``fanout``, count deliveries."""
+    registries.lighten(asyncio.get_running_loop())  # as a worker does (server.py)
     one, transports, per_one = await micro_ws.setup(kind)
     rounds = max(count // per_one, 1)
     for _ in range(max(2000 // per_one, 2)):  # warm up
@@ -149,6 +151,7 @@ async def measure(kind: str, count: int, metrics: bool = False) -> None:
         await measure_ws(kind, count)
         return
     loop = asyncio.get_running_loop()
+    registries.lighten(loop)  # as a worker does (server.py)
     app, cycle = {"messaging": (mi_hello, MessagingCycle), "asgi": (asgi_hello, ASGICycle),
                   "stream": (mi_stream, MessagingCycle), "asgi-stream": (asgi_stream, ASGICycle),
                   "close": (mi_hello, MessagingCycle),

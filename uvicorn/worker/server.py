@@ -18,6 +18,7 @@ from uvicorn.config import BOOT_MARGIN, Config
 from uvicorn.exceptions import ClientDisconnected, StartupError
 from uvicorn.logging import log_stream
 from uvicorn.protocols.websocket_events import GOING_AWAY, SERVICE_RESTART
+from uvicorn.worker import registries
 from uvicorn.worker.allocator import keep_freed_memory
 from uvicorn.worker.asgi import ASGICycle, ASGIWebSocket, TLSASGICycle, asgi2_to_asgi3
 from uvicorn.worker.connection import HTTP2OnlyConnection, HTTPConnection
@@ -62,6 +63,7 @@ class Server:
     async def start(self) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
+        registries.lighten(loop)
         app, interface = load_app(config)
         if interface == "asgi2":
             app = asgi2_to_asgi3(app)
