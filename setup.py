@@ -33,6 +33,7 @@ HOT = [
     "uvicorn/protocols/http_connection.py",
     "uvicorn/protocols/http_defaults.py",
     "uvicorn/protocols/http_events.py",
+    "uvicorn/protocols/http_fields.py",
     "uvicorn/protocols/http_parser.py",
     "uvicorn/protocols/http_response.py",
     "uvicorn/protocols/http_restart.py",

@@ -15,12 +15,8 @@ from typing import Any, Final
 
 from uvicorn.protocols.hpack import Encoder
 from uvicorn.protocols.http_defaults import HeaderDefaults
-from uvicorn.protocols.http_response import (
-    BodyFraming,
-    ResponseState,
-    check_headers,
-    check_status,
-)
+from uvicorn.protocols.http_fields import check_headers
+from uvicorn.protocols.http_response import BodyFraming, ResponseState, check_status
 
 _IDLE: Final = ResponseState.IDLE
 _STREAMING: Final = ResponseState.STREAMING

@@ -3,55 +3,24 @@
 One ``Response`` per request. ``start()`` and ``body()`` return the bytes to write, or raise:
 ``TypeError``/``ValueError`` for a malformed message and ``RuntimeError`` for one sent in the
 wrong state. Both application interfaces drive this one object, so framing (RFC 9112 section 6),
-keep-alive and header validation are written once.
+keep-alive and header validation (``http_fields``) are written once.
 """
 
 from __future__ import annotations
 
 import enum
 import http
-import re
 from typing import Any, Final
 
 from uvicorn.protocols.http_defaults import HeaderDefaults
-from uvicorn.protocols.http_rules import TOKEN
+from uvicorn.protocols.http_fields import encode_headers
 
 _STATUS_LINES: Final = {
     int(s): b"HTTP/1.1 %d %s\r\n" % (s, s.phrase.encode("ascii")) for s in http.HTTPStatus
 }
-# Content-length values apps send, parsed once (apps that set one mostly send the same few).
-_LENGTH_VALUES: Final[dict[bytes, int]] = {}
 # The content-length lines of small bodies, formatted once rather than per response.
 _LENGTH_LINES_COUNT: Final = 2048
 _LENGTH_LINES: Final = [b"content-length: %d\r\n" % length for length in range(_LENGTH_LINES_COUNT)]
-_BAD_VALUE: Final = re.compile(rb"[\r\n\0]")
-
-_ORDINARY: Final = 0
-_CONTENT_LENGTH: Final = 1
-_CONNECTION: Final = 2
-_TRANSFER_ENCODING: Final = 3
-_DATE: Final = 4
-_SERVER: Final = 5
-_SPECIAL: Final = {
-    b"content-length": _CONTENT_LENGTH,
-    b"connection": _CONNECTION,
-    b"transfer-encoding": _TRANSFER_ENCODING,
-    b"date": _DATE,
-    b"server": _SERVER,
-}
-_NAME_KINDS_MAX: Final = 4096
-
-
-class _NameKinds(dict[bytes, int]):
-    """Header names an app used before (as it spells them), mapped to their kind: names are
-    nearly always constants, so each is validated and classified once rather than once per
-    response. A name not seen yet is validated on lookup (raising TypeError or ValueError)."""
-
-    def __missing__(self, name: Any) -> int:
-        return _learn_name(name)
-
-
-_NAME_KINDS: Final = _NameKinds()
 
 
 class ResponseState(enum.Enum):
@@ -151,7 +120,7 @@ class Response(BodyFraming):
         parts = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status, self._defaults.block]
         # RFC 9110 section 8.6: "A server MUST NOT send a Content-Length header field in any
         # response with a status code of 1xx (Informational) or 204 (No Content)."
-        content_length, has, connection = _encode_headers(headers, parts, status != 204)
+        content_length, has, connection = encode_headers(headers, parts, status != 204)
         keep_alive = self.keep_alive
         close = False
         if connection is not None:
@@ -248,7 +217,7 @@ class Response(BodyFraming):
 
     def _interim(self, status: int, headers: Any) -> bytes:
         parts = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d \r\n" % status]
-        _encode_headers(headers, parts, False)  # no content-length: RFC 9110 section 8.6
+        encode_headers(headers, parts, False)  # no content-length: RFC 9110 section 8.6
         # RFC 9110 section 15.2: a server MUST NOT send a 1xx response to an HTTP/1.0 client.
         if self._http10:
             return b""
@@ -286,113 +255,3 @@ def check_status(status: Any, interim: bool = True) -> int:
     if status < low or status > 599 or status == 101:
         raise ValueError(f"invalid status {status!r}: must be {low}-599, other than 101")
     return int(status)
-
-
-def _encode_headers(
-    headers: Any, parts: list[bytes], keep_length: bool
-) -> tuple[int, int, set[bytes] | None]:
-    """Append the app's header lines to ``parts``; return (content-length or -1, date/server
-    flags, the lower-case connection options or None). ``keep_length`` False leaves out the
-    app's content-length line (its value is still returned).
-
-    The fast path trusts the shape and checks what matters per value; anything odd is diagnosed
-    slowly, by ``_diagnose()``. (This loop runs for every header of every response: it is
-    written for few bytecodes.)
-    """
-    content_length = -1
-    has = 0  # 1: the app set 'date'; 2: the app set 'server'
-    connection: set[bytes] | None = None
-    try:
-        for name, value in headers:
-            kind = _NAME_KINDS[name]  # validated once per name (see _NameKinds)
-            if type(value) is not bytes:
-                value = bytes(value) if isinstance(value, (bytearray, memoryview)) else None
-            # CR, LF or NUL would smuggle in a header line of its own. (Ints: bytes.__contains__
-            # tries its argument as an int first; three memchr scans cost less than a translate.)
-            if 13 in value or 10 in value or 0 in value:  # type: ignore[operator]
-                raise ValueError
-            if kind:
-                if kind == _CONTENT_LENGTH:
-                    length = _LENGTH_VALUES.get(value)
-                    if length is None:
-                        length = _parse_content_length(value)
-                    if content_length >= 0:
-                        if length != content_length:
-                            raise ValueError(
-                                f"conflicting content-length headers: {content_length} and {length}"
-                            )
-                        continue  # sent once: a client MAY reject duplicates (RFC 9110 8.6)
-                    content_length = length
-                    if not keep_length:
-                        continue
-                elif kind == _CONNECTION:
-                    # RFC 9110 section 7.6.1: Connection = #connection-option, each a token
-                    # ("x-closed" is no "close").
-                    options = {o.strip(b" \t") for o in value.lower().split(b",")}
-                    connection = options if connection is None else connection | options
-                elif kind == _TRANSFER_ENCODING:
-                    continue  # framing is the server's job (RFC 9112 section 6.1)
-                elif kind == _DATE:
-                    has |= 1
-                else:
-                    has |= 2
-            parts += (name, b": ", value, b"\r\n")
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise _diagnose(headers) or exc from None
-    return content_length, has, connection
-
-
-def _learn_name(name: Any) -> int:
-    """Validate a header name the app has not used before; cache and return its kind."""
-    if not isinstance(name, bytes):
-        raise TypeError(f"invalid header name {name!r}: must be bytes, got {type(name).__name__}")
-    if not TOKEN.fullmatch(name):
-        raise ValueError(f"invalid header name {name!r}: not an HTTP token (RFC 9110 5.1)")
-    kind = _SPECIAL.get(name.lower(), _ORDINARY)
-    if len(_NAME_KINDS) < _NAME_KINDS_MAX:
-        _NAME_KINDS[name] = kind
-    return kind
-
-
-def _parse_content_length(value: bytes) -> int:
-    if not value.isdigit():
-        raise ValueError(f"invalid content-length header {value!r}: must be digits")
-    length = int(value)
-    if len(_LENGTH_VALUES) < 4096:
-        _LENGTH_VALUES[value] = length
-    return length
-
-
-def check_headers(headers: Any) -> list[tuple[bytes, bytes]]:
-    """``headers`` as (name, value) byte pairs, or the TypeError or ValueError that
-    ``Response.start`` raises for them: for responses framed elsewhere (a WebSocket handshake's
-    answer), so that no header line an app sends can smuggle in another (CR, LF, NUL)."""
-    error = _diagnose(headers)
-    if error is not None:
-        raise error
-    return [(bytes(name), bytes(value)) for name, value in headers]
-
-
-def _diagnose(headers: Any) -> Exception | None:
-    """A precise error for headers that failed the fast path, naming the bad item."""
-    if not isinstance(headers, (list, tuple)):
-        return TypeError(f"invalid headers {headers!r}: must be a list of [name, value] pairs")
-    for item in headers:
-        if not isinstance(item, (list, tuple)) or len(item) != 2:
-            return TypeError(f"invalid header {item!r}: must be a [name, value] pair")
-        name, value = item
-        try:
-            _learn_name(name)
-        except (TypeError, ValueError) as exc:
-            return exc
-        if not isinstance(value, (bytes, bytearray, memoryview)):
-            return TypeError(
-                f"invalid value {value!r} for header {name!r}: must be bytes, "
-                f"got {type(value).__name__}"
-            )
-        if _BAD_VALUE.search(bytes(value)):
-            return ValueError(
-                f"invalid value {bytes(value)!r} for header {name!r}: CR, LF and NUL are not "
-                "allowed"
-            )
-    return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from uvicorn.protocols.http_response import check_headers
+from uvicorn.protocols.http_fields import check_headers
 
 # RFC 9110 section 6.5.1: fields that must not be trailers, since a recipient needs them before
 # the content or to route, frame, authenticate or control the message (its list, plus the

@@ -19,7 +19,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Response
 
 from uvicorn.protocols.http_events import RequestHead
-from uvicorn.protocols.http_response import check_headers
+from uvicorn.protocols.http_fields import check_headers
 
 # Any valid key will do: the accept value computed from it is never sent (section 5).
 _KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
