@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -179,12 +180,15 @@ async def test_asgi_send_errors() -> None:
             {"type": "http.response.start", "status": 103},  # 1xx is no ASGI response start
             {"type": "http.response.bogus"},
             {"no": "type"},
+            {"type": 5},
+            None,
         ):
             try:
                 await send(bad)
             except (RuntimeError, ValueError, TypeError) as exc:
                 raised.append(exc)
-        await send({"type": "http.response.start", "status": 200})
+        # A mapping other than a dict is read as one.
+        await send(MappingProxyType({"type": "http.response.start", "status": 200}))
         try:
             await send({"type": "http.response.start", "status": 200})
         except RuntimeError as exc:
@@ -202,9 +206,11 @@ async def test_asgi_send_errors() -> None:
             assert (await client.read_response()).body == b"ok"
         client.close()
     per_request = [RuntimeError, ValueError, TypeError, ValueError, ValueError, TypeError]
-    per_request += [RuntimeError, RuntimeError]
+    per_request += [ValueError, TypeError, RuntimeError, RuntimeError]
     assert [type(e) for e in raised] == per_request * 2, raised
     assert "before the response started" in str(raised[0])
+    assert str(raised[6]) == "unexpected ASGI message type 5 for an http scope"
+    assert str(raised[7]) == "invalid ASGI message None: needs a 'type'"
 
 
 async def test_content_length_mismatch_closes(caplog: pytest.LogCaptureFixture) -> None:

@@ -102,15 +102,15 @@ class Response(BodyFraming):
         self._defaults = defaults
         self.reset(is_head, http_version, keep_alive)
 
-    def start(self, status: Any, headers: Any, content: bytes, more: bool) -> bytes:
-        """The head (and first body bytes) of the response."""
+    def start(self, code: Any, headers: Any, content: bytes, more: bool) -> bytes:
+        """The head (and first body bytes) of the response (status ``code``)."""
         if self.state is not _IDLE:
             raise RuntimeError(
                 f"response already started (state {self.state.value}): "
                 "only 'content' and 'more_content' may follow"
             )
-        if type(status) is not int:
-            status = _check_status_type(status)
+        # (An int of its own: compiled, what follows compares it in C, not as an object.)
+        status: int = code if type(code) is int else _check_status_type(code)
         if status < 200 or status > 599:
             if status < 100 or status > 599 or status == 101:
                 raise ValueError(f"invalid status {status!r}: must be 100-599, other than 101")

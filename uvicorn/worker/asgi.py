@@ -7,7 +7,7 @@ per the ASGI HTTP spec (2.4). Framing, flow control and failures are ``RequestCy
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, MutableMapping
+from collections.abc import Awaitable, Mapping, MutableMapping
 from typing import Any, Final
 
 from uvicorn.channels import SendsNowait
@@ -37,6 +37,22 @@ EXTENSIONS: Final[dict[str, dict[str, Any]]] = {
 }
 _IDLE: Final = ResponseState.IDLE
 _PENDING: Final = HandshakeState.PENDING
+
+
+def read_message(message: Any, scope: str) -> tuple[dict[str, Any], str]:
+    """An app's ``send()`` message as a dict (ASGI's messages are; another mapping is copied)
+    and its type as a str, or the TypeError or ValueError that says what is wrong. (Compiled,
+    a dict's ``get`` and a str's ``==`` are C operations, a mapping's a method call each.)"""
+    if type(message) is not dict:
+        if not isinstance(message, Mapping):
+            raise TypeError(f"invalid ASGI message {message!r}: needs a 'type'")
+        message = dict(message)
+    kind = message.get("type")
+    if type(kind) is not str:
+        if kind is None:
+            raise TypeError(f"invalid ASGI message {message!r}: needs a 'type'")
+        raise ValueError(f"unexpected ASGI message type {kind!r} for {scope} scope")
+    return message, kind
 
 
 def websocket_scope(
@@ -127,15 +143,12 @@ class ASGICycle(RequestCycle):
         return {"type": "http.request", "body": data, "more_body": more}
 
     async def send(self, message: MutableMapping[str, Any]) -> None:
-        try:
-            kind = message["type"]
-        except (KeyError, TypeError):
-            raise TypeError(f"invalid ASGI message {message!r}: needs a 'type'") from None
+        fields, kind = read_message(message, "an http")
         if kind == "http.response.body":
-            body = message.get("body", b"")
+            body = fields.get("body", b"")
             if type(body) is not bytes:
                 body = check_bytes(body, "body")
-            more = message.get("more_body", False)  # (only its truth is used)
+            more = fields.get("more_body", False)  # (only its truth is used)
             start = self._start
             if start is not None:
                 self._start = None
@@ -149,15 +162,15 @@ class ASGICycle(RequestCycle):
                     raise ClientDisconnected()
                 raise RuntimeError("http.response.start sent twice")
             try:
-                status = message["status"]
+                status = fields["status"]
             except KeyError:
                 raise ValueError("http.response.start needs a 'status'") from None
             if type(status) is not int or status < 200 or status > 599:
                 # Checked here, not when the held start is written, so that the error points at
                 # the message that caused it. (1xx interim responses are not ASGI messages.)
                 check_status(status, interim=False)
-            headers = message.get("headers", ())
-            if "trailers" in message and message["trailers"]:  # noqa: RUF019 (faster)
+            headers = fields.get("headers", ())
+            if "trailers" in fields and fields["trailers"]:  # noqa: RUF019 (faster)
                 # No content-length to find by holding the start: it goes now, the body to come
                 # and its trailers after it.
                 self.trailers = []
@@ -166,11 +179,11 @@ class ASGICycle(RequestCycle):
                 self._start = (status, headers)
                 return
         elif kind == "http.response.early_hint":
-            self.early_hint(message)
+            self.early_hint(fields)
         elif kind == "http.response.trailers":
-            self.write_trailers(message.get("headers", ()), message.get("more_trailers", False))
+            self.write_trailers(fields.get("headers", ()), fields.get("more_trailers", False))
         elif kind == "http.response.pathsend" or kind == "http.response.zerocopysend":
-            await self.send_file(kind, message)
+            await self.send_file(kind, fields)
         else:
             raise ValueError(f"unexpected ASGI message type {kind!r} for an http scope")
         stream = self.stream
@@ -280,13 +293,10 @@ class ASGIWebSocket(WebSocketSession, SendsNowait):
         return {"type": "websocket.disconnect", "code": event.code, "reason": event.reason}
 
     async def send(self, message: MutableMapping[str, Any]) -> None:
-        try:
-            kind = message["type"]
-        except (KeyError, TypeError):
-            raise TypeError(f"invalid ASGI message {message!r}: needs a 'type'") from None
+        fields, kind = read_message(message, "a websocket")
         pending = self.core.state is _PENDING
         if kind == "websocket.send":
-            text, data = message.get("text"), message.get("bytes")
+            text, data = fields.get("text"), fields.get("bytes")
             if text is not None and type(text) is not str:
                 raise TypeError(f"invalid 'text' {text!r}: must be str")
             if text is None:
@@ -297,26 +307,26 @@ class ASGIWebSocket(WebSocketSession, SendsNowait):
         elif kind == "websocket.accept":
             if not pending:
                 raise RuntimeError("websocket.accept after the handshake was answered")
-            self.accept(message.get("subprotocol"), message.get("headers") or ())
+            self.accept(fields.get("subprotocol"), fields.get("headers") or ())
         elif kind == "websocket.close":
             if pending:
                 self.reject(403)  # ASGI: a close before the accept rejects the handshake
                 return
-            code = close_code(message.get("code", 1000)) or 1000
+            code = close_code(fields.get("code", 1000)) or 1000
             self.check_open()
-            self.core.close(code, message.get("reason") or "")
+            self.core.close(code, fields.get("reason") or "")
             self.flush_core()
         elif kind == "websocket.http.response.start":
             if not pending or self._denial is not None:
                 raise RuntimeError(f"{kind} after the handshake was answered")
-            self._denial = (check_status(message["status"], interim=False),
-                            message.get("headers", ()), [])  # fmt: skip
+            self._denial = (check_status(fields["status"], interim=False),
+                            fields.get("headers", ()), [])  # fmt: skip
         elif kind == "websocket.http.response.body":
             if self._denial is None:
                 raise RuntimeError(f"{kind} before websocket.http.response.start")
             status, headers, body = self._denial
-            body.append(check_bytes(message.get("body", b""), "body"))
-            if not message.get("more_body", False):
+            body.append(check_bytes(fields.get("body", b""), "body"))
+            if not fields.get("more_body", False):
                 self.reject(status, headers, b"".join(body))
         else:
             raise ValueError(f"unexpected ASGI message type {kind!r} for a websocket scope")
