@@ -43,6 +43,7 @@ logger = logging.getLogger("uvicorn.error")
 
 # Tasks that start running when created (asyncio.Task's eager_start), from Python 3.12.
 EAGER_TASKS: Final = sys.version_info >= (3, 12)
+_Task: Final = asyncio.Task  # (compiled: a static, not the module's attribute looked up)
 
 _PARSER_HEAD: Final = ParserState.HEAD
 _PARSER_UPGRADED: Final = ParserState.UPGRADED
@@ -262,11 +263,11 @@ class HTTPConnection(Handover):
             if EAGER_TASKS and eager:
                 # An eager task is a real Task (current_task() is right for the app), but an
                 # app that answers without waiting finishes here, never queued in the loop.
-                cycle.task = asyncio.Task(  # type: ignore[call-arg]
+                cycle.task = _Task(  # type: ignore[call-arg]
                     cycle.run(), loop=self.loop, name="uvicorn.request", eager_start=True
                 )
             else:
-                cycle.task = asyncio.Task(cycle.run(), loop=self.loop, name="uvicorn.request")
+                cycle.task = _Task(cycle.run(), loop=self.loop, name="uvicorn.request")
         else:
             cycle.task = self.loop.create_task(cycle.run())
 

@@ -49,19 +49,21 @@ class TaskRefs:
 
     def __init__(self, tasks: Any) -> None:
         self.tasks = tasks
+        # The set's own containers (the WeakSet never replaces them), held here so that
+        # compiled code reads them without an attribute lookup each time.
         self.data: set[Any] = tasks.data
+        self.pending: list[Any] = tasks._pending_removals
+        self.iterating: set[Any] = tasks._iterating
         self.removed = self.remove  # (bound once: a callback per task)
 
     def add(self, task: object) -> None:
-        tasks = self.tasks
-        if tasks._pending_removals:
-            tasks._commit_removals()
+        if self.pending:
+            self.tasks._commit_removals()
         self.data.add(weakref.ref(task, self.removed))
 
     def remove(self, ref: object) -> None:
-        tasks = self.tasks
-        if tasks._iterating:
-            tasks._pending_removals.append(ref)
+        if self.iterating:
+            self.pending.append(ref)
         else:
             self.data.discard(ref)
 
@@ -106,7 +108,11 @@ def _lighten_tasks() -> bool:
     tasks: Any = found
     if "add" in vars(tasks):
         return True
-    if type(tasks.data) is not set or type(tasks._pending_removals) is not list:
+    if (
+        type(tasks.data) is not set
+        or type(tasks._pending_removals) is not list
+        or type(tasks._iterating) is not set
+    ):
         return False
     vars(tasks)["add"] = TaskRefs(tasks).add
     return True
