@@ -86,7 +86,7 @@ class H2Response(BodyFraming):
     HTTP/1.1's ``Response`` does. ``keep_alive`` is not read: a response ends its stream, never
     the connection."""
 
-    __slots__ = ("status", "_defaults")  # (and BodyFraming's)
+    __slots__ = ("_defaults",)  # (and BodyFraming's)
     _chunked = False  # (DATA frames carry the body as it is)
 
     def __init__(self, defaults: HeaderDefaults, is_head: bool) -> None:

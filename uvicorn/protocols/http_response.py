@@ -39,9 +39,10 @@ class BodyFraming:
     content-length): shared by HTTP/1.1's ``Response`` and HTTP/2's ``H2Response``, whose
     bodies are never chunked (the stream frames them) and whose ``keep_alive`` nobody reads."""
 
-    __slots__ = ("state", "keep_alive", "_remaining", "_no_body")
+    __slots__ = ("state", "status", "keep_alive", "_remaining", "_no_body")
 
     state: ResponseState
+    status: int  # once started (0 before)
     keep_alive: bool
     _chunked: bool  # (a slot of Response's; H2Response's is False for good)
     _remaining: int
@@ -88,10 +89,9 @@ class Response(BodyFraming):
     """Frames one response. ``keep_alive`` says, once done, whether the connection may be
     reused: the request allowed it, the app did not ask to close, and the framing was kept."""
 
-    # (state, keep_alive, _remaining, _no_body: BodyFraming's slots)
-    __slots__ = ("status", "_is_head", "_http10", "_chunked", "_defaults")
+    # (state, status, keep_alive, _remaining, _no_body: BodyFraming's slots)
+    __slots__ = ("_is_head", "_http10", "_chunked", "_defaults")
 
-    status: int
     _is_head: bool
     _http10: bool
     _chunked: bool

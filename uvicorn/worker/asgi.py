@@ -157,7 +157,7 @@ class ASGICycle(RequestCycle):
                 # (Announced trailers end the response: the last body message leaves it open.)
                 self.write_body(body, more or hasattr(self, "trailers"))
         elif kind == "http.response.start":
-            if self._start is not None or self.stream.response.state is not _IDLE:
+            if self._start is not None or self.response.state is not _IDLE:
                 if self.disconnected:  # (answered for the app: a 413 for a body too large)
                     raise ClientDisconnected()
                 raise RuntimeError("http.response.start sent twice")
@@ -194,7 +194,7 @@ class ASGICycle(RequestCycle):
         """``103 Early Hints`` (RFC 8297) with a ``link`` field per link: an interim response,
         as the messaging interface sends one (SPEC), on the same path (never to an HTTP/1.0
         client: RFC 9110 section 15.2)."""
-        if self._start is not None or self.stream.response.state is not _IDLE:
+        if self._start is not None or self.response.state is not _IDLE:
             raise RuntimeError("http.response.early_hint after http.response.start")
         links = message.get("links", ())
         if isinstance(links, (bytes, str)):
@@ -206,7 +206,7 @@ class ASGICycle(RequestCycle):
         (a ``path``; a ``file`` object, ``offset``, ``count``) as the body or its next bytes,
         sent with ``os.sendfile`` on plain-TCP HTTP/1.1 (``RequestCycle.write_file``)."""
         start = self._start
-        if start is None and self.stream.response.state is _IDLE:
+        if start is None and self.response.state is _IDLE:
             raise RuntimeError(f"{kind} before http.response.start")
         if kind == "http.response.pathsend":
             file, offset, count, more = message.get("path"), None, None, False

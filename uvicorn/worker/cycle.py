@@ -19,7 +19,7 @@ from urllib.parse import unquote_to_bytes
 from uvicorn.compiled import mypyc_attr
 from uvicorn.exceptions import ClientDisconnected
 from uvicorn.protocols.http_parser import RequestHead
-from uvicorn.protocols.http_response import ResponseState
+from uvicorn.protocols.http_response import BodyFraming, ResponseState
 from uvicorn.protocols.http_trailers import check_trailers
 from uvicorn.worker.files import declared_length, open_body
 from uvicorn.worker.stream import Stream
@@ -50,6 +50,7 @@ class RequestCycle:
 
     __slots__ = (
         "stream",
+        "response",  # the stream's, held: compiled, read without a lookup through the stream
         "head",
         "client",
         "scheme",
@@ -78,6 +79,7 @@ class RequestCycle:
         self, stream: Stream, head: RequestHead, client: list[Any] | None, scheme: str
     ) -> None:
         self.stream = stream
+        self.response: BodyFraming = stream.response
         self.head = head
         self.client = client
         self.scheme = scheme
@@ -111,7 +113,7 @@ class RequestCycle:
             if not isinstance(exc, Exception):
                 raise
         else:
-            state = self.stream.response.state
+            state = self.response.state
             if state is not _DONE and self.disconnected:
                 self.fail(None)  # it stopped because its client left (Starlette's streams do)
             elif state is not _DONE:
@@ -136,7 +138,7 @@ class RequestCycle:
                 self.head.raw_path.decode("latin-1"),
                 exc_info=exc,
             )
-        if self.stream.response.state is _IDLE and not self.disconnected:
+        if self.response.state is _IDLE and not self.disconnected:
             self.stream.send_refusal(500)
         else:
             self.stream.abort()
@@ -222,7 +224,7 @@ class RequestCycle:
             # RFC 9110 section 10.1.1: 100 (Continue) only once the app wants the body, so a
             # response sent before that (a 413, say) spares the client its upload.
             self.expect_continue = False
-            if self.stream.response.state is _IDLE and not self.disconnected:
+            if self.response.state is _IDLE and not self.disconnected:
                 self.stream.send_continue()
         while not self.received and not self.body_complete and not self.disconnected:
             await self._wait()
@@ -243,7 +245,7 @@ class RequestCycle:
             await self._wait()
 
     def _done(self) -> bool:
-        return self.finished or self.stream.response.state is _DONE
+        return self.finished or self.response.state is _DONE
 
     def write_start(self, status: Any, headers: Any, content: bytes, more: bool) -> None:
         if self.disconnected:
@@ -254,9 +256,9 @@ class RequestCycle:
         if self.expect_continue and not self.body_complete and not _interim(status):
             # A final answer before 100 Continue: the client will not send its body, so the
             # connection closes after it. RFC 9110 section 10.1.1 asks to say so in advance.
-            stream.response.keep_alive = False
+            self.response.keep_alive = False
         stream.send_start(status, headers, content, more)
-        if not more and self.waiter is not None and stream.response.state is _DONE:
+        if not more and self.waiter is not None and self.response.state is _DONE:
             self._wake()
 
     def write_body(self, content: bytes, more: bool) -> None:

@@ -103,7 +103,7 @@ class ReplyChannel(SendsNowait, _Channel):
         if "file" in message:
             await self._send_file(message, content, bool(more))
             return
-        if "status" in message or cycle.stream.response.state is _IDLE:
+        if "status" in message or cycle.response.state is _IDLE:
             if "status" not in message:
                 if "headers" in message:
                     raise ValueError(f"missing 'status' in the response start {message!r}")
@@ -122,7 +122,7 @@ class ReplyChannel(SendsNowait, _Channel):
         """A message with ``file`` (SPEC): ``content``, then the file's bytes."""
         cycle = self._cycle
         start = None
-        if "status" in message or cycle.stream.response.state is _IDLE:
+        if "status" in message or cycle.response.state is _IDLE:
             if "status" not in message:
                 raise RuntimeError("a file was sent before the response started: the first "
                                    "message needs a 'status'")  # fmt: skip

@@ -13,17 +13,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from uvicorn.protocols.http_response import ResponseState
+from uvicorn.protocols.http_response import BodyFraming
 from uvicorn.worker.state import ServerState
-
-
-class ResponseProgress(Protocol):
-    """What a request cycle reads of the response it sends (``protocols.http_response.Response``
-    on HTTP/1.1)."""
-
-    state: ResponseState  # IDLE until the head is sent, STREAMING, then DONE
-    status: int
-    keep_alive: bool  # (HTTP/1.1) whether the connection may serve another request
 
 
 class Stream(Protocol):
@@ -49,8 +40,11 @@ class Stream(Protocol):
         """The peer reads slower than the response is sent: drain() waits."""
 
     @property
-    def response(self) -> ResponseProgress:
-        """Of the request being answered."""
+    def response(self) -> BodyFraming:
+        """Of the request being answered (``Response`` on HTTP/1.1, ``H2Response`` on
+        HTTP/2): its ``state`` (IDLE until the head is sent, STREAMING, then DONE), ``status``
+        and (HTTP/1.1) ``keep_alive``, whether the connection may serve another request. The
+        same object for the whole of a request (a request cycle holds it)."""
 
     def send_start(self, status: Any, headers: Any, content: bytes, more: bool) -> None:
         """The response's head (or an interim 1xx one) and its first body bytes; raises
