@@ -66,10 +66,12 @@ def test_a_value_that_cannot_be_a_key_is_encoded_each_time(value: Any) -> None:
     assert len(http_fields._LINES) == size
 
 
-def test_long_values_are_not_kept() -> None:
-    value = b"v" * (http_fields._LINE_LIMIT + 1)
+def test_long_lines_are_not_kept() -> None:
+    value = b"v" * (http_fields._LINE_LIMIT - len(b"x-long: \r\n") + 1)
     assert encoded([(b"x-long", value)])[0] == b"x-long: " + value + b"\r\n"
     assert (b"x-long", value) not in http_fields._LINES
+    encoded([(b"x-long", value[1:])])  # (the longest line kept)
+    assert (b"x-long", value[1:]) in http_fields._LINES
 
 
 def test_a_full_cache_starts_over() -> None:

@@ -122,12 +122,9 @@ def _learn_field(pair: tuple[Any, ...]) -> tuple[int, bytes, int]:
     # tries its argument as an int first; three memchr scans cost less than a translate.)
     if 13 in value or 10 in value or 0 in value:  # type: ignore[operator]
         raise ValueError
-    field = (
-        kind,
-        b"%b: %b\r\n" % (name, value),
-        _parse_content_length(value) if kind == CONTENT_LENGTH else -1,
-    )
-    if cacheable and len(value) <= _LINE_LIMIT:
+    line = b"%b: %b\r\n" % (name, value)
+    field = (kind, line, _parse_content_length(value) if kind == CONTENT_LENGTH else -1)
+    if cacheable and len(line) <= _LINE_LIMIT:
         if len(_LINES) >= _LINES_MAX:
             _LINES.clear()
         _LINES[pair] = field
