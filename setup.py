@@ -21,11 +21,13 @@ from setuptools.command.build_ext import build_ext
 # Every request runs through these (benchmarks/micro.py): the HTTP/1.1 cores and the
 # connection, the request cycles of both interfaces, the WebSocket session and the classes
 # they derive from or make per request, a broadcast group's delivery loop (per member, per
-# message: broadcast_members.py), and the proxy headers (every connection is asked whether its
-# peer is a trusted proxy; behind one, every request's client and scheme come from them). A module that subclasses one of their classes must be
-# compiled with them (an interpreted class cannot inherit from a compiled one), hence
-# worker/http2.py and protocols/http2_response.py. The rest (the supervisor, the config, the
-# HTTP/2 cores, the adapters) stays pure Python.
+# message: broadcast_members.py), the proxy headers (every connection is asked whether its
+# peer is a trusted proxy; behind one, every request's client and scheme come from them) and
+# the methods that fill uvloop's and asyncio's registries (registries.py: per connection, per
+# task). A module that subclasses one of their classes must be compiled with them (an
+# interpreted class cannot inherit from a compiled one), hence worker/http2.py and
+# protocols/http2_response.py. The rest (the supervisor, the config, the HTTP/2 cores, the
+# adapters) stays pure Python.
 HOT = [
     "uvicorn/broadcast_members.py",
     "uvicorn/protocols/http2_response.py",
