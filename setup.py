@@ -25,9 +25,9 @@ from setuptools.command.build_ext import build_ext
 # peer is a trusted proxy; behind one, every request's client and scheme come from them) and
 # the methods that fill uvloop's and asyncio's registries (registries.py: per connection, per
 # task). A module that subclasses one of their classes must be compiled with them (an
-# interpreted class cannot inherit from a compiled one), hence worker/http2.py and
-# protocols/http2_response.py. The rest (the supervisor, the config, the HTTP/2 cores, the
-# adapters) stays pure Python.
+# interpreted class cannot inherit from a compiled one), hence worker/http2.py,
+# protocols/http2_response.py and worker/http2_stream.py (a Stream: the trait of stream.py).
+# The rest (the supervisor, the config, the HTTP/2 cores, the adapters) stays pure Python.
 HOT = [
     "uvicorn/broadcast_members.py",
     "uvicorn/protocols/http2_response.py",
@@ -48,6 +48,7 @@ HOT = [
     "uvicorn/worker/cycle.py",
     "uvicorn/worker/handover.py",
     "uvicorn/worker/http2.py",
+    "uvicorn/worker/http2_stream.py",
     "uvicorn/worker/messaging.py",
     "uvicorn/worker/proxy.py",
     "uvicorn/worker/registries.py",

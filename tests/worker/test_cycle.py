@@ -60,7 +60,7 @@ async def test_starting_a_request_resets_every_field_of_the_response() -> None:
     for name in SLOTS:  # what a request before may have left
         if name != "_defaults":
             setattr(conn.response, name, other_than(getattr(reference, name)))
-    cycle = Waiting(conn, head, None, "http")
+    cycle = Waiting(conn, conn.response, head, None, "http")
     conn._start_cycle(cycle)
     try:
         for name in SLOTS:

@@ -187,7 +187,7 @@ class ASGICycle(RequestCycle):
         else:
             raise ValueError(f"unexpected ASGI message type {kind!r} for an http scope")
         stream = self.stream
-        if stream.write_paused:
+        if stream.write_blocked:
             await stream.drain()
 
     def early_hint(self, message: MutableMapping[str, Any]) -> None:

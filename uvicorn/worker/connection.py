@@ -62,7 +62,7 @@ class _Lifetime:
     compiled object without clearing the weak references to it, which then crash."""
 
 
-class HTTPConnection(Handover):
+class HTTPConnection(Handover, Stream):
     h1: H1Connection[RequestCycle]  # made by connection_made()
 
     def __init__(self, state: ServerState, corked: bool = False, local: Any = None) -> None:
@@ -83,7 +83,7 @@ class HTTPConnection(Handover):
             self._lifetime = _Lifetime()
             self._handshake = weakref.ref(self._lifetime, state.handshake_ended)
             state.handshakes.add(self._handshake)
-        self.response = Response(state.defaults, False, "1.1", True)  # of h1.current
+        self.response: Response = Response(state.defaults, False, "1.1", True)  # of h1.current
         self.client: list[Any] | None = None
         self.server: list[Any] | None = None
         self.scheme = state.scheme
@@ -94,6 +94,10 @@ class HTTPConnection(Handover):
     @property
     def peer_eof(self) -> bool:
         return self.h1.peer_eof
+
+    @property
+    def write_blocked(self) -> bool:
+        return self.write_paused
 
     @property
     def tasks(self) -> list[asyncio.Task[None]]:
@@ -161,7 +165,7 @@ class HTTPConnection(Handover):
                     # An Upgrade event ends this list: no request cycle for this one.
                     upgrading = cast(RequestHead, event)
                     continue
-                cycle = self.state.cycle_class(self, event, self.client, self.scheme)
+                cycle = self.state.cycle_class(self, self.response, event, self.client, self.scheme)
                 # The current request from now on (it starts after this loop), so that a bad
                 # request later in the same data waits its turn behind it.
                 if h1.request(cycle):
@@ -309,6 +313,11 @@ class HTTPConnection(Handover):
             local = same_host(self.client, self.server)
             await send_direct(self, self.response, fd, offset, count, more, local)
 
+    async def drain(self) -> None:
+        # TransportProtocol's, named here: mypyc (2.4) fails to build the vtable of a trait's
+        # coroutine method that only a non-trait base class implements.
+        await super().drain()
+
     def send_continue(self) -> None:
         self.write(_CONTINUE, True)
 
@@ -417,11 +426,6 @@ class HTTPConnection(Handover):
             self._answer_bad_request(BadRequest(408, "request head not received in time"))
         elif what is Timer.CLOSE:
             self.close()
-
-
-def _is_a_stream(conn: HTTPConnection) -> Stream:
-    """(For mypy: an HTTPConnection is the Stream of the request it answers.)"""
-    return conn
 
 
 # (Here, not in server.py: server.py is not compiled, and with mypyc an interpreted class

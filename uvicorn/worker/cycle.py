@@ -75,11 +75,14 @@ class RequestCycle:
     trailers: list[tuple[bytes, bytes]]
     _start: tuple[Any, Any] | None
 
-    def __init__(
-        self, stream: Stream, head: RequestHead, client: list[Any] | None, scheme: str
-    ) -> None:
+    def __init__(self, stream: Stream, response: BodyFraming, head: RequestHead,
+                 client: list[Any] | None, scheme: str) -> None:  # fmt: skip
+        """``response``: the stream's (``Response`` on HTTP/1.1, ``H2Response`` on HTTP/2),
+        the same object for the whole of the request: its ``state`` (IDLE until the head is
+        sent, STREAMING, then DONE), ``status`` and (HTTP/1.1) ``keep_alive``, whether the
+        connection may serve another request."""
         self.stream = stream
-        self.response: BodyFraming = stream.response
+        self.response = response
         self.head = head
         self.client = client
         self.scheme = scheme

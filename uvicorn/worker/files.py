@@ -150,7 +150,7 @@ class ChunkStream(Protocol):
     """What ``send_chunks`` needs of a ``Stream``."""
 
     @property
-    def write_paused(self) -> bool: ...
+    def write_blocked(self) -> bool: ...
 
     def send_body(self, content: bytes, more: bool) -> None: ...
 
@@ -180,7 +180,7 @@ async def send_chunks(stream: ChunkStream, fd: int, offset: int, count: int, mor
             raise _short(FileBody(fd, offset, count, True, None, False), position - offset)
         position += len(data)
         stream.send_body(data, more or position < end)
-        if stream.write_paused:
+        if stream.write_blocked:
             await stream.drain()
             turn = position
         elif position - turn >= FAIR_SHARE and position < end:

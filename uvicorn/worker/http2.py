@@ -223,7 +223,7 @@ class H2Connection(TransportProtocol):
             return
         stream = H2Stream(self, stream_id, head.method == "HEAD")
         self.streams[stream_id] = stream
-        cycle = state.cycle_class(stream, head, self.client, state.scheme)
+        cycle = state.cycle_class(stream, stream.response, head, self.client, state.scheme)
         stream.cycle = cycle
         if end_stream:
             cycle.body_complete = True

@@ -47,23 +47,27 @@ class H2Host(Protocol):
     def forget_stream(self, stream: Any) -> None: ...  # its body is sent: it is gone
 
 
-class H2Stream:
+class H2Stream(Stream):
     """The ``Stream`` (``stream.py``) of one request on an HTTP/2 connection."""
 
     __slots__ = ("conn", "stream_id", "cycle", "response", "pending", "pending_end", "gone",
-                 "owed", "trailers", "tls", "_waiter")  # fmt: skip
+                 "owed", "trailers", "loop", "state", "server", "tls", "_waiter")  # fmt: skip
 
     def __init__(self, conn: H2Host, stream_id: int, is_head: bool) -> None:
         self.conn = conn
         self.stream_id = stream_id
         self.cycle: RequestCycle | None = None
-        self.response = H2Response(conn.state.defaults, is_head)
+        self.response: H2Response = H2Response(conn.state.defaults, is_head)
         self.pending: bytes = b""  # response body the windows did not let through yet
         self.pending_end = False  # ... and whether it ends the stream
         self.trailers = b""  # the trailers' header block, to send once the pending body went
         self.gone = False  # reset, or the connection lost: nothing more is sent
         self.owed = 0  # received body bytes whose window was not given back yet
-        self.tls = conn.tls  # the connection's (a store per stream, not a property per read)
+        # The connection's, set before its first stream (plain attributes: stream.py says why).
+        self.loop = conn.loop
+        self.state = conn.state
+        self.server = conn.server
+        self.tls = conn.tls
         self._waiter: asyncio.Future[None] | None = None
 
     @property
@@ -72,23 +76,11 @@ class H2Stream:
         return self.cycle is None or self.cycle.finished
 
     @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        return self.conn.loop
-
-    @property
-    def state(self) -> ServerState:
-        return self.conn.state
-
-    @property
-    def server(self) -> list[Any] | None:
-        return self.conn.server
-
-    @property
     def peer_eof(self) -> bool:
         return False  # the end of a request is not the client leaving: a reset is
 
     @property
-    def write_paused(self) -> bool:
+    def write_blocked(self) -> bool:
         return bool(self.pending) or self.conn.write_paused
 
     # Sending.
@@ -175,7 +167,7 @@ class H2Stream:
         response = self.response
         response.status = status
         response.abandon()
-        block, body = refusal(self.conn.state.defaults, status)
+        block, body = refusal(self.state.defaults, status)
         core = self.conn.core
         if response.no_body:
             core.send_headers(self.stream_id, block, True)
@@ -273,8 +265,3 @@ class H2Stream:
 
     def finished(self, cycle: RequestCycle) -> None:
         self.conn.finished(self, cycle)
-
-
-def _is_a_stream(stream: H2Stream) -> Stream:
-    """(For mypy: an H2Stream is a Stream.)"""
-    return stream

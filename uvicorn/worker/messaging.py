@@ -115,7 +115,7 @@ class ReplyChannel(SendsNowait, _Channel):
         else:
             cycle.write_body(content, bool(more))
         stream = cycle.stream
-        if stream.write_paused:
+        if stream.write_blocked:
             await stream.drain()
 
     async def _send_file(self, message: Message, content: bytes, more: bool) -> None:
@@ -130,7 +130,7 @@ class ReplyChannel(SendsNowait, _Channel):
         await cycle.write_file(start, content, message["file"], message.get("offset"),
                                message.get("count"), more)  # fmt: skip
         stream = cycle.stream
-        if stream.write_paused:
+        if stream.write_blocked:
             await stream.drain()
 
     async def _send_trailing(self, message: Message, content: bytes) -> None:
@@ -140,7 +140,7 @@ class ReplyChannel(SendsNowait, _Channel):
         await self.send({**message, "more_content": True, "trailers": None})
         cycle.write_trailers(message["trailers"])
         stream = cycle.stream
-        if stream.write_paused:
+        if stream.write_blocked:
             await stream.drain()
 
 

@@ -159,9 +159,15 @@ def _timed(base: Any) -> Any:
         __slots__ = ("started",)
 
         def __init__(
-            self, stream: Any, head: Any, client: Any, scheme: str, init: Any = base.__init__
+            self,
+            stream: Any,
+            response: Any,
+            head: Any,
+            client: Any,
+            scheme: str,
+            init: Any = base.__init__,
         ) -> None:  # (init: a local, read faster than a closure's cell)
-            init(self, stream, head, client, scheme)
+            init(self, stream, response, head, client, scheme)
             self.started = _clock()
 
     TimedCycle.__name__ = TimedCycle.__qualname__ = "Timed" + base.__name__
