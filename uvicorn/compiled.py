@@ -4,8 +4,8 @@ stand-ins for ``mypy_extensions.mypyc_attr`` and ``trait`` that the pure-Python 
 The compiled modules import ``mypyc_attr`` and ``trait`` from here: for mypy (and so mypyc,
 which reads the decorators and leaves them out of the compiled class) they are
 ``mypy_extensions``'s; at run time functions that do nothing, so that ``mypy_extensions`` is no
-dependency. (This module is
-never compiled: mypyc would take the ``else`` below for unreachable code.)
+dependency. (This module is never compiled: mypyc would take the ``else`` below for unreachable
+code.)
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ from uvicorn.worker.state import ServerState
 
 # A mypyc trait, not a typing.Protocol: compiled, the request cycle calls its stream through
 # the trait's vtable instead of looking each attribute and method up by name (about 1,200
-# instructions a request fewer, benchmarks/micro.py). Every stream class is compiled with it: an
-# interpreted class cannot inherit from a compiled trait. What the streams keep as plain
+# instructions a request fewer, benchmarks/micro.py). Every stream class is compiled with it:
+# an interpreted class cannot inherit from a compiled trait. What the streams keep as plain
 # attributes is declared as such here, not as properties: a property of this base would hide
 # an attribute that a base class of an implementer sets (pure Python looks data descriptors
 # up before an instance's attributes), and mypyc cannot implement a trait's attribute with a
