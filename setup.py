@@ -40,6 +40,7 @@ HOT = [
     "uvicorn/protocols/http_response.py",
     "uvicorn/protocols/http_restart.py",
     "uvicorn/protocols/http_rules.py",
+    "uvicorn/protocols/http_simple.py",
     "uvicorn/protocols/http_trailers.py",
     "uvicorn/protocols/websocket.py",
     "uvicorn/protocols/websocket_events.py",

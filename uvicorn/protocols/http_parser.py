@@ -3,7 +3,8 @@
 ``RequestParser.receive_data(data)`` feeds bytes to httptools (llhttp) and returns the events they
 completed: ``RequestHead``, ``Body``, ``END_OF_REQUEST``, ``Upgrade`` or, when the peer broke the
 protocol, one final ``BadRequest`` naming the status to answer (RFC 9112). After a ``BadRequest``
-the connection must be closed: the parser accepts nothing more.
+the connection must be closed: the parser accepts nothing more. A head of the simplest kind that
+arrives whole, and alone, is read without llhttp (http_simple.py).
 
 llhttp is strict by default and already rejects what request smuggling relies on (duplicate or
 invalid Content-Length, Content-Length with Transfer-Encoding, bare CR or LF, obs-fold, invalid
@@ -48,6 +49,7 @@ from uvicorn.protocols.http_rules import (
     split_target,
     status_for,
 )
+from uvicorn.protocols.http_simple import simple_head
 
 __all__ = [  # the events are re-exported: callers import them from the parser
     "END_OF_REQUEST", "BadRequest", "Body", "EndOfRequest", "Event", "Limits", "ParserState",
@@ -165,6 +167,20 @@ class RequestParser(Restarts):
                     # received prior to the request-line. Until a request begins, none has.
                     data = data.lstrip(b"\r\n")
                     if not data:
+                        break
+                if not events and data.endswith(b"\r\n\r\n"):
+                    # A whole head, maybe of the simplest kind: read without llhttp.
+                    head = simple_head(data, self.limits, _METHODS, _HOSTS)
+                    if head is not None:
+                        events.append(head)
+                        events.append(END_OF_REQUEST)
+                        # Left as llhttp's callbacks leave them after a whole request.
+                        self._keep_alive = head.keep_alive
+                        self.state = _IDLE if head.keep_alive else _CLOSED
+                        self._fed = len(data)
+                        self._head_bytes = self._pending = 0
+                        self._start = None
+                        self._tail = b""
                         break
                 self.state = _HEAD
                 self._start = data  # kept until the head completes; only its start is read
