@@ -4,7 +4,8 @@
 completed: ``RequestHead``, ``Body``, ``END_OF_REQUEST``, ``Upgrade`` or, when the peer broke the
 protocol, one final ``BadRequest`` naming the status to answer (RFC 9112). After a ``BadRequest``
 the connection must be closed: the parser accepts nothing more. A head of the simplest kind that
-arrives whole, and alone, is read without llhttp (http_simple.py).
+arrives whole, and alone, is read without llhttp (http_simple.py), which is then made only when
+a connection first needs it.
 
 llhttp is strict by default and already rejects what request smuggling relies on (duplicate or
 invalid Content-Length, Content-Length with Transfer-Encoding, bare CR or LF, obs-fold, invalid
@@ -86,7 +87,9 @@ _BODY_FIELD_TOO_LARGE: Final = "chunk extension or trailer field too large"
 
 
 _DEFAULT_LIMITS = Limits()
-_RETIRED: Final = httptools.HttpRequestParser(object())  # what a closed RequestParser holds
+# What a RequestParser holds for llhttp's parser before it first needs one (a connection whose
+# requests http_simple.py reads never does: ~3,000 instructions saved) and once closed.
+_NO_PARSER: Final = httptools.HttpRequestParser(object())
 # The most requests one receive_data() call completes; the bytes after them are held (see
 # HoldTheRest in http_restart.py). Each becomes a request cycle waiting its turn.
 PIPELINE_BATCH: Final = 64
@@ -113,7 +116,7 @@ class RequestParser(Restarts):
         self._field_size = limits.field_size
         self._max_fields = limits.fields
         self.state = _IDLE
-        self._parser = httptools.HttpRequestParser(self)
+        self._parser = _NO_PARSER  # made by receive_data() when needed
         self._events: list[Event] = []
         self._url = b""
         self._headers: list[list[bytes]] = []
@@ -202,8 +205,11 @@ class RequestParser(Restarts):
             else:
                 break  # CLOSED, UPGRADED or FAILED: nothing more is parsed
             self._pending += len(data)
+            parser = self._parser
+            if parser is _NO_PARSER:  # (never after close(): the state stops it above)
+                parser = self._parser = httptools.HttpRequestParser(self)
             try:
-                self._parser.feed_data(data)
+                parser.feed_data(data)
             except httptools.HttpParserUpgrade as exc:
                 data = data[exc.args[0] :]
                 if self._on_upgrade(data) and data:
@@ -437,4 +443,4 @@ class RequestParser(Restarts):
         connection makes for frequent full collections, each pausing every request."""
         if self.state is _IDLE or self.state is _HEAD or self.state is _BODY:
             self.state = _CLOSED
-        self._parser = _RETIRED
+        self._parser = _NO_PARSER
