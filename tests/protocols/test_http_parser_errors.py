@@ -254,6 +254,13 @@ def test_bad_input_after_a_good_request() -> None:
     assert feed_all(data) == [Head(), END, bad(400)]
 
 
+def test_many_empty_lines_before_a_bad_request_after_a_good_one() -> None:
+    # More empty lines than the bytes kept of a request's start (found by fuzzing): the
+    # method is still judged on its own bytes, fed whole as in pieces.
+    data = GET + H + b"\r\n" + b"\n" * 100 + b"BREW /pot HTTP/1.1\r\n" + H + b"\r\n"
+    assert feed_all(data, limits=Limits(request_line=16)) == [Head(), END, bad(501)]
+
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 

@@ -162,7 +162,8 @@ class Restarts:
         (llhttp skips the empty lines before a request)."""
         at = parsed_to(data, state, self._tail, events) if events else 0
         self._head_bytes = len(data) - at  # (counted from here on)
-        return data[at : at + self._start_limit].lstrip(b"\r\n")
+        # (The empty lines first: as many as they are, they must not use up what is kept.)
+        return data[at:].lstrip(b"\r\n")[: self._start_limit]
 
     def _fail(self, status: int, reason: str) -> None:
         if self.state is ParserState.CLOSED or self.state is ParserState.FAILED:
