@@ -8,8 +8,8 @@ import pytest
 
 from tests.protocols.invariants_http import check_request_stream, normalize
 from uvicorn.protocols.http_events import Limits
-from uvicorn.protocols.http_parser import _HOSTS, _METHODS, RequestParser
-from uvicorn.protocols.http_simple import simple_head
+from uvicorn.protocols.http_parser import _HOSTS, _METHODS, _REQUEST_SPECIAL, RequestParser
+from uvicorn.protocols.http_simple import _FIELDS, simple_head
 
 H = b"Host: example.com\r\n"
 GET = b"GET / HTTP/1.1\r\n" + H  # (and the fields that follow)
@@ -133,3 +133,10 @@ def test_keeps_the_parser_where_llhttp_would() -> None:
     assert [normalize(e)[:3] for e in chunked] == [("head", "POST", b"/2"), ("body", b"abc"), end]
     assert [normalize(e)[:3] for e in last] == [("head", "GET", b"/3"), end]
     assert after == []
+
+
+def test_reads_every_field_the_parser_acts_on() -> None:
+    """A field that RequestParser (or llhttp) acts on must be known here too, to be acted on
+    the same way or declined: one added there alone would pass through here unread."""
+    assert _REQUEST_SPECIAL.keys() <= _FIELDS.keys()
+    assert {b"connection", b"proxy-connection"} <= _FIELDS.keys()  # llhttp's
