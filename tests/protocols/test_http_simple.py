@@ -8,8 +8,14 @@ import pytest
 
 from tests.protocols.invariants_http import check_request_stream, normalize
 from uvicorn.protocols.http_events import Limits
-from uvicorn.protocols.http_parser import _HOSTS, _METHODS, _REQUEST_SPECIAL, RequestParser
-from uvicorn.protocols.http_simple import _FIELDS, simple_head
+from uvicorn.protocols.http_parser import (
+    _HOSTS,
+    _METHODS,
+    _NO_PARSER,
+    _REQUEST_SPECIAL,
+    RequestParser,
+)
+from uvicorn.protocols.http_simple import _FIELDS, SIMPLE_MAX, simple_head
 
 H = b"Host: example.com\r\n"
 GET = b"GET / HTTP/1.1\r\n" + H  # (and the fields that follow)
@@ -140,3 +146,23 @@ def test_reads_every_field_the_parser_acts_on() -> None:
     the same way or declined: one added there alone would pass through here unread."""
     assert _REQUEST_SPECIAL.keys() <= _FIELDS.keys()
     assert {b"connection", b"proxy-connection"} <= _FIELDS.keys()  # llhttp's
+
+
+def test_the_parser_reads_short_heads_here_and_long_ones_through_llhttp() -> None:
+    """Up to SIMPLE_MAX bytes, a head of the simplest kind is read here: the connection never
+    makes llhttp's parser. A longer one (a long cookie, say) goes to llhttp, which reads long
+    runs of bytes faster."""
+    short = GET + b"Cookie: " + b"c" * (SIMPLE_MAX - len(GET) - 12) + b"\r\n\r\n"
+    assert len(short) == SIMPLE_MAX and simple_head(short, Limits(), _METHODS, _HOSTS) is not None
+    parser = RequestParser()
+    for _ in range(3):
+        assert [normalize(e)[:3] for e in parser.receive_data(short)] == [
+            ("head", "GET", b"/"),
+            ("end",),
+        ]
+    assert parser._parser is _NO_PARSER
+    long = short.replace(b"Cookie: ", b"Cookie: c")
+    whole, split = check_request_stream(long, [len(long) - 1])
+    assert whole.events == split.events and whole.events[0][0] == "head"
+    parser.receive_data(long)
+    assert parser._parser is not _NO_PARSER

@@ -50,7 +50,7 @@ from uvicorn.protocols.http_rules import (
     split_target,
     status_for,
 )
-from uvicorn.protocols.http_simple import simple_head
+from uvicorn.protocols.http_simple import SIMPLE_MAX, simple_head
 
 __all__ = [  # the events are re-exported: callers import them from the parser
     "END_OF_REQUEST", "BadRequest", "Body", "EndOfRequest", "Event", "Limits", "ParserState",
@@ -171,7 +171,7 @@ class RequestParser(Restarts):
                     data = data.lstrip(b"\r\n")
                     if not data:
                         break
-                if not events and data.endswith(b"\r\n\r\n"):
+                if not events and len(data) <= SIMPLE_MAX and data.endswith(b"\r\n\r\n"):
                     # A whole head, maybe of the simplest kind: read without llhttp.
                     head = simple_head(data, self.limits, _METHODS, _HOSTS)
                     if head is not None:
