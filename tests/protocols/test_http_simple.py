@@ -35,7 +35,7 @@ def learned() -> None:
 READ = [
     b"GET / HTTP/1.1\r\n" + H + b"\r\n",
     b"GET /a/b%20c?x=1&y=%2F?z HTTP/1.1\r\n" + H + b"\r\n",
-    b"HEAD /?  HTTP/1.1\r\n".replace(b"  ", b" ") + H + b"\r\n",
+    b"HEAD /? HTTP/1.1\r\n" + H + b"\r\n",
     b"GET /p HTTP/1.0\r\n" + H + b"\r\n",
     b"GET /p HTTP/1.0\r\n" + H + b"Connection: Keep-Alive\r\n\r\n",
     b"GET /p HTTP/1.1\r\n" + H + b"Connection: CLOSE\r\n\r\n",
