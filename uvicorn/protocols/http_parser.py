@@ -23,6 +23,7 @@ from typing import Final
 
 import httptools
 
+from uvicorn.compiled import COMPILED
 from uvicorn.protocols.http_chunks import ChunkedBody
 from uvicorn.protocols.http_events import (
     END_OF_REQUEST,
@@ -86,6 +87,9 @@ _HOSTS: Final[set[bytes]] = set()  # Host values seen valid, so each is checked 
 _BODY_FIELD_TOO_LARGE: Final = "chunk extension or trailer field too large"
 
 
+# The longest head http_simple.py reads: none in the pure-Python build, where its loops run
+# as bytecode and cost more than llhttp (1.5x on a 70-byte head).
+_SIMPLE_LIMIT: Final = SIMPLE_MAX if COMPILED else 0
 _DEFAULT_LIMITS = Limits()
 # What a RequestParser holds for llhttp's parser before it first needs one (a connection whose
 # requests http_simple.py reads never does: ~3,000 instructions saved) and once closed.
@@ -171,7 +175,7 @@ class RequestParser(Restarts):
                     data = data.lstrip(b"\r\n")
                     if not data:
                         break
-                if not events and len(data) <= SIMPLE_MAX and data.endswith(b"\r\n\r\n"):
+                if not events and len(data) <= _SIMPLE_LIMIT and data.endswith(b"\r\n\r\n"):
                     # A whole head, maybe of the simplest kind: read without llhttp.
                     head = simple_head(data, self.limits, _METHODS, _HOSTS)
                     if head is not None:

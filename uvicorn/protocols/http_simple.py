@@ -2,17 +2,18 @@
 accepts, read the way llhttp and ``RequestParser`` read it.
 
 Most requests arrive whole in one read, without a body and with a few plain fields (a GET on a
-keep-alive connection, say), in at most ``SIMPLE_MAX`` bytes. Through llhttp, httptools calls
-back into Python for the URL, each field, the end of the head and the end of the message, and
-each call costs more than reading the bytes. ``simple_head`` scans such a head in one pass
-instead, byte by byte (mypyc compiles the loops to C), or declines (None) as soon as anything is
-out of the ordinary; the caller then feeds the bytes to llhttp as before, which decides, and
-words the errors. Declined: a head that is not all of the bytes (a body or a pipelined request
-follows); a byte outside what each part may hold (VCHAR, SP, HTAB in a field value: no obs-text,
-no CTL, no bare CR or LF); extra whitespace in the request line; a method that llhttp has not
-yet accepted in this process; a version other than HTTP/1.1 or HTTP/1.0; a target not in
-origin-form or with a byte outside RFC 3986's pchar, "/" and "?" (RFC 9112 section 3.2.1); a
-field name that is not a token; Host other than once with a value already found valid;
+keep-alive connection, say), in at most ``SIMPLE_MAX`` bytes. (Compiled by mypyc only: as
+bytecode, the scan costs more than llhttp, and the pure-Python build does not call it.) Through
+llhttp, httptools calls back into Python for the URL, each field, the end of the head and the
+end of the message, and each call costs more than reading the bytes. ``simple_head`` scans such
+a head in one pass instead, byte by byte (mypyc compiles the loops to C), or declines (None) as
+soon as anything is out of the ordinary; the caller then feeds the bytes to llhttp as before,
+which decides, and words the errors. Declined: a head that is not all of the bytes (a body or a
+pipelined request follows); a byte outside what each part may hold (VCHAR, SP, HTAB in a field
+value: no obs-text, no CTL, no bare CR or LF); extra whitespace in the request line; a method
+that llhttp has not yet accepted in this process; a version other than HTTP/1.1 or HTTP/1.0; a
+target not in origin-form or with a byte outside RFC 3986's pchar, "/" and "?" (RFC 9112 section
+3.2.1); a field name that is not a token; Host other than once with a value already found valid;
 Connection other than once with "close" or "keep-alive"; the fields that frame a body or change
 what follows (Content-Length, Transfer-Encoding, Expect, Upgrade, and Proxy-Connection, which
 llhttp reads as Connection); and anything past the limits.
