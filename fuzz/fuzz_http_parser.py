@@ -9,6 +9,8 @@ Input layout: byte 0 chooses the limits (bits 0-1), whether the websocket upgrad
 A second opinion, from h11 as the server-side parser: every request we accept and complete must
 be read by h11 as the same request (method, target, version, fields, body). A request we accept
 and h11 refuses, or whose body ends elsewhere, is what request smuggling is made of.
+And a third, for the heads protocols/http_simple.py reads without llhttp: each it reads, llhttp
+reads the same (asked directly, as the pure build this runs never calls it from the parser).
 Run: .venvs/fuzz/bin/python fuzz/fuzz_http_parser.py CORPUS_DIR [libFuzzer options]
 """
 
@@ -22,13 +24,14 @@ import _common  # noqa: F401 (puts the repository on sys.path)
 import atheris
 
 with atheris.instrument_imports(include=["uvicorn"]):
-    from uvicorn.protocols.http_parser import Limits
+    from uvicorn.protocols.http_parser import _HOSTS, _METHODS, Limits
+    from uvicorn.protocols.http_simple import SIMPLE_MAX, simple_head
 
 import h11
 from _common import fuzz, split_points
 
 from tests.protocols.invariants import KNOWN_DEFECTS, fail
-from tests.protocols.invariants_http import ParserRun, check_request_stream
+from tests.protocols.invariants_http import ParserRun, check_request_stream, normalize
 
 LIMITS = [
     Limits(),
@@ -48,6 +51,18 @@ def test_one_input(buf: bytes) -> None:
     cuts = split_points(len(data), (flags >> 3) & 3, seed)
     whole, _ = check_request_stream(data, cuts, limits, upgrades)
     h11_agrees(data, whole)
+    simple_agrees(data, limits, whole)
+
+
+def simple_agrees(data: bytes, limits: Limits, run: ParserRun) -> None:
+    """A head http_simple.py reads, llhttp reads the same way (the parser calls it in the
+    compiled build only, and this harness runs the pure one: asked directly here)."""
+    start = data.lstrip(b"\r\n")
+    if not start.endswith(b"\r\n\r\n") or len(start) > SIMPLE_MAX:
+        return
+    head = simple_head(start, limits, _METHODS, _HOSTS)
+    if head is not None and run.events != [normalize(head), ("end",)]:
+        fail(f"http_simple read {head!r} in {data!r}; llhttp: {run.events!r}")
 
 
 # h11 departs from RFC 9112 here, and we do not: it refuses the empty lines a server SHOULD
